@@ -1,0 +1,32 @@
+"""geoest: photo geolocation with hierarchical S2 partitionings and scene classification."""
+from setuptools import find_packages, setup
+
+setup(
+    name="geoest",
+    version="0.1.0",
+    description=("Geolocation estimation of photos using a hierarchical model and scene "
+                 "classification (Müller-Budack et al., ECCV 2018) in TensorFlow 2 / Keras 3."),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["geoest", "geoest.*"]),
+    package_data={"geoest": ["gin/**/*.gin"]},
+    install_requires=[
+        "tensorflow>=2.16",          # Keras 3 is TensorFlow's Keras from 2.16 on
+        "keras>=3.3",
+        "tensorflow-datasets>=4.9",
+        "s2geometry>=0.11",
+        "numpy>=1.26",
+        "absl-py>=2.0",
+        "gin-config>=0.5",
+        "pandas>=2.1",
+        "pyarrow>=14",
+        "tqdm>=4.66",
+        "matplotlib>=3.8",
+        "pillow>=10",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-xdist>=3.5"],
+        "gpu": ["tensorflow[and-cuda]>=2.16"],
+    },
+)
