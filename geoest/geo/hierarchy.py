@@ -1,0 +1,84 @@
+"""The hierarchy between partitionings and the hierarchical prediction f* (§3.4).
+
+With the same tau_min for every partitioning, each cell of the finest partitioning lies inside
+exactly one cell of every coarser one (its S2 ancestor). §3.4 multiplies the probabilities along
+that hierarchy (as YOLO9000 does): p*(fine cell) = prod over partitionings of p(ancestor cell).
+"""
+from typing import Sequence
+
+import numpy as np
+
+from geoest.errors import InputError
+from geoest.geo import s2cell
+
+
+class Hierarchy:
+    """Parents of every finest cell in each partitioning.
+
+    Args:
+      partitionings: Partitioning objects ordered coarse to fine (any number >= 1); the last one
+        is the finest.
+    Attributes:
+      partitionings: the list as given.
+      parents: np.int64 [n_fine, n_partitionings]; parents[c, k] is the class in partitioning k
+        of the cell containing fine cell c (parents[:, -1] == arange(n_fine)).
+    Raises:
+      InputError naming the fine cell and partitioning when a fine cell has no ancestor there
+      (the partitionings were not built from the same images with the same tau_min).
+    """
+
+    def __init__(self, partitionings: Sequence):
+        self.partitionings = list(partitionings)
+        if not self.partitionings:
+            raise InputError("a hierarchy needs at least one partitioning")
+        fine = self.partitionings[-1]
+        first, last = s2cell.leaf_ranges(fine.cell_ids)
+        columns = []
+        for p in self.partitionings:
+            parent, parent_of_last = p.locate_leaves(first), p.locate_leaves(last)
+            orphan = (parent < 0) | (parent != parent_of_last)
+            if orphan.any():
+                c = int(np.argmax(orphan))
+                raise InputError(
+                    f"fine cell {fine.tokens[c]!r} (class {c} of {fine.name!r}) has no ancestor "
+                    f"cell in partitioning {p.name!r}; {orphan.sum()} fine cells are affected. "
+                    "Partitionings of one hierarchy must come from the same images and tau_min.")
+            columns.append(parent)
+        self.parents = np.stack(columns, axis=1)
+
+    def __len__(self) -> int:
+        return len(self.partitionings)
+
+    def _check(self, probs: Sequence, shape_of) -> None:
+        if len(probs) != len(self.partitionings):
+            raise InputError(f"expected {len(self.partitionings)} probability arrays (coarse to "
+                             f"fine), got {len(probs)}")
+        for p, part in zip(probs, self.partitionings):
+            if shape_of(p)[-1] != len(part):
+                raise InputError(f"probabilities for {part.name!r} have {shape_of(p)[-1]} "
+                                 f"classes, the partitioning has {len(part)}")
+
+    def combine(self, probs: Sequence) -> np.ndarray:
+        """Hierarchical probabilities of the finest cells (§3.4), numpy.
+
+        Args:
+          probs: one array per partitioning, coarse to fine, each [batch, n_cells_k]
+            (softmax probabilities).
+        Returns:
+          np.ndarray [batch, n_fine]: product of each fine cell's ancestors' probabilities.
+        """
+        self._check(probs, np.shape)
+        out = np.asarray(probs[-1])[:, self.parents[:, -1]]
+        for k in range(len(probs) - 1):
+            out = out * np.asarray(probs[k])[:, self.parents[:, k]]
+        return out
+
+    def combine_tf(self, probs: Sequence):
+        """`combine` in TensorFlow: list of [batch, n_cells_k] tensors -> [batch, n_fine]."""
+        import tensorflow as tf
+
+        self._check(probs, lambda t: t.shape)
+        out = probs[-1]
+        for k in range(len(probs) - 1):
+            out = out * tf.gather(probs[k], tf.constant(self.parents[:, k]), axis=-1)
+        return out
