@@ -1,0 +1,218 @@
+"""§3.4: from a model's outputs on three crops to cells and GPS coordinates.
+
+The steps, in the paper's order:
+  1. apply the model to three evenly sampled crops of the image and take the mean of the
+     crops' softmax probabilities (`crop_probabilities`);
+  2. standard geo-classification: the class of maximum probability in each partitioning;
+  3. hierarchical geo-classification (f*): multiply the probabilities along the hierarchy of
+     partitionings, coarse to fine (`geoest.geo.Hierarchy.combine`), and take the maximum;
+  4. Class2GPS: the predicted cell's mean image coordinate (or, for base-vgg_c of Table 6, the
+     cell's geometric centre).
+
+`Locator` does steps 2-4 on probabilities, in numpy (`locate`) and in TensorFlow (`locate_tf`,
+used inside the exported SavedModel); both give the same classes and coordinates.
+"""
+import dataclasses
+
+import numpy as np
+
+from geoest.errors import InputError
+
+HIERARCHY = "hierarchy"    # key of the hierarchical (f*) prediction beside the partitionings' names
+SCENE = "scene"            # the MTN's scene head (not a partitioning)
+CENTERS = ("mean", "geometric")
+
+
+def mean_crop_probabilities(logits, num_crops):
+    """§3.4: the mean of the softmax probabilities of each image's crops.
+
+    Args:
+      logits: float tensor [batch * num_crops, n], the crops of one image consecutive.
+      num_crops: int (or scalar int tensor), crops per image (3 in the paper).
+    Returns:
+      float32 tensor [batch, n].
+    """
+    import tensorflow as tf
+
+    probs = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+    n = tf.shape(probs)[-1]
+    return tf.reduce_mean(tf.reshape(probs, [-1, num_crops, n]), axis=1)
+
+
+def output_sizes(model) -> dict:
+    """Output name -> number of classes of a Keras model (dict outputs keep their keys)."""
+    outputs = model.output
+    if not isinstance(outputs, dict):
+        outputs = dict(zip(model.output_names, model.outputs))
+    return {name: int(tensor.shape[-1]) for name, tensor in outputs.items()}
+
+
+def model_outputs(model, images):
+    """The model's outputs as a dict keyed by output name (a one-output model gives one key)."""
+    outputs = model(images, training=False)
+    if isinstance(outputs, dict):
+        return outputs
+    if isinstance(outputs, (list, tuple)):
+        return dict(zip(model.output_names, outputs))
+    return {model.output_names[0]: outputs}
+
+
+def crop_probabilities(model, crops):
+    """§3.4: run the model on every crop and average the crops' probabilities per image.
+
+    Args:
+      model: Keras model taking float32 [N, S, S, 3] in [-1, 1] and returning logits per output.
+      crops: float32 [batch, num_crops, S, S, 3] in [-1, 1] (numpy or tensor).
+    Returns:
+      dict output name -> float32 tensor [batch, n_classes] of mean probabilities.
+    """
+    import tensorflow as tf
+
+    crops = tf.convert_to_tensor(crops, tf.float32)
+    shape = tf.shape(crops)
+    flat = tf.reshape(crops, tf.concat([[-1], shape[2:]], axis=0))
+    return {name: mean_crop_probabilities(logits, shape[1])
+            for name, logits in model_outputs(model, flat).items()}
+
+
+@dataclasses.dataclass
+class Located:
+    """Predictions of one output (a partitioning, or the hierarchy) for a batch, numpy.
+
+    classes: int64 [batch] predicted class; probs: float32 [batch] its probability;
+    lat_deg, lon_deg: float64 [batch] Class2GPS coordinates of the predicted cell;
+    top_classes: int64 [batch, k]; top_probs: float32 [batch, k], best first.
+    """
+    classes: np.ndarray
+    probs: np.ndarray
+    lat_deg: np.ndarray
+    lon_deg: np.ndarray
+    top_classes: np.ndarray
+    top_probs: np.ndarray
+
+
+def top_k(probs: np.ndarray, k: int):
+    """The k largest probabilities per row, best first: (classes int64 [B, k], probs [B, k])."""
+    k = min(k, probs.shape[1])
+    part = np.sort(np.argpartition(-probs, k - 1, axis=1)[:, :k], axis=1)   # ties: lower class first
+    order = np.argsort(-np.take_along_axis(probs, part, axis=1), axis=1, kind="stable")
+    classes = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    return classes, np.take_along_axis(probs, classes, axis=1)
+
+
+class Locator:
+    """Standard and hierarchical geo-classification plus Class2GPS (§3.4) for a set of partitionings.
+
+    Args:
+      partitionings: the `geoest.geo.Partitioning`s of the model's heads, in any order; they are
+        sorted coarse to fine (by number of cells) for the hierarchy.
+      centers: "mean" (the cell's mean image coordinate, §3.4) or "geometric" (the S2 cell's
+        centre, base-vgg_c in Table 6).
+      hierarchy: combine the partitionings hierarchically (needs two or more; f* in Table 3).
+    """
+
+    def __init__(self, partitionings, centers: str = "mean", hierarchy: bool = True):
+        if centers not in CENTERS:
+            raise InputError(f"centers={centers!r}: expected one of {CENTERS}")
+        if not partitionings:
+            raise InputError("no partitionings given: a model needs at least one geo-cell head")
+        names = [p.name for p in partitionings]
+        if len(set(names)) != len(names) or HIERARCHY in names:
+            raise InputError(f"partitioning names {names} must be unique and not {HIERARCHY!r}")
+        self.partitionings = sorted(partitionings, key=len)   # coarse to fine
+        self.centers = centers
+        self._centers = {p.name: np.asarray(p.centers if centers == "mean" else p.geometric_centers(),
+                                            np.float64)
+                         for p in self.partitionings}
+        self.hierarchy = None
+        if hierarchy and len(self.partitionings) >= 2:
+            from geoest.geo import Hierarchy
+            self.hierarchy = Hierarchy(self.partitionings)
+
+    @property
+    def names(self):
+        """Output names, coarse to fine, then HIERARCHY when combined."""
+        return [p.name for p in self.partitionings] + ([HIERARCHY] if self.hierarchy else [])
+
+    @property
+    def main(self) -> str:
+        """The output a user gets by default: f* when there is a hierarchy, else the finest."""
+        return self.names[-1]
+
+    def partitioning(self, name: str):
+        """The partitioning whose cells an output's classes index (the finest for HIERARCHY)."""
+        if name == HIERARCHY:
+            return self.partitionings[-1]
+        for p in self.partitionings:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def _check(self, probs):
+        missing = [p.name for p in self.partitionings if p.name not in probs]
+        if missing:
+            raise InputError(f"model outputs {sorted(probs)} lack the partitionings {missing}")
+        for p in self.partitionings:
+            n = probs[p.name].shape[-1]
+            if n != len(p):
+                raise InputError(f"output {p.name!r} has {n} classes but partitioning {p.name!r} "
+                                 f"has {len(p)} cells")
+
+    def combine(self, probs) -> dict:
+        """Per-output cell probabilities, numpy: the partitionings' own and, for HIERARCHY, §3.4's
+        product along the hierarchy renormalised over the fine cells (the maximum is unchanged).
+
+        Args:
+          probs: dict name -> float [batch, n_cells] (mean crop probabilities).
+        Returns:
+          dict output name (see `names`) -> float32 [batch, n_cells].
+        """
+        self._check(probs)
+        out = {p.name: np.asarray(probs[p.name], np.float32) for p in self.partitionings}
+        if self.hierarchy:
+            joint = self.hierarchy.combine([out[p.name] for p in self.partitionings])
+            out[HIERARCHY] = _normalise(np.asarray(joint, np.float64)).astype(np.float32)
+        return out
+
+    def locate(self, probs, top_k_cells: int = 5) -> dict:
+        """Steps 2-4 of §3.4 in numpy: dict output name -> `Located`."""
+        result = {}
+        for name, cell_probs in self.combine(probs).items():
+            classes, best = top_k(cell_probs, top_k_cells)
+            centers = self._centers[self.partitioning(name).name]
+            result[name] = Located(classes=classes[:, 0], probs=best[:, 0],
+                                   lat_deg=centers[classes[:, 0], 0], lon_deg=centers[classes[:, 0], 1],
+                                   top_classes=classes, top_probs=best)
+        return result
+
+    def locate_tf(self, probs, top_k_cells: int = 5) -> dict:
+        """Steps 2-4 of §3.4 in TensorFlow (graph-safe): dict output name -> dict of tensors
+        "class" int64 [B], "probability" [B], "lat", "lon" float64 [B], "top_classes" int64 [B, k],
+        "top_probabilities" [B, k], "top_cells" string [B, k] (S2 tokens)."""
+        import tensorflow as tf
+
+        self._check(probs)
+        cell_probs = {p.name: tf.cast(probs[p.name], tf.float32) for p in self.partitionings}
+        if self.hierarchy:
+            joint = self.hierarchy.combine_tf([cell_probs[p.name] for p in self.partitionings])
+            joint = tf.cast(joint, tf.float64)
+            cell_probs[HIERARCHY] = tf.cast(joint / tf.maximum(
+                tf.reduce_sum(joint, axis=-1, keepdims=True), 1e-300), tf.float32)
+        result = {}
+        for name, p_cells in cell_probs.items():
+            partitioning = self.partitioning(name)
+            k = min(top_k_cells, len(partitioning))
+            best, classes = tf.math.top_k(p_cells, k=k)
+            classes = tf.cast(classes, tf.int64)
+            centers = tf.constant(self._centers[partitioning.name], tf.float64)
+            tokens = tf.constant(list(partitioning.tokens))
+            result[name] = {"class": classes[:, 0], "probability": best[:, 0],
+                            "lat": tf.gather(centers[:, 0], classes[:, 0]),
+                            "lon": tf.gather(centers[:, 1], classes[:, 0]),
+                            "top_classes": classes, "top_probabilities": best,
+                            "top_cells": tf.gather(tokens, classes)}
+        return result
+
+
+def _normalise(p: np.ndarray) -> np.ndarray:
+    return p / np.maximum(p.sum(axis=-1, keepdims=True), 1e-300)

@@ -1,0 +1,71 @@
+"""Tiny real inputs for the inference tests: clustered photo coordinates, three nested
+partitionings built from them, small Keras models with one logits head per partitioning, and
+JPEG / PNG files drawn with numpy."""
+import io
+
+import numpy as np
+
+CITIES = np.array([[48.86, 2.35], [40.71, -74.0], [35.68, 139.69], [-33.87, 151.21],
+                   [-22.91, -43.17], [30.04, 31.24], [55.75, 37.62], [64.1, -21.9]])
+
+
+def clustered_points(n: int = 3000, seed: int = 0):
+    """Photo-like coordinates: dense around a few cities on every continent, a few scattered."""
+    rng = np.random.default_rng(seed)
+    city = rng.integers(len(CITIES), size=n)
+    spread = rng.choice([0.05, 0.5, 3.0], size=n, p=[0.5, 0.35, 0.15])
+    lat = np.clip(CITIES[city, 0] + rng.normal(size=n) * spread, -89, 89)
+    lon = (CITIES[city, 1] + rng.normal(size=n) * spread + 180) % 360 - 180
+    return lat, lon
+
+
+def partitionings(n: int = 3000, seed: int = 0):
+    """Coarse, middle and fine partitionings of `clustered_points` (tau_min 5; tau_max 400/150/50)."""
+    from geoest.geo import Partitioning
+
+    lat, lon = clustered_points(n, seed)
+    return [Partitioning.build(lat, lon, tau_min=5, tau_max=t, name=name)
+            for t, name in ((400, "coarse"), (150, "middle"), (50, "fine"))]
+
+
+def tiny_model(sizes: dict, image_size: int = 32, seed: int = 0, scene_classes: int | None = None):
+    """A small functional model: images [B, S, S, 3] -> {name: logits [B, n]} (+ "scene")."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    images = keras.Input((image_size, image_size, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(images)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Concatenate()([x, keras.layers.Flatten()(keras.layers.AveragePooling2D(8)(images))])
+    outputs = {name: keras.layers.Dense(n, name=name, kernel_initializer=keras.initializers.RandomNormal(
+        stddev=3.0))(x) for name, n in sizes.items()}
+    if scene_classes:
+        outputs["scene"] = keras.layers.Dense(scene_classes, name="scene")(x)
+    return keras.Model(images, outputs)
+
+
+def constant_model(sizes: dict, winners: dict, image_size: int = 32):
+    """A model whose logits ignore the image: output `name` peaks (logit 10) at class winners[name]."""
+    import keras
+
+    images = keras.Input((image_size, image_size, 3))
+    x = keras.layers.GlobalAveragePooling2D()(images)
+    outputs = {}
+    for name, n in sizes.items():
+        bias = np.zeros(n, np.float32)
+        bias[winners[name]] = 10.0
+        outputs[name] = keras.layers.Dense(n, name=name, kernel_initializer="zeros",
+                                           bias_initializer=keras.initializers.Constant(bias))(x)
+    return keras.Model(images, outputs)
+
+
+def image_bytes(height: int, width: int, seed: int = 0, fmt: str = "JPEG") -> bytes:
+    """An encoded image of smooth random colour blobs."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
+    picture = Image.fromarray(small).resize((width, height), Image.BILINEAR)
+    buffer = io.BytesIO()
+    picture.save(buffer, format=fmt)
+    return buffer.getvalue()

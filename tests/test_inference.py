@@ -1,0 +1,155 @@
+"""§3.4 inference core: three-crop mean, standard and hierarchical (f*) prediction, Class2GPS,
+top-k cells, and ISN routing."""
+import numpy as np
+import pytest
+import s2geometry as s2
+
+import inference_helpers as helpers
+from geoest.errors import InputError
+from geoest.inference import HIERARCHY, IsnEnsemble, Locator, ModelScenes, crop_probabilities, route, top_k
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return helpers.partitionings()
+
+
+def _dirichlet(rng, batch, n):
+    return rng.dirichlet(np.full(n, 0.3), size=batch).astype(np.float32)
+
+
+def _reference_hierarchy(parts, probs):
+    """§3.4 by hand: for every fine cell, find its ancestors by S2 containment, multiply."""
+    coarse_to_fine = sorted(parts, key=len)
+    fine = coarse_to_fine[-1]
+    out = np.ones((probs[fine.name].shape[0], len(fine)))
+    for j, token in enumerate(fine.tokens):
+        fine_cell = s2.S2CellId.FromToken(token)
+        for p in coarse_to_fine:
+            owners = [k for k, t in enumerate(p.tokens) if s2.S2CellId.FromToken(t).contains(fine_cell)]
+            assert len(owners) == 1, (token, p.name)
+            out[:, j] *= probs[p.name][:, owners[0]]
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def test_partitionings_are_a_real_hierarchy(parts):
+    sizes = [len(p) for p in parts]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1] and sizes[0] > 3
+
+
+def test_hierarchical_prediction_equals_reference(parts):
+    rng = np.random.default_rng(1)
+    probs = {p.name: _dirichlet(rng, 6, len(p)) for p in parts}
+    locator = Locator(parts[::-1])  # any order: sorted coarse to fine inside
+    expected = _reference_hierarchy(parts, probs)
+    combined = locator.combine(probs)
+    np.testing.assert_allclose(combined[HIERARCHY], expected, rtol=1e-4, atol=1e-9)
+    located = locator.locate(probs, top_k_cells=3)
+    np.testing.assert_array_equal(located[HIERARCHY].classes, expected.argmax(axis=1))
+    for p in parts:  # standard geo-classification: the argmax of each partitioning
+        np.testing.assert_array_equal(located[p.name].classes, probs[p.name].argmax(axis=1))
+    # f* is not simply the fine argmax: the coarse levels change some predictions
+    assert (located[HIERARCHY].classes != located["fine"].classes).any()
+
+
+def test_tf_path_equals_numpy_path(parts):
+    rng = np.random.default_rng(2)
+    probs = {p.name: _dirichlet(rng, 5, len(p)) for p in parts}
+    locator = Locator(parts, centers="mean")
+    numpy_result = locator.locate(probs, top_k_cells=4)
+    tf_result = locator.locate_tf(probs, top_k_cells=4)
+    assert sorted(tf_result) == sorted(numpy_result) == sorted(["coarse", "middle", "fine", HIERARCHY])
+    for name, located in numpy_result.items():
+        got = {k: v.numpy() for k, v in tf_result[name].items()}
+        np.testing.assert_array_equal(got["top_classes"], located.top_classes)
+        np.testing.assert_allclose(got["top_probabilities"], located.top_probs, rtol=1e-4)
+        np.testing.assert_allclose(got["lat"], located.lat_deg)
+        np.testing.assert_allclose(got["lon"], located.lon_deg)
+        tokens = locator.partitioning(name).tokens
+        assert got["top_cells"][0, 0].decode() == tokens[located.classes[0]]
+
+
+@pytest.mark.parametrize("centers", ["mean", "geometric"])
+def test_class2gps(parts, centers):
+    fine = parts[-1]
+    classes = np.array([0, 3, len(fine) - 1])
+    probs = {p.name: np.full((3, len(p)), 1.0 / len(p), np.float32) for p in parts}
+    probs["fine"] = np.eye(len(fine), dtype=np.float32)[classes] * 0.9 + 0.1 / len(fine)
+    located = Locator(parts, centers=centers, hierarchy=False).locate(probs)["fine"]
+    expected = fine.centers if centers == "mean" else fine.geometric_centers()
+    np.testing.assert_allclose(np.stack([located.lat_deg, located.lon_deg], 1), expected[classes])
+    # either way the coordinate lies inside the predicted cell
+    np.testing.assert_array_equal(fine.assign(located.lat_deg, located.lon_deg), classes)
+
+
+def test_top_k_is_sorted_best_first():
+    rng = np.random.default_rng(3)
+    probs = rng.random((7, 50)).astype(np.float32)
+    classes, best = top_k(probs, 5)
+    np.testing.assert_array_equal(classes, np.argsort(-probs, axis=1)[:, :5])
+    np.testing.assert_array_equal(best, np.sort(probs, axis=1)[:, ::-1][:, :5])
+    assert top_k(probs[:, :3], 5)[0].shape == (7, 3)
+
+
+def test_three_crop_mean_of_softmax():
+    model = helpers.tiny_model({"a": 6, "b": 4}, image_size=16)
+    rng = np.random.default_rng(4)
+    crops = rng.uniform(-1, 1, size=(2, 3, 16, 16, 3)).astype(np.float32)
+    got = {k: v.numpy() for k, v in crop_probabilities(model, crops).items()}
+    for name in ("a", "b"):
+        per_crop = []
+        for c in range(3):   # each crop on its own: softmax of the logits, then the mean
+            logits = model(crops[:, c], training=False)[name].numpy().astype(np.float64)
+            e = np.exp(logits - logits.max(axis=1, keepdims=True))
+            per_crop.append(e / e.sum(axis=1, keepdims=True))
+        np.testing.assert_allclose(got[name], np.mean(per_crop, axis=0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got[name].sum(axis=1), 1.0, rtol=1e-5)
+        assert not np.allclose(per_crop[0], per_crop[1])  # the crops really differ
+
+
+def test_locator_rejects_mismatched_heads(parts):
+    locator = Locator(parts)
+    probs = {p.name: np.ones((1, len(p)), np.float32) for p in parts}
+    probs["middle"] = np.ones((1, 3), np.float32)
+    with pytest.raises(InputError, match="middle"):
+        locator.locate(probs)
+    with pytest.raises(InputError, match="lack"):
+        locator.locate({"fine": probs["fine"]})
+    with pytest.raises(InputError, match="centers"):
+        Locator(parts, centers="median")
+
+
+def test_route_is_argmax_and_rejects_unknown():
+    probs3 = np.array([[0.5, 0.2, 0.3], [0.1, 0.1, 0.8], [0.2, 0.7, 0.1]])
+    np.testing.assert_array_equal(route(probs3), [0, 2, 1])
+    with pytest.raises(InputError, match="img_b"):
+        route(np.array([[0.5, 0.2, 0.3], [np.nan] * 3]), ids=["img_a", "img_b"])
+
+
+def test_isn_routing_sends_each_image_to_its_concept_model():
+    sizes = {"coarse": 5, "fine": 9}
+    # ISN k always predicts class k in coarse and 2k+1 in fine: the output names the ISN used
+    models = {concept: helpers.constant_model(sizes, {"coarse": k, "fine": 2 * k + 1}, image_size=8)
+              for k, concept in enumerate(("indoor", "natural", "urban"))}
+    probs3 = np.array([[0.1, 0.2, 0.7], [0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [0.4, 0.35, 0.25]])
+    batch = {"crops": np.zeros((5, 3, 8, 8, 3), np.float32), "probs3": probs3, "id": np.arange(5)}
+    ensemble = IsnEnsemble(models, scenes=lambda b: b["probs3"])
+    concepts = ensemble.concepts(batch)
+    np.testing.assert_array_equal(concepts, [2, 0, 1, 2, 0])
+    probs = ensemble.probabilities(batch)
+    np.testing.assert_array_equal(probs["coarse"].argmax(axis=1), concepts)
+    np.testing.assert_array_equal(probs["fine"].argmax(axis=1), 2 * concepts + 1)
+    with pytest.raises(InputError, match="expected exactly"):
+        IsnEnsemble({"indoor": models["indoor"], "urban": models["urban"]})
+
+
+def test_routing_by_an_mtn_scene_head():
+    sizes = {"fine": 4}
+    mtn = helpers.tiny_model(sizes, image_size=8, scene_classes=3)
+    crops = np.random.default_rng(5).uniform(-1, 1, (6, 3, 8, 8, 3)).astype(np.float32)
+    scenes = ModelScenes(mtn)
+    probs3 = scenes({"crops": crops})
+    expected = crop_probabilities(mtn, crops)["scene"].numpy()
+    np.testing.assert_allclose(probs3, expected, rtol=1e-6)
+    with pytest.raises(InputError, match="scene output"):
+        ModelScenes(helpers.tiny_model(sizes, image_size=8))
