@@ -211,10 +211,7 @@ class Partitioning:
         lat, lon = validate_coordinates(lat_deg, lon_deg, source)
         if lat.size == 0:
             raise InputError(f"{source}: no coordinates to partition")
-        leaves = s2cell.leaf_ids(lat, lon)
-        order = np.lexsort((lon, lat, leaves))
-        leaves, lat, lon = leaves[order], lat[order], lon[order]
-        del order
+        leaves, lat, lon = _sort_points(s2cell.leaf_ids(lat, lon), lat, lon)
 
         starts, ends = _runs(s2cell.parent_ids(leaves, min_level))
         keep = ends - starts > tau_min
@@ -316,6 +313,25 @@ class Partitioning:
                     zip(self.tokens, self.counts.tolist(), self.centers.tolist())):
                 f.write(f"{k},{token},{count},{lat!r},{lon!r}\n")
         os.replace(tmp, path)
+
+
+def _sort_points(leaves, lat, lon):
+    """Sorts points by (leaf cell, lat, lon), so sums over a cell never depend on input order.
+
+    A stable radix sort on the leaf ids does most of the work; only runs of equal leaf ids
+    (photos within a centimetre of each other) are then ordered by their coordinates.
+    """
+    order = np.argsort(leaves, kind="stable")
+    leaves, lat, lon = leaves[order], lat[order], lon[order]
+    tied = np.zeros(len(leaves), dtype=bool)
+    same = leaves[1:] == leaves[:-1]
+    tied[1:] |= same
+    tied[:-1] |= same
+    if tied.any():
+        idx = np.flatnonzero(tied)
+        sub = np.lexsort((lon[idx], lat[idx], leaves[idx]))
+        lat[idx], lon[idx] = lat[idx][sub], lon[idx][sub]
+    return leaves, lat, lon
 
 
 def _runs(sorted_ids: np.ndarray):

@@ -1,0 +1,53 @@
+"""Builds an adaptive S2 geo-cell partitioning from photo coordinates (§3.1, Table 1).
+
+python tools/create_partitioning.py --meta_csv=META.csv --tau_min=50 --tau_max=1000 \
+    --output=cells_50_1000.csv [--lat_column=LAT --lon_column=LON --id_column=IMG_ID \
+    --min_level=2 --max_level=30]
+"""
+import logging
+import time
+
+from absl import app, flags
+from absl import logging as absl_logging
+
+from geoest.errors import InputError
+from geoest.geo import Partitioning
+from geoest.geo.meta import read_coordinates
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("meta_csv", None, "CSV with one row per photo (IMG_ID,LAT,LON,...).")
+flags.DEFINE_string("output", None, "Partitioning CSV to write.")
+flags.DEFINE_integer("tau_min", 50, "Cells with <= tau_min photos are dropped (§3.1).")
+flags.DEFINE_integer("tau_max", 1000, "Cells with > tau_max photos are split (§3.1).")
+flags.DEFINE_string("lat_column", "LAT", "Latitude column (degrees).")
+flags.DEFINE_string("lon_column", "LON", "Longitude column (degrees).")
+flags.DEFINE_string("id_column", "IMG_ID", "Photo id column.")
+flags.DEFINE_integer("min_level", 2, "S2 level to start the subdivision at.")
+flags.DEFINE_integer("max_level", 30, "S2 level to stop splitting at.")
+flags.mark_flags_as_required(["meta_csv", "output"])
+
+
+def main(argv):
+    del argv
+    logging.getLogger("geoest").setLevel(logging.INFO)
+    start = time.perf_counter()
+    try:
+        lat, lon = read_coordinates(FLAGS.meta_csv, FLAGS.lat_column, FLAGS.lon_column,
+                                    FLAGS.id_column)
+        absl_logging.info("read %d photos from %s in %.1f s", len(lat), FLAGS.meta_csv,
+                          time.perf_counter() - start)
+        p = Partitioning.build(lat, lon, tau_min=FLAGS.tau_min, tau_max=FLAGS.tau_max,
+                               min_level=FLAGS.min_level, max_level=FLAGS.max_level,
+                               source=FLAGS.meta_csv)
+        p.to_csv(FLAGS.output)
+    except InputError as err:
+        raise app.UsageError(str(err)) from None
+    levels = p.levels
+    print(f"{FLAGS.output}: {len(p)} cells (levels {levels.min()}-{levels.max()}) holding "
+          f"{p.counts.sum()} of {len(lat)} photos; {len(lat) - p.counts.sum()} photos in cells "
+          f"with <= {FLAGS.tau_min} photos belong to no class; "
+          f"{time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,30 @@
+"""Scores a results file in the published format (img_id,gt_lat,predicted_lat,gt_long,
+predicted_long,great_circle_distance) and prints one JSON object (Table 6; per scene, Table 4).
+
+python tools/score_predictions.py --predictions_csv=results.csv [--meta_csv=im2gps3k_places365.csv]
+"""
+import json
+
+from absl import app, flags
+
+from geoest.errors import InputError
+from geoest.geo.scoring import score_file
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("predictions_csv", None, "Results CSV to score.")
+flags.DEFINE_string("meta_csv", None, "Optional Im2GPS-format meta CSV (S3_Label) for the "
+                    "indoor / natural / urban breakdown.")
+flags.mark_flag_as_required("predictions_csv")
+
+
+def main(argv):
+    del argv
+    try:
+        scores = score_file(FLAGS.predictions_csv, FLAGS.meta_csv)
+    except InputError as err:
+        raise app.UsageError(str(err)) from None
+    print(json.dumps(scores, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)
