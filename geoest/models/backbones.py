@@ -1,0 +1,101 @@
+"""Feature extractors for §3.3: an image in [-1, 1] to the global-pooling feature vector.
+
+§4 trains ResNet-101 (the v2 variant of the paper's original TensorFlow implementation); Table 6
+compares against VGG16 (base-vgg). Every backbone takes images scaled to [-1, 1] (what
+`geoest.data.pipeline` yields) and converts them to what its ImageNet weights expect.
+
+    BACKBONES["resnet101v2"](images, weights=None)  # -> features [batch, 2048]
+"""
+import os
+
+import keras
+
+from geoest.errors import InputError
+
+BACKBONES = {}
+
+
+def _register(name):
+    def decorate(fn):
+        BACKBONES[name] = fn
+        return fn
+    return decorate
+
+
+@keras.saving.register_keras_serializable(package="geoest")
+class CaffePreprocess(keras.layers.Layer):
+    """[-1, 1] RGB to the "caffe" input of VGG16 ImageNet weights: BGR in [0, 255] minus the mean."""
+
+    _BGR_MEAN = (103.939, 116.779, 123.68)
+
+    def call(self, images):
+        bgr_255 = (keras.ops.flip(images, axis=-1) + 1.0) * 127.5
+        return bgr_255 - keras.ops.convert_to_tensor(self._BGR_MEAN, dtype=images.dtype)
+
+
+def _from_symmetric_to_255(images):
+    """[-1, 1] to [0, 255] for applications that preprocess inside the model (EfficientNetV2, ConvNeXt)."""
+    return keras.layers.Rescaling(127.5, offset=127.5, name="to_0_255")(images)
+
+
+def _application(constructor, name, images, weights, **kwargs):
+    """Runs a `keras.applications` constructor without its top; returns pooled features [batch, d]."""
+    if weights not in (None, "imagenet") and not os.path.exists(weights):
+        raise InputError(f"backbone {name!r}: weights file {weights!r} does not exist; expected None, "
+                         "'imagenet' or the path of a local weights file (.weights.h5 / .h5)")
+    try:
+        base = constructor(include_top=False, weights=weights, input_shape=tuple(images.shape[1:]),
+                           pooling="avg", **kwargs)
+    except Exception as error:  # keras raises a bare Exception for a failed download
+        if weights != "imagenet":
+            raise
+        raise InputError(
+            f"backbone {name!r}: could not fetch its ImageNet weights ({error}). Offline? Download them "
+            "once into ~/.keras/models/ or pass the path of a local weights file as `weights`.") from error
+    return base(images)
+
+
+@_register("resnet50v2")
+def resnet50v2(images, weights=None):
+    return _application(keras.applications.ResNet50V2, "resnet50v2", images, weights)
+
+
+@_register("resnet101v2")
+def resnet101v2(images, weights=None):
+    """§4: "a ResNet architecture with 101 convolutional layers" (pre-activation v2, inputs in [-1, 1])."""
+    return _application(keras.applications.ResNet101V2, "resnet101v2", images, weights)
+
+
+@_register("resnet152v2")
+def resnet152v2(images, weights=None):
+    return _application(keras.applications.ResNet152V2, "resnet152v2", images, weights)
+
+
+@_register("vgg16")
+def vgg16(images, weights=None):
+    """Table 6, base-vgg(L, m): VGG16 as used by Im2GPS [39]."""
+    return _application(keras.applications.VGG16, "vgg16", CaffePreprocess(name="caffe_preprocess")(images),
+                        weights)
+
+
+@_register("efficientnetv2s")
+def efficientnetv2s(images, weights=None):
+    """A stronger modern backbone (not in the paper); preprocesses [0, 255] inputs itself."""
+    return _application(keras.applications.EfficientNetV2S, "efficientnetv2s",
+                        _from_symmetric_to_255(images), weights)
+
+
+@_register("convnext_tiny")
+def convnext_tiny(images, weights=None):
+    """A stronger modern backbone (not in the paper); preprocesses [0, 255] inputs itself."""
+    return _application(keras.applications.ConvNeXtTiny, "convnext_tiny", _from_symmetric_to_255(images), weights)
+
+
+@_register("tiny")
+def tiny(images, weights=None):
+    """Two strided convolutions and global pooling: for tests and CPU smoke runs, never for results."""
+    if weights is not None:
+        raise InputError(f"backbone 'tiny' has no pretrained weights; got weights={weights!r}")
+    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu", name="tiny_conv1")(images)
+    x = keras.layers.Conv2D(32, 3, strides=2, activation="relu", name="tiny_conv2")(x)
+    return keras.layers.GlobalAveragePooling2D(name="tiny_pool")(x)

@@ -1,0 +1,37 @@
+"""Gin files: the project's gin/ folder on the search path, parse errors as InputError."""
+import os
+import pathlib
+
+import gin
+
+from geoest.errors import InputError
+
+_PACKAGE = pathlib.Path(__file__).resolve().parents[1]
+# The repository's gin/ (and its root, so "gin/base_M.gin" works from anywhere), or gin/ packaged in geoest.
+GIN_SEARCH_PATH = (_PACKAGE.parent / "gin", _PACKAGE.parent, _PACKAGE / "gin")
+
+
+def add_search_paths() -> None:
+    for path in GIN_SEARCH_PATH:
+        if path.is_dir() and str(path) not in gin.config._LOCATION_PREFIXES:  # noqa: SLF001 (no public getter)
+            gin.add_config_file_search_path(str(path))
+
+
+def parse_gin(gin_files=(), gin_params=()) -> None:
+    """Parses gin files (path, or name under gin/: "isn_urban.gin", "gin/isn_urban.gin") and bindings.
+
+    Raises:
+      InputError: a missing file or an unknown / malformed binding, with gin's message.
+    """
+    import geoest.training  # noqa: F401  registers the configurables the gin files bind
+
+    add_search_paths()
+    try:
+        gin.parse_config_files_and_bindings(list(gin_files), list(gin_params))
+    except (ValueError, OSError, SyntaxError) as error:
+        raise InputError(f"gin files {list(gin_files)} / bindings {list(gin_params)}: {error}") from error
+
+
+def variant_name(gin_files) -> list:
+    """The gin file names of a run without folders and extension ("gin/isn_urban.gin" -> "isn_urban")."""
+    return [os.path.splitext(os.path.basename(f))[0] for f in gin_files]

@@ -1,0 +1,144 @@
+"""Input functions of the trainer: TFRecords (§4) or synthetic images (tests, smoke runs, benchmarks).
+
+An input function is called as `fn(partitionings, batch_size, image_size, scene_level)` and returns
+`Inputs`; gin picks it (`train.inputs = @tfrecord_inputs`), so the demo and tests can swap it.
+  train:      (images float32 [B, S, S, 3] in [-1, 1], {partitioning name: int64 [B], "scene": int64 [B]})
+              repeated; B is the global batch.
+  validation: the same pair with "lat" and "lon" (float, degrees) in the dict; finite; or None.
+A label -1 means "no class" (no cell of that partitioning holds the photo; scene unknown): it adds
+nothing to the loss and is left out of top-1 accuracy.
+"""
+import dataclasses
+from typing import Optional
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from geoest.errors import InputError
+
+LAT, LON = "lat", "lon"
+
+
+@dataclasses.dataclass
+class Inputs:
+    train: tf.data.Dataset
+    validation: Optional[tf.data.Dataset]
+    train_images: Optional[int] = None  # images in one pass over the training data, when known
+    description: str = ""               # names the data in error messages
+
+
+@gin.configurable
+def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train_files=gin.REQUIRED,
+                    validation_files=None, concept=None, tau_s=0.3, scene_hierarchy=None,
+                    train_images=None, shuffle_buffer=None, seed=None) -> Inputs:
+    """§4 training data from TFRecord shards (`tools/build_tfrecords.py`).
+
+    Args:
+      partitionings, batch_size, image_size, scene_level: given by the trainer.
+      train_files, validation_files: glob patterns of TFRecord shards.
+      concept, tau_s: §3.3 ISN: train only on images whose probability of `concept`
+        ("indoor", "natural" or "urban") is > tau_s (§4: 0.3).
+      scene_hierarchy: (scene_hierarchy_places365.csv, categories_places365.txt) paths, needed when
+        the records hold 365 scene probabilities and a scene level or a concept is used.
+      train_images: images per epoch; counted once (and cached by the trainer) when None.
+    """
+    from geoest.data import pipeline
+
+    matrices = None
+    if scene_hierarchy is not None:
+        from geoest.scene.places365 import load_scene_hierarchy
+        matrices = load_scene_hierarchy(*scene_hierarchy)
+    options = {} if shuffle_buffer is None else {"shuffle_buffer": shuffle_buffer}
+    train = pipeline.train_dataset(train_files, partitionings, batch_size, image_size=image_size,
+                                   scene_level=scene_level, concept=concept, tau_s=tau_s,
+                                   scene_matrices=matrices, seed=seed, **options)
+    validation = None
+    if validation_files:
+        evaluation = pipeline.eval_dataset(validation_files, batch_size, image_size=image_size,
+                                           partitionings=partitionings)
+        names = [p.name for p in partitionings]
+        validation = evaluation.map(lambda d: _center_crop_pair(d, names, scene_level),
+                                    num_parallel_calls=tf.data.AUTOTUNE)
+    if train_images is None:
+        once = pipeline.train_dataset(train_files, partitionings, batch_size, image_size=image_size,
+                                      scene_level=scene_level, concept=concept, tau_s=tau_s,
+                                      scene_matrices=matrices, repeat=False, **options)
+        train_images = count_images(once, f"{train_files}")
+    description = f"TFRecords {train_files!r}" + (f" (concept {concept!r}, tau_S {tau_s})" if concept else "")
+    return Inputs(train, validation, train_images, description)
+
+
+def _center_crop_pair(example, names, scene_level):
+    """Eval dict (three crops, §3.4) to a validation pair on the centre crop."""
+    images = example["crops"][:, 1]
+    targets = {name: tf.cast(example[name], tf.int64) for name in names}
+    if scene_level:
+        unknown = -tf.ones_like(targets[names[0]])
+        targets["scene"] = tf.cast(example.get("scene", unknown), tf.int64)
+    targets[LAT], targets[LON] = example["lat"], example["lon"]
+    return images, targets
+
+
+def count_images(dataset: tf.data.Dataset, description: str) -> int:
+    """Images in one pass over a finite batched dataset of (images, labels) pairs."""
+    from tqdm import tqdm
+
+    total = 0
+    with tqdm(desc=f"counting training images of {description}", unit=" img") as bar:
+        for n in dataset.map(lambda images, labels: tf.shape(images)[0]).as_numpy_iterator():
+            total += int(n)
+            bar.update(int(n))
+    return total
+
+
+@gin.configurable
+def synthetic_inputs(partitionings, batch_size, image_size, scene_level, *, num_images=256,
+                     num_validation=64, seed=0) -> Inputs:
+    """A small learnable dataset: photos at real cell centres whose colours encode lat and lon.
+
+    Each image is a constant colour (lat/90, lon/180, lat*lon/16200) plus noise, so a tiny network
+    can learn where it was taken; the scene label is the finest class modulo the number of scenes.
+    """
+    from geoest.models import SCENE_CLASSES
+
+    rng = np.random.default_rng(seed)
+    finest = partitionings[-1]
+    cells = rng.integers(0, len(finest), num_images + num_validation)
+    lat = finest.centers[cells, 0].astype(np.float32)
+    lon = finest.centers[cells, 1].astype(np.float32)
+    labels = {p.name: p.assign(lat, lon) for p in partitionings}
+    if scene_level:
+        labels["scene"] = labels[finest.name] % SCENE_CLASSES[scene_level]
+
+    def make(index, shuffle):
+        data = tf.data.Dataset.from_tensor_slices(({k: v[index] for k, v in labels.items()},
+                                                   lat[index], lon[index]))
+        if shuffle:
+            data = data.shuffle(len(index), seed=seed, reshuffle_each_iteration=True).repeat()
+
+        def to_pair(target, lat_deg, lon_deg):
+            colour = tf.stack([lat_deg / 90.0, lon_deg / 180.0, lat_deg * lon_deg / 16200.0])
+            noise = tf.random.stateless_normal([image_size, image_size, 3],
+                                               seed=tf.cast(tf.stack([lat_deg * 1e3, lon_deg * 1e3]), tf.int64),
+                                               stddev=0.1)
+            images = tf.clip_by_value(colour + noise, -1.0, 1.0)
+            return images, target if shuffle else {**target, LAT: lat_deg, LON: lon_deg}
+
+        return data.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE).batch(
+            batch_size, drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)
+
+    train = make(np.arange(num_images), shuffle=True)
+    validation = make(np.arange(num_images, num_images + num_validation), shuffle=False) if num_validation else None
+    return Inputs(train, validation, num_images, f"synthetic ({num_images} images)")
+
+
+def require_images(inputs: Inputs) -> None:
+    """Raises InputError when the training data holds no image (e.g. nothing passes the ISN filter)."""
+    if inputs.train_images is not None:
+        empty = inputs.train_images == 0
+    else:
+        empty = not list(inputs.train.take(1).as_numpy_iterator())
+    if empty:
+        raise InputError(f"training data {inputs.description or '(unnamed)'} holds zero images after "
+                         "filtering; check the file pattern, the concept and tau_S")

@@ -1,0 +1,219 @@
+"""The §4 training run of any Table-3 variant: build, compile, resume, fit, keep the best model.
+
+Files in model_dir:
+  best.keras, best.json      best-on-validation model (no optimizer state) and its val_* metrics
+  checkpoints/ckpt-<step>.*  model + optimizer (step counter included), every N steps and each epoch
+  logs/                      metrics.csv (one row per epoch) and TensorBoard (train/, validation/)
+  operative_config.gin       the gin parameters the run used
+  variant.json               gin files and heads of the run; another variant in this dir is refused
+  partitionings/*.csv        the partitionings of the geo heads (Class2GPS needs them)
+  train_images.json          images per epoch, counted once
+"""
+import importlib.util
+import json
+import logging
+import os
+import shutil
+
+import gin
+import keras
+import tensorflow as tf
+
+from geoest.errors import InputError
+from geoest.geo import Hierarchy, Partitioning
+from geoest.models import (SCENE_CLASSES, SCENE_HEAD, Top1Accuracy, add_weight_decay, build_model, make_losses,
+                           output_sizes)
+from geoest.training.callbacks import GeoValidation, PeriodicCheckpoint
+from geoest.training.distribute import worker_path
+from geoest.training.inputs import LAT, LON, require_images
+from geoest.training.optimization import make_optimizer
+
+BEST_MODEL = "best.keras"
+CHECKPOINTS = "checkpoints"
+VARIANT = "variant.json"
+OPERATIVE_CONFIG = "operative_config.gin"
+
+
+def load_partitionings(files, directory=None) -> list:
+    """Partitioning CSVs (coarse to fine); relative names are looked up in `directory`."""
+    paths = [f if directory is None or os.path.isabs(f) else os.path.join(directory, f) for f in files]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise InputError(f"partitioning file {path} does not exist; expected a cells_*.csv file "
+                             "(set PARTITIONINGS_DIR or train.partitionings)")
+    return [Partitioning.from_csv(path) for path in paths]
+
+
+def check_variant(model_dir: str, variant: dict) -> None:
+    """Writes model_dir/variant.json, or checks that the one there describes the same variant."""
+    path = os.path.join(model_dir, VARIANT)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            stored = json.load(f)
+        if stored != variant:
+            raise InputError(f"model_dir {model_dir} holds a different run: {stored} (from {path}); "
+                             f"this run is {variant}. Use another --model_dir, or the same gin files "
+                             "and partitionings to resume.")
+        return
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(variant, f, indent=1)
+
+
+def initialize_from(model: keras.Model, path: str) -> None:
+    """Copies the weights of a trained model (a .keras file or a model dir) into `model`, by layer name.
+
+    Every geo head of `model` must be in the source with the same number of classes; a scene head
+    missing there stays newly initialised (fine-tuning an MTN from a baseline).
+    """
+    source_path = os.path.join(path, BEST_MODEL) if os.path.isdir(path) else path
+    if not os.path.isfile(source_path):
+        raise InputError(f"init_from: {source_path} does not exist; expected a .keras model or a model dir "
+                         f"holding {BEST_MODEL}")
+    source = keras.saving.load_model(source_path, compile=False)
+    have, want = output_sizes(source), output_sizes(model)
+    wrong = {k: v for k, v in want.items() if k != SCENE_HEAD and have.get(k) != v}
+    if wrong or (SCENE_HEAD in want and have.get(SCENE_HEAD, want[SCENE_HEAD]) != want[SCENE_HEAD]):
+        raise InputError(f"init_from {source_path}: its heads {have} do not match this run's partitioning "
+                         f"files and scene level {want}")
+    by_name = {layer.name: layer for layer in source.layers}
+    for layer in model.layers:
+        if layer.name in by_name and layer.weights:
+            layer.set_weights(by_name[layer.name].get_weights())
+    logging.info("initialised from %s", source_path)
+
+
+@gin.configurable(denylist=["model_dir", "strategy", "variant", "callbacks"])
+def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, variant=(), callbacks=(),
+          partitionings=gin.REQUIRED, partitionings_dir=None, scene_level=None, inputs=gin.REQUIRED,
+          image_size=224, batch_size=128, epochs=15, steps_per_epoch=None, validation_steps=None,
+          checkpoint_every_n_steps=1000, keep_checkpoints=3, init_from=None, monitor="val_loss",
+          mixed_precision=None, jit_compile=False, steps_per_execution=1) -> keras.Model:
+    """Trains one variant (§3.3, §4); re-running with the same model_dir resumes.
+
+    Args:
+      model_dir: where checkpoints, logs and the best model go (see the module docstring).
+      strategy: a tf.distribute strategy (`geoest.training.make_strategy`); None: the default one.
+      variant: names of the gin files of the run; a model_dir trained with others is refused.
+      callbacks: extra Keras callbacks (run after the trainer's own).
+      partitionings: partitioning CSV files, coarse to fine; one geo head each, named by file stem.
+      partitionings_dir: directory of relative `partitionings` names.
+      scene_level: None, or "S3" / "S16" / "S365" for the MTN scene head (§3.3).
+      inputs: input function (`tfrecord_inputs`, `synthetic_inputs`): see geoest.training.inputs.
+      image_size, batch_size: input side S and global batch (§4: 224, 128).
+      epochs, steps_per_epoch: §4: 15 epochs; steps per epoch from the number of images when None.
+      validation_steps: batches per validation (all when None).
+      checkpoint_every_n_steps, keep_checkpoints: checkpoint frequency and how many to keep.
+      init_from: a .keras model or model dir to start from (ISN fine-tuning from base_M, §4).
+      monitor: the val_* metric choosing the best model (minimised when it names a loss).
+      mixed_precision: None, "mixed_float16" (GPU) or "mixed_bfloat16" (TPU).
+      jit_compile, steps_per_execution: XLA and steps per compiled call, passed to `compile`.
+    Returns:
+      The trained model (the last step's weights; the best one is in model_dir/best.keras).
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    os.makedirs(model_dir, exist_ok=True)
+    if scene_level is not None and scene_level not in SCENE_CLASSES:
+        raise InputError(f"train.scene_level={scene_level!r}; expected None or one of {sorted(SCENE_CLASSES)}")
+    parts = load_partitionings(partitionings, partitionings_dir)
+    hierarchy = Hierarchy(parts) if len(parts) > 1 else None
+    data = inputs(parts, batch_size, image_size, scene_level)
+    require_images(data)
+    steps_per_epoch = steps_per_epoch or _steps_per_epoch(model_dir, data, batch_size)
+    previous_policy = keras.mixed_precision.global_policy()
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy(mixed_precision)
+    try:
+        with strategy.scope():
+            model = build_model(parts, image_size=image_size,
+                                scene_classes=SCENE_CLASSES[scene_level] if scene_level else None)
+            check_variant(model_dir, {"gin_files": list(variant), "heads": output_sizes(model)})
+            add_weight_decay(model)
+            losses, loss_weights = make_losses(model.output_names)
+            model.compile(optimizer=make_optimizer(steps_per_epoch), loss=losses, loss_weights=loss_weights,
+                          metrics={name: [Top1Accuracy()] for name in model.output_names},
+                          jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+            model.optimizer.build(model.trainable_variables)
+            manager = _restore_or_initialize(model, model_dir, strategy, keep_checkpoints, init_from)
+        _save_run_files(model_dir, parts)
+        names = list(model.output_names)
+        train_data = data.train.map(lambda x, y: (x, {k: y[k] for k in names}))
+        validation = GeoValidation(data.validation, parts, hierarchy, strategy, loss_weights,
+                                   worker_path(os.path.join(model_dir, BEST_MODEL), strategy),
+                                   monitor=monitor, steps=validation_steps)
+        all_callbacks = [validation, PeriodicCheckpoint(manager, checkpoint_every_n_steps),
+                         *_log_callbacks(worker_path(os.path.join(model_dir, "logs"), strategy)), *callbacks]
+        _fit(model, train_data, epochs, steps_per_epoch, all_callbacks)
+        _save_run_files(model_dir, parts)
+        return model
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _log_callbacks(log_dir) -> list:
+    """Epoch metrics appended to log_dir/metrics.csv, and TensorBoard logs when tensorboard is installed."""
+    os.makedirs(log_dir, exist_ok=True)
+    loggers = [keras.callbacks.CSVLogger(os.path.join(log_dir, "metrics.csv"), append=True)]
+    if importlib.util.find_spec("tensorboard") is not None:
+        loggers.append(keras.callbacks.TensorBoard(log_dir))
+    else:
+        logging.warning("tensorboard is not installed: no TensorBoard logs (metrics go to %s/metrics.csv)", log_dir)
+    return loggers
+
+
+def _steps_per_epoch(model_dir, data, batch_size) -> int:
+    cache = os.path.join(model_dir, "train_images.json")
+    if os.path.exists(cache):
+        with open(cache, encoding="utf-8") as f:
+            images = json.load(f)["train_images"]
+    else:
+        images = data.train_images
+        if images is None:
+            raise InputError("train.steps_per_epoch is not set and the input function does not know how many "
+                             "training images there are; set train.steps_per_epoch")
+        with open(cache, "w", encoding="utf-8") as f:
+            json.dump({"train_images": images}, f)
+    return max(1, images // batch_size)
+
+
+def _restore_or_initialize(model, model_dir, strategy, keep, init_from) -> tf.train.CheckpointManager:
+    """Resumes from the latest checkpoint in model_dir, else starts from `init_from` (if any)."""
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    directory = os.path.join(model_dir, CHECKPOINTS)
+    latest = tf.train.latest_checkpoint(directory)
+    if latest:
+        try:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+        except (ValueError, AssertionError) as error:
+            raise InputError(f"checkpoint {latest} does not fit this model (partitioning files or backbone "
+                             f"changed?): {error}") from error
+        logging.info("resuming from %s at step %d", latest, int(model.optimizer.iterations.numpy()))
+    elif init_from:
+        initialize_from(model, init_from)
+    return tf.train.CheckpointManager(checkpoint, worker_path(directory, strategy), max_to_keep=keep)
+
+
+def _save_run_files(model_dir, parts) -> None:
+    os.makedirs(os.path.join(model_dir, "partitionings"), exist_ok=True)
+    for p in parts:
+        target = os.path.join(model_dir, "partitionings", f"{p.name}.csv")
+        if not os.path.exists(target):
+            p.to_csv(target)
+    with open(os.path.join(model_dir, OPERATIVE_CONFIG), "w", encoding="utf-8") as f:
+        f.write(gin.operative_config_str())
+
+
+def _fit(model, train_data, epochs, steps_per_epoch, callbacks) -> None:
+    """Runs the remaining steps; a run stopped mid-epoch first finishes that epoch."""
+    step = int(model.optimizer.iterations.numpy())
+    epoch, done_in_epoch = divmod(step, steps_per_epoch)
+    if epoch >= epochs:
+        logging.info("training already finished: step %d of %d", step, epochs * steps_per_epoch)
+        return
+    if done_in_epoch:
+        logging.info("resuming epoch %d at its step %d", epoch + 1, done_in_epoch + 1)
+        model.fit(train_data, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps_per_epoch - done_in_epoch,
+                  callbacks=callbacks, verbose=2)
+        epoch += 1
+    if epoch < epochs:
+        model.fit(train_data, epochs=epochs, initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
+                  callbacks=callbacks, verbose=2)
