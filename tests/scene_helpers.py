@@ -47,13 +47,14 @@ def write_places365_files(directory, rows=None, categories=None):
 
 
 def write_photos(images_dir, img_ids, size=(48, 40), seed=0):
-    """Writes one small random image per id (format from the extension; sub-folders made)."""
+    """Writes one small image per id: its own colour plus noise (format from the extension)."""
     rng = np.random.default_rng(seed)
     for img_id in img_ids:
         path = pathlib.Path(images_dir) / img_id
         path.parent.mkdir(parents=True, exist_ok=True)
-        pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(path)
+        colour = rng.integers(0, 256, size=3)
+        noise = rng.integers(-40, 40, size=(size[1], size[0], 3))
+        Image.fromarray(np.clip(colour + noise, 0, 255).astype(np.uint8)).save(path)
 
 
 def write_meta(path, img_ids, seed=0):
@@ -74,7 +75,7 @@ def save_stand_in_model(path, num_categories, image_size=32, softmax=True, seed=
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((image_size, image_size, 3))
-    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="tanh")(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(num_categories, activation="softmax" if softmax else None,
                                  kernel_initializer=keras.initializers.RandomNormal(stddev=3.0))(x)

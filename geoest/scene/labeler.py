@@ -1,0 +1,351 @@
+"""§3.2 scene labelling: a Places365 classifier over photos, written in the Im2GPS meta format.
+
+The paper's scene model is the Places365 ResNet-152 of CSAILVision/places365. geoest ships no
+weights; `build_places365_resnet152` builds the architecture (Keras `ResNet152`, 365-way
+softmax) and `load_scene_classifier` loads weights you supply. Any Keras model that maps
+``[batch, S, S, 3]`` images to 365 probabilities can stand in (saved as ``.keras``).
+
+Converting the official release
+-------------------------------
+Use the Caffe model (``deploy_resnet152_places365.prototxt`` and
+``resnet152_places365.caffemodel``, linked from the CSAILVision/places365 README). It is
+Kaiming He's ResNet-152 fine-tuned on Places365, the same architecture as
+``keras.applications.ResNet152`` (ResNet v1, stride in the first 1x1 convolution of a
+stage), so weights copy layer by layer with ``layer.set_weights``:
+
+- ``conv1`` -> ``conv1_conv``; ``bn_conv1`` + ``scale_conv1`` -> ``conv1_bn``.
+- ``res{s}{b}_branch1`` -> ``conv{s}_block{i}_0_conv``; ``res{s}{b}_branch2a|2b|2c`` ->
+  ``conv{s}_block{i}_1|2|3_conv``; ``bn…``/``scale…`` of the same name -> ``…_bn``. The
+  block letters ``b`` run ``a, b, c`` in stages 2 and 5 and ``a, b1, b2, …`` in stages 3
+  (8 blocks) and 4 (36 blocks); ``i`` counts blocks from 1.
+- ``fc365`` -> ``predictions``.
+
+Layouts: convolution weights ``[out, in, h, w]`` -> kernel ``[h, w, in, out]``
+(``transpose(2, 3, 1, 0)``), bias 0 (Caffe's ResNet convolutions have none); BatchNorm
+``moving_mean = blob0 / blob2``, ``moving_variance = blob1 / blob2`` (blob2 is Caffe's
+scale factor), ``gamma``/``beta`` from the Scale layer; ``fc365`` ``[365, 2048]`` -> kernel
+``[2048, 365]`` (transposed), bias as is. Read the blobs with ``caffe.Net(...).params`` (or
+any caffemodel protobuf reader), then ``model.save_weights("resnet152_places365.weights.h5")``
+and label with ``preprocess="caffe"`` (BGR, mean-subtracted, 0-255). Keras' caffe mode
+subtracts the ImageNet channel means, not the exact ``places365CNN_mean.binaryproto``; the
+difference is a few grey levels. The Torch-trained ResNet-152 (``.t7``) strides in the 3x3
+convolution and does not map onto ``keras.applications.ResNet152``.
+"""
+import concurrent.futures
+import csv
+import dataclasses
+import logging
+import os
+import pathlib
+
+import numpy as np
+from PIL import Image
+
+from geoest.errors import InputError
+from geoest.scene import meta
+from geoest.scene.places365 import SceneHierarchy, default_cache_dir
+
+NUM_CATEGORIES = 365
+WEIGHTS_FILE = "resnet152_places365.weights.h5"  # conventional name in the Places365 cache
+
+_IMAGENET_MEAN_RGB = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+# Input conventions of converted models: float32 RGB images in [0, 255] -> model input.
+PREPROCESSING = {
+    "caffe": lambda x: x[..., ::-1] - _CAFFE_MEAN_BGR,                   # Caffe release
+    "torch": lambda x: (x / 255.0 - _IMAGENET_MEAN_RGB) / _IMAGENET_STD_RGB,  # PyTorch models
+    "tf": lambda x: x / 127.5 - 1.0,                                     # [-1, 1]
+    "none": lambda x: x,                                                 # [0, 255]
+}
+
+_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+log = logging.getLogger(__name__)
+
+
+def default_weights_path(places365_dir=None) -> pathlib.Path:
+    """Where the tools look for weights by default: `WEIGHTS_FILE` in the Places365 directory."""
+    return pathlib.Path(places365_dir or default_cache_dir()) / WEIGHTS_FILE
+
+
+def build_places365_resnet152(image_size: int = 224, weights=None):
+    """§3.2: the paper's scene model, ResNet-152 with a 365-way softmax (Keras `ResNet152`).
+
+    Args:
+      image_size: side S of the square input ``[batch, S, S, 3]`` (224 for the release).
+      weights: optional ``.weights.h5`` file to load (see the module docstring to make one).
+    Returns:
+      A keras.Model mapping preprocessed ("caffe") images to probabilities [batch, 365].
+    """
+    import keras
+
+    model = keras.applications.ResNet152(
+        include_top=True, weights=None, input_shape=(image_size, image_size, 3),
+        classes=NUM_CATEGORIES, classifier_activation="softmax", name="resnet152_places365")
+    if weights is not None:
+        try:
+            model.load_weights(weights)
+        except (OSError, ValueError) as e:
+            raise InputError(f"{weights}: cannot load ResNet-152 Places365 weights ({e})") from e
+    return model
+
+
+def load_scene_classifier(weights, *, image_size: int = 224,
+                          num_categories: int = NUM_CATEGORIES):
+    """Loads a scene classifier from user-supplied weights.
+
+    Args:
+      weights: a ``.weights.h5`` file for `build_places365_resnet152`, or a saved Keras model
+        (``.keras``) whose single output is ``num_categories`` probabilities.
+      image_size: input side for the ResNet-152 built around ``.weights.h5`` files.
+      num_categories: the expected output width.
+    Raises:
+      InputError: the file is missing or unreadable, or the model's shapes do not fit.
+    """
+    import keras
+
+    path = pathlib.Path(weights)
+    if not path.is_file():
+        raise InputError(f"{path}: no such scene classifier file (geoest ships no weights; "
+                         f"convert the official release as documented in geoest.scene.labeler)")
+    if path.name.endswith(".weights.h5"):
+        model = build_places365_resnet152(image_size, weights=path)
+    else:
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except (OSError, ValueError, TypeError) as e:
+            raise InputError(f"{path}: cannot load it as a Keras model ({e})") from e
+    if len(model.outputs) != 1 or model.outputs[0].shape[-1] != num_categories:
+        raise InputError(f"{path}: expected one output of {num_categories} scene "
+                         f"probabilities, got {[tuple(o.shape) for o in model.outputs]}")
+    if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4 \
+            or model.inputs[0].shape[-1] != 3:
+        raise InputError(f"{path}: expected one image input [batch, S, S, 3], got "
+                         f"{[tuple(i.shape) for i in model.inputs]}")
+    return model
+
+
+def model_image_size(model, default: int = 224) -> int:
+    """The square input side a model was built for, or ``default`` if it accepts any."""
+    height, width = model.inputs[0].shape[1:3]
+    if height is None or width is None:
+        return default
+    if height != width:
+        raise InputError(f"scene classifier input {height}x{width}: expected a square input")
+    return int(height)
+
+
+def load_image(path, image_size: int) -> np.ndarray:
+    """Decodes an image file to uint8 RGB [image_size, image_size, 3], the whole image resized.
+
+    Raises:
+      OSError, ValueError, SyntaxError, DecompressionBombError: the file is unreadable.
+    """
+    with Image.open(path) as image:
+        image.draft("RGB", (image_size, image_size))  # JPEG: decode at a reduced scale
+        image = image.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
+
+
+def classify(model, images, preprocess: str = "caffe") -> np.ndarray:
+    """Scene probabilities of a batch of images.
+
+    Args:
+      model: a scene classifier (`load_scene_classifier`).
+      images: uint8 or float RGB [batch, S, S, 3] in [0, 255].
+      preprocess: a key of `PREPROCESSING`, the model's input convention.
+    Returns:
+      float32 [batch, n_categories], rows summing to 1.
+    Raises:
+      InputError: unknown ``preprocess``, or the model's outputs are not probabilities.
+    """
+    if preprocess not in PREPROCESSING:
+        raise InputError(f"preprocess {preprocess!r}: expected one of {', '.join(PREPROCESSING)}")
+    inputs = PREPROCESSING[preprocess](np.asarray(images, dtype=np.float32))
+    probs = model.predict_on_batch(inputs)
+    if isinstance(probs, dict):
+        (probs,) = probs.values()
+    probs = np.asarray(probs, dtype=np.float32)
+    sums = probs.sum(axis=-1)
+    if probs.min() < -1e-6 or np.abs(sums - 1.0).max() > 1e-3:
+        raise InputError(f"scene classifier outputs are not probabilities (row sums "
+                         f"{sums.min():.4g}..{sums.max():.4g}); end the model with a softmax")
+    return probs
+
+
+@dataclasses.dataclass
+class LabelSummary:
+    """What a `label_images` run did."""
+    output_csv: pathlib.Path
+    errors_csv: pathlib.Path
+    labeled: int = 0            # rows written by this run
+    resumed: int = 0            # rows already in output_csv / errors_csv, skipped
+    failed: list = dataclasses.field(default_factory=list)  # (img_id, reason) of this run
+
+
+def errors_path(output_csv) -> pathlib.Path:
+    """Where unreadable images are listed: ``labels.csv`` -> ``labels.errors.csv``."""
+    output_csv = pathlib.Path(output_csv)
+    return output_csv.with_name(output_csv.stem + ".errors.csv")
+
+
+def read_image_meta(meta_csv):
+    """Reads IMG_ID, LAT, LON (and AUTHOR if present) as strings, checking the values.
+
+    Returns:
+      A pandas DataFrame with string columns IMG_ID, AUTHOR, LAT, LON (AUTHOR "" if absent).
+    Raises:
+      InputError: a column is missing, a coordinate is not a number in range, or an id repeats.
+    """
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(meta_csv, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise InputError(f"{meta_csv}: cannot read it as a CSV ({e})") from e
+    required = (meta.ID_COLUMN, meta.LAT_COLUMN, meta.LON_COLUMN)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputError(f"{meta_csv}: missing columns {missing}; expected at least "
+                         f"{','.join(required)}")
+    if meta.AUTHOR_COLUMN not in frame.columns:
+        frame[meta.AUTHOR_COLUMN] = ""
+    lat = pd.to_numeric(frame[meta.LAT_COLUMN], errors="coerce").to_numpy()
+    lon = pd.to_numeric(frame[meta.LON_COLUMN], errors="coerce").to_numpy()
+    with np.errstate(invalid="ignore"):
+        bad = ~((np.abs(lat) <= 90) & (np.abs(lon) <= 180)) | (frame[meta.ID_COLUMN] == "")
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{meta_csv}, line {row + 2}: expected an IMG_ID, LAT in [-90, 90] "
+                         f"and LON in [-180, 180], got {frame.iloc[row][list(required)].to_dict()}")
+    repeated = frame[meta.ID_COLUMN].duplicated()
+    if repeated.any():
+        row = int(np.flatnonzero(repeated.to_numpy())[0])
+        raise InputError(f"{meta_csv}, line {row + 2}: IMG_ID "
+                         f"{frame[meta.ID_COLUMN].iloc[row]!r} appears twice")
+    return frame[[meta.ID_COLUMN, meta.AUTHOR_COLUMN, meta.LAT_COLUMN, meta.LON_COLUMN]]
+
+
+def _ids_done(path: pathlib.Path, header: list) -> set | None:
+    """IMG_IDs already in a CSV we append to; None if it has to be started.
+
+    A last line cut off by an interruption is dropped. A header other than ``header`` means
+    another run's file, which is not ours to overwrite.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with open(path, "rb+") as f:
+        data = f.read()
+        if not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        first = next(reader, None)
+        if first is None:
+            return None
+        if first != header:
+            raise InputError(f"{path} exists with other columns than this run writes "
+                             f"({len(first)} vs {len(header)}); delete it or choose another "
+                             f"output path")
+        return {row[0] for row in reader if row}
+
+
+def _open_for_append(path: pathlib.Path, header: list):
+    """Opens a CSV to append to; returns (file, writer, ids already there)."""
+    done = _ids_done(path, header)
+    f = open(path, "a" if done is not None else "w", newline="", encoding="utf-8")
+    writer = csv.writer(f)
+    if done is None:
+        writer.writerow(header)
+    return f, writer, done or set()
+
+
+def _format(values) -> list:
+    return [f"{v:.6g}" for v in values]
+
+
+def label_images(model, hierarchy: SceneHierarchy, images_dir, meta_csv, output_csv, *,
+                 batch_size: int = 32, preprocess: str = "caffe", image_size: int = 224,
+                 all_probs: bool = False, workers: int | None = None) -> LabelSummary:
+    """§3.2: labels the images of a meta CSV with S3 / S16 / S365 scene labels.
+
+    Writes ``output_csv`` in the Im2GPS meta format (`meta.META_COLUMNS`, plus
+    ``prob365_0..`` with ``all_probs``), one row per readable image, in meta order. Rows are
+    appended batch by batch, so an interrupted run resumes where it stopped: images already
+    in ``output_csv`` or in its errors file (`errors_path`) are skipped. Unreadable images are
+    listed in the errors file (``IMG_ID,error``) and do not stop the run.
+
+    Args:
+      model: a scene classifier with ``hierarchy.num_categories`` probability outputs.
+      hierarchy: the Places365 scene hierarchy (`load_scene_hierarchy`).
+      images_dir: root of the images; image paths are ``images_dir / IMG_ID``.
+      meta_csv: CSV with IMG_ID, LAT, LON (AUTHOR kept if present).
+      output_csv: the meta CSV to write (appended to when resuming).
+      batch_size: images per model call.
+      preprocess: the model's input convention, a key of `PREPROCESSING`.
+      image_size: input side for models that accept any size.
+      all_probs: also write the 365 category probabilities.
+      workers: image-decoding threads (default: CPU count).
+    Returns:
+      A `LabelSummary`.
+    """
+    from tqdm import tqdm
+
+    if preprocess not in PREPROCESSING:
+        raise InputError(f"preprocess {preprocess!r}: expected one of {', '.join(PREPROCESSING)}")
+    if batch_size < 1:
+        raise InputError(f"batch_size {batch_size}: expected a positive number")
+    size = model_image_size(model, image_size)
+    images_dir = pathlib.Path(images_dir)
+    frame = read_image_meta(meta_csv)
+    output_csv = pathlib.Path(output_csv)
+    output_csv.parent.mkdir(parents=True, exist_ok=True)
+    summary = LabelSummary(output_csv=output_csv, errors_csv=errors_path(output_csv))
+
+    header = list(meta.META_COLUMNS)
+    if all_probs:
+        header += meta.prob365_columns(hierarchy.num_categories)
+    out, writer, labeled_before = _open_for_append(output_csv, header)
+    err, err_writer, failed_before = _open_for_append(summary.errors_csv, ["IMG_ID", "error"])
+    pending_rows = ~frame[meta.ID_COLUMN].isin(labeled_before | failed_before)
+    summary.resumed = int((~pending_rows).sum())
+    if summary.resumed:
+        log.info("%s: resuming, %d of %d images already done", output_csv, summary.resumed,
+                 len(frame))
+    todo = list(frame[pending_rows].itertuples(index=False, name=None))
+
+    def load(row):
+        try:
+            return row, load_image(images_dir / row[0], size), None
+        except _UNREADABLE as e:
+            return row, None, f"{type(e).__name__}: {e}"
+
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool, \
+            out, err, tqdm(total=len(todo), unit="img", desc="scene labels") as progress:
+        pending = pool.map(load, batches[0]) if batches else None
+        for i in range(len(batches)):
+            loaded = list(pending)
+            if i + 1 < len(batches):  # decode the next batch while the model runs
+                pending = pool.map(load, batches[i + 1])
+            for row, _, reason in (item for item in loaded if item[1] is None):
+                summary.failed.append((row[0], reason))
+                err_writer.writerow([row[0], reason])
+            good = [(row, image) for row, image, _ in loaded if image is not None]
+            if good:
+                probs365 = classify(model, np.stack([image for _, image in good]), preprocess)
+                probs3 = hierarchy.aggregate(probs365, "S3")
+                labels = hierarchy.labels(probs365)
+                for j, (row, _) in enumerate(good):
+                    line = list(row) + [int(labels[level][j]) for level in ("S3", "S16", "S365")]
+                    line += _format(probs3[j])
+                    if all_probs:
+                        line += _format(probs365[j])
+                    writer.writerow(line)
+                summary.labeled += len(good)
+            out.flush()
+            err.flush()
+            progress.update(len(loaded))
+            progress.set_postfix(failed=len(summary.failed))
+    return summary

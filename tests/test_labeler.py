@@ -1,0 +1,130 @@
+"""§3.2 scene labelling with a stand-in classifier: Im2GPS meta rows, resume, bad images."""
+import numpy as np
+import pytest
+
+from geoest.errors import InputError
+from geoest.scene import labeler, meta
+from geoest.scene.places365 import load_scene_hierarchy
+from scene_helpers import (read_rows, save_stand_in_model, write_meta, write_photos,
+                           write_places365_files)
+
+GOOD = ["a/1.jpg", "a/2.jpg", "b/3.png", "4.jpg", "5.jpg", "6.jpg", "7.jpg"]
+IDS = GOOD[:3] + ["corrupt.jpg", "missing.jpg"] + GOOD[3:]
+
+
+@pytest.fixture
+def setup(tmp_path):
+    hierarchy = load_scene_hierarchy(*write_places365_files(tmp_path / "places365"))
+    images = tmp_path / "images"
+    write_photos(images, GOOD)
+    (images / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    meta_csv = tmp_path / "meta.csv"
+    write_meta(meta_csv, IDS)
+    model = save_stand_in_model(tmp_path / "scene.keras", hierarchy.num_categories)
+    return hierarchy, images, meta_csv, model
+
+
+def label(setup, output_csv, **kwargs):
+    hierarchy, images, meta_csv, model = setup
+    kwargs.setdefault("batch_size", 3)
+    return labeler.label_images(model, hierarchy, images, kwargs.pop("meta_csv", meta_csv),
+                                output_csv, preprocess="tf", **kwargs)
+
+
+def test_writes_im2gps_meta_rows_and_reports_unreadable_images(setup, tmp_path):
+    hierarchy, images, meta_csv, model = setup
+    summary = label(setup, tmp_path / "out.csv", all_probs=True)
+    assert (summary.labeled, summary.resumed) == (len(GOOD), 0)
+    assert sorted(i for i, _ in summary.failed) == ["corrupt.jpg", "missing.jpg"]
+    assert sorted(r[0] for r in read_rows(summary.errors_csv)[1:]) == ["corrupt.jpg",
+                                                                        "missing.jpg"]
+    rows = read_rows(summary.output_csv)
+    assert rows[0] == list(meta.META_COLUMNS) + [f"prob365_{i}" for i in range(5)]
+    assert [r[0] for r in rows[1:]] == GOOD  # meta order, readable images only
+    meta_rows = {r[0]: r for r in read_rows(meta_csv)[1:]}
+    assert all(r[1:4] == meta_rows[r[0]][1:4] for r in rows[1:])  # AUTHOR, LAT, LON kept
+
+    values = np.array([r[4:] for r in rows[1:]], dtype=np.float64)
+    s3, s16, s365 = values[:, 0], values[:, 1], values[:, 2]
+    probs3, probs365 = values[:, 3:6], values[:, 6:]
+    np.testing.assert_allclose(probs365.sum(axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(probs3, hierarchy.aggregate(probs365, "S3"), atol=1e-5)
+    np.testing.assert_array_equal(s3, probs3.argmax(axis=1))
+    np.testing.assert_array_equal(s16, hierarchy.aggregate(probs365, "S16").argmax(axis=1))
+    np.testing.assert_array_equal(s365, probs365.argmax(axis=1))
+    # The probabilities are the model's on each decoded image, whatever the batch.
+    expected = labeler.classify(model, np.stack([labeler.load_image(images / i, 32)
+                                                 for i in GOOD]), "tf")
+    np.testing.assert_allclose(probs365, expected, atol=1e-5)
+    assert len(set(s365)) > 1  # the stand-in tells images apart
+
+
+def test_resumes_without_repeating_rows(setup, tmp_path):
+    hierarchy, images, meta_csv, model = setup
+    first = tmp_path / "first.csv"
+    first.write_text("".join(meta_csv.read_text().splitlines(keepends=True)[:5]))  # 4 rows
+    output = tmp_path / "out.csv"
+    assert label(setup, output, meta_csv=first).labeled == 3
+    # An interruption cuts the last row short; the resumed run drops and redoes it.
+    text = output.read_text()
+    output.write_text(text[:-7])
+    summary = label(setup, output)
+    assert (summary.resumed, summary.labeled) == (3, len(GOOD) - 2)
+    assert [i for i, _ in summary.failed] == ["missing.jpg"]  # corrupt.jpg listed before
+    fresh = read_rows(label(setup, tmp_path / "fresh.csv").output_csv)
+    resumed = read_rows(output)
+    assert [r[0] for r in resumed] == [r[0] for r in fresh]
+    np.testing.assert_allclose(np.array([r[2:] for r in resumed[1:]], float),
+                               np.array([r[2:] for r in fresh[1:]], float), atol=1e-5)
+    assert label(setup, output).labeled == 0
+
+
+def test_resuming_with_other_columns_is_an_error(setup, tmp_path):
+    label(setup, tmp_path / "out.csv")
+    with pytest.raises(InputError, match="other columns"):
+        label(setup, tmp_path / "out.csv", all_probs=True)
+
+
+def test_bad_meta_names_the_line(setup, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("IMG_ID,LAT,LON\na.jpg,10,20\nb.jpg,91,20\n")
+    with pytest.raises(InputError, match=r"bad.csv, line 3"):
+        label(setup, tmp_path / "out.csv", meta_csv=bad)
+    bad.write_text("IMG_ID,LAT\na.jpg,10\n")
+    with pytest.raises(InputError, match=r"missing columns \['LON'\]"):
+        label(setup, tmp_path / "out.csv", meta_csv=bad)
+    bad.write_text("IMG_ID,LAT,LON\na.jpg,10,20\na.jpg,11,20\n")
+    with pytest.raises(InputError, match="line 3.*appears twice"):
+        label(setup, tmp_path / "out.csv", meta_csv=bad)
+
+
+def test_model_without_softmax_is_rejected(tmp_path):
+    model = save_stand_in_model(tmp_path / "logits.keras", 5, softmax=False)
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3))
+    with pytest.raises(InputError, match="not probabilities"):
+        labeler.classify(model, images, "tf")
+
+
+def test_load_scene_classifier_checks_the_file(tmp_path):
+    save_stand_in_model(tmp_path / "five.keras", 5)
+    model = labeler.load_scene_classifier(tmp_path / "five.keras", num_categories=5)
+    assert labeler.model_image_size(model) == 32
+    with pytest.raises(InputError, match="expected one output of 365"):
+        labeler.load_scene_classifier(tmp_path / "five.keras")
+    with pytest.raises(InputError, match="no such scene classifier"):
+        labeler.load_scene_classifier(tmp_path / "absent.weights.h5")
+    (tmp_path / "junk.keras").write_bytes(b"junk")
+    with pytest.raises(InputError, match="cannot load"):
+        labeler.load_scene_classifier(tmp_path / "junk.keras", num_categories=5)
+
+
+@pytest.mark.slow
+def test_resnet152_weights_round_trip(tmp_path):
+    model = labeler.build_places365_resnet152(image_size=32)
+    assert model.output_shape == (None, 365)
+    path = tmp_path / labeler.WEIGHTS_FILE
+    model.save_weights(path)
+    loaded = labeler.load_scene_classifier(path, image_size=32)
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3))
+    np.testing.assert_allclose(labeler.classify(loaded, images), labeler.classify(model, images),
+                               atol=1e-6)

@@ -1,0 +1,33 @@
+r"""Scene statistics of a meta CSV (§4): images per concept and each ISN's training-set size.
+
+    python tools/scene_stats.py --meta_csv=mp16_places365.csv [--tau_s=0.3]
+
+Prints one JSON object: {"count": N, "tau_s": 0.3, "images_per_concept": {"indoor": n, ...}
+(by S3_Label), "isn_images": {"indoor": n, ...} (images with Prob_<concept> > tau_s)}.
+"""
+import json
+import sys
+
+from absl import app, flags
+
+from geoest.errors import InputError
+from geoest.scene import meta
+
+flags.DEFINE_string("meta_csv", None, "CSV in the Im2GPS meta format (S3_Label, Prob_* columns).")
+flags.DEFINE_float("tau_s", meta.TAU_S, "Concept-probability threshold of the ISNs (§4).")
+flags.mark_flag_as_required("meta_csv")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    try:
+        stats = meta.scene_statistics(FLAGS.meta_csv, tau_s=FLAGS.tau_s)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(json.dumps(stats))
+
+
+if __name__ == "__main__":
+    app.run(main)
