@@ -23,7 +23,8 @@ def parse_gin(gin_files=(), gin_params=()) -> None:
     Raises:
       InputError: a missing file or an unknown / malformed binding, with gin's message.
     """
-    import geoest.training  # noqa: F401  registers the configurables the gin files bind
+    import geoest.data.pipeline  # noqa: F401  registers the configurables the gin files bind
+    import geoest.training  # noqa: F401
 
     add_search_paths()
     try:

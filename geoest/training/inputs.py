@@ -30,15 +30,15 @@ class Inputs:
 
 @gin.configurable
 def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train_files=gin.REQUIRED,
-                    validation_files=None, concept=None, tau_s=0.3, scene_hierarchy=None,
-                    train_images=None, shuffle_buffer=None, seed=None) -> Inputs:
+                    validation_files=None, scene_hierarchy=None, train_images=None) -> Inputs:
     """§4 training data from TFRecord shards (`tools/build_tfrecords.py`).
+
+    The ISN filter (§3.3: concept probability > tau_S), shuffling and seeds are parameters of
+    `train_dataset`, bound in gin (`train_dataset.concept = "urban"`, `train_dataset.tau_s = 0.3`).
 
     Args:
       partitionings, batch_size, image_size, scene_level: given by the trainer.
       train_files, validation_files: glob patterns of TFRecord shards.
-      concept, tau_s: §3.3 ISN: train only on images whose probability of `concept`
-        ("indoor", "natural" or "urban") is > tau_s (§4: 0.3).
       scene_hierarchy: (scene_hierarchy_places365.csv, categories_places365.txt) paths, needed when
         the records hold 365 scene probabilities and a scene level or a concept is used.
       train_images: images per epoch; counted once (and cached by the trainer) when None.
@@ -49,24 +49,22 @@ def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train
     if scene_hierarchy is not None:
         from geoest.scene.places365 import load_scene_hierarchy
         matrices = load_scene_hierarchy(*scene_hierarchy)
-    options = {} if shuffle_buffer is None else {"shuffle_buffer": shuffle_buffer}
-    train = pipeline.train_dataset(train_files, partitionings, batch_size, image_size=image_size,
-                                   scene_level=scene_level, concept=concept, tau_s=tau_s,
-                                   scene_matrices=matrices, seed=seed, **options)
+
+    def training(repeat):
+        return pipeline.train_dataset(train_files, partitionings, batch_size, image_size=image_size,
+                                      scene_level=scene_level, scene_matrices=matrices, repeat=repeat)
+
     validation = None
     if validation_files:
         evaluation = pipeline.eval_dataset(validation_files, batch_size, image_size=image_size,
-                                           partitionings=partitionings)
+                                           partitionings=partitionings, scene_matrices=matrices)
         names = [p.name for p in partitionings]
         validation = evaluation.map(lambda d: _center_crop_pair(d, names, scene_level),
                                     num_parallel_calls=tf.data.AUTOTUNE)
+    description = f"TFRecords {train_files!r} (ISN filter: train_dataset.concept / tau_s)"
     if train_images is None:
-        once = pipeline.train_dataset(train_files, partitionings, batch_size, image_size=image_size,
-                                      scene_level=scene_level, concept=concept, tau_s=tau_s,
-                                      scene_matrices=matrices, repeat=False, **options)
-        train_images = count_images(once, f"{train_files}")
-    description = f"TFRecords {train_files!r}" + (f" (concept {concept!r}, tau_S {tau_s})" if concept else "")
-    return Inputs(train, validation, train_images, description)
+        train_images = count_images(training(repeat=False), description)
+    return Inputs(training(repeat=True), validation, train_images, description)
 
 
 def _center_crop_pair(example, names, scene_level):

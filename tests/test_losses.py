@@ -1,0 +1,70 @@
+"""§3.3 losses: mean of per-partitioning cross-entropies, + scene loss for the MTN; weight decay."""
+import gin
+import numpy as np
+import pytest
+
+import keras
+
+from geoest.models import SCENE_HEAD, Top1Accuracy, add_weight_decay, build_model, make_losses
+
+
+def _log_softmax(logits):
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _cross_entropy(logits, labels, smoothing=0.0):
+    """Hand-written: -sum(target * log softmax), target = smoothed one-hot; 0 where label < 0."""
+    n = logits.shape[-1]
+    target = np.eye(n)[np.maximum(labels, 0)] * (1 - smoothing) + smoothing / n
+    per_image = -(target * _log_softmax(logits)).sum(axis=-1)
+    return np.where(labels >= 0, per_image, 0.0)
+
+
+def _total_loss(model, images, labels):
+    losses, weights = make_losses(model.output_names)
+    model.compile(optimizer="sgd", loss=losses, loss_weights=weights)
+    return float(model.evaluate(images, labels, batch_size=len(images), verbose=0, return_dict=True)["loss"])
+
+
+@pytest.mark.parametrize("scene", [False, True])
+def test_loss_is_mean_of_geo_cross_entropies_plus_scene(scene):
+    rng = np.random.default_rng(0)
+    model = build_model({"c": 4, "m": 6, "f": 9}, backbone="tiny", image_size=32, scene_classes=16 if scene else None)
+    images = rng.uniform(-1, 1, (5, 32, 32, 3)).astype("float32")
+    labels = {name: rng.integers(0, n, 5) for name, n in (("c", 4), ("m", 6), ("f", 9))}
+    if scene:
+        labels[SCENE_HEAD] = rng.integers(0, 16, 5)
+    logits = {k: np.asarray(v, dtype=np.float64) for k, v in model(images).items()}
+    # §3.3: L_geo^multi = mean over partitionings; MTN: L_total = L_geo + L_scene.
+    expected = np.mean([_cross_entropy(logits[k], labels[k]).mean() for k in ("c", "m", "f")])
+    if scene:
+        expected += _cross_entropy(logits[SCENE_HEAD], labels[SCENE_HEAD]).mean()
+    assert _total_loss(model, images, labels) == pytest.approx(expected, rel=1e-4)
+
+
+def test_label_smoothing_and_unknown_labels():
+    rng = np.random.default_rng(1)
+    model = build_model({"f": 7}, backbone="tiny", image_size=32)
+    images = rng.uniform(-1, 1, (6, 32, 32, 3)).astype("float32")
+    labels = {"f": np.array([0, 3, -1, 6, -1, 2])}
+    logits = np.asarray(model(images)["f"], dtype=np.float64)
+    gin.bind_parameter("make_losses.label_smoothing", 0.1)
+    # Images in no cell (label -1) add nothing; the mean is over the whole batch.
+    expected = _cross_entropy(logits, labels["f"], smoothing=0.1).sum() / 6
+    assert _total_loss(model, images, labels) == pytest.approx(expected, rel=1e-4)
+
+
+def test_weight_decay_is_half_l2_of_kernels():
+    model = build_model({"f": 5}, backbone="tiny", image_size=32, scene_classes=3)
+    assert add_weight_decay(model, 1e-4) == 4  # two convolutions, two heads; no biases
+    kernels = [v for v in model.trainable_variables if v.name.endswith("kernel")]
+    expected = 1e-4 / 2 * sum(float(np.sum(np.square(np.asarray(v)))) for v in kernels)
+    assert float(sum(np.asarray(loss) for loss in model.losses)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_top1_leaves_out_unknown_labels():
+    metric = Top1Accuracy()
+    logits = np.array([[0.1, 2.0], [3.0, 0.0], [0.0, 1.0], [1.0, 0.0]], "float32")
+    metric.update_state(np.array([1, 1, -1, 0]), logits)
+    assert float(metric.result()) == pytest.approx(2 / 3)

@@ -1,0 +1,84 @@
+"""geoest.models: backbones, heads and output shapes, saving."""
+import numpy as np
+import pytest
+
+import keras
+
+from geoest.errors import InputError
+from geoest.models import BACKBONES, SCENE_HEAD, build_model, output_sizes
+from geoest.models.backbones import CaffePreprocess
+
+
+def test_heads_are_named_after_partitionings_and_output_logits():
+    model = build_model({"coarse": 5, "fine": 9}, backbone="tiny", image_size=32, scene_classes=3)
+    assert output_sizes(model) == {"coarse": 5, "fine": 9, SCENE_HEAD: 3}
+    out = model(np.random.uniform(-1, 1, (2, 32, 32, 3)).astype("float32"))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"coarse": (2, 5), "fine": (2, 9), SCENE_HEAD: (2, 3)}
+    # Logits, not probabilities: rows do not sum to one in general.
+    assert not np.allclose(np.sum(np.asarray(out["fine"]), axis=-1), 1.0)
+
+
+def test_heads_stay_float32_under_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_model({"fine": 7}, backbone="tiny", image_size=32)
+        out = model(np.zeros((1, 32, 32, 3), "float32"))
+        assert keras.backend.standardize_dtype(out["fine"].dtype) == "float32"
+        assert model.get_layer("tiny_conv1").compute_dtype == "float16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"backbone": "resnet9000"}, ["resnet9000", "resnet101v2"]),
+    ({"backbone": "resnet50v2", "weights": "/nonexistent/weights.h5"}, ["/nonexistent/weights.h5"]),
+    ({"backbone": "tiny", "weights": "imagenet"}, ["tiny"]),
+])
+def test_bad_backbone_arguments_raise_input_error(kwargs, words):
+    with pytest.raises(InputError) as error:
+        build_model({"fine": 3}, image_size=32, **kwargs)
+    assert all(word in str(error.value) for word in words)
+
+
+def test_partitioning_named_scene_is_refused():
+    with pytest.raises(InputError, match="scene"):
+        build_model({SCENE_HEAD: 3}, backbone="tiny", image_size=32)
+
+
+def test_registry_has_paper_and_modern_backbones():
+    assert {"resnet50v2", "resnet101v2", "resnet152v2", "vgg16", "efficientnetv2s", "convnext_tiny", "tiny"} <= set(BACKBONES)
+
+
+def test_caffe_preprocess_matches_keras_vgg16_preprocessing():
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
+    expected = keras.applications.vgg16.preprocess_input((images + 1.0) * 127.5)
+    np.testing.assert_allclose(np.asarray(CaffePreprocess()(images)), expected, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("backbone", ["vgg16", "convnext_tiny"])
+def test_other_backbones_build_on_small_inputs(backbone):
+    model = build_model({"fine": 4}, backbone=backbone, image_size=32)
+    out = model(np.zeros((1, 32, 32, 3), "float32"))
+    assert tuple(out["fine"].shape) == (1, 4)
+
+
+def test_saved_model_file_reloads_with_the_same_predictions(tmp_path):
+    model = build_model({"a": 4, "b": 6}, backbone="tiny", image_size=32, scene_classes=16)
+    images = np.random.default_rng(1).uniform(-1, 1, (3, 32, 32, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    assert output_sizes(loaded) == output_sizes(model)
+    for name, value in model(images).items():
+        np.testing.assert_allclose(np.asarray(loaded(images)[name]), np.asarray(value), rtol=1e-5, atol=1e-5)
+
+
+def test_real_resnet101_has_the_paper_heads(mp16_dir):
+    from geoest.geo import read_partitionings
+
+    parts = read_partitionings([mp16_dir / f"cells_50_{t}.csv" for t in (5000, 2000, 1000)])
+    model = build_model(parts, backbone="resnet101v2", image_size=224, weights=None)
+    # Table 1: 3,298 / 7,202 / 12,893 cells; 2048 pooled ResNet-101 features under each head.
+    assert output_sizes(model) == {"cells_50_5000": 3298, "cells_50_2000": 7202, "cells_50_1000": 12893}
+    assert model.get_layer("cells_50_1000").kernel.shape == (2048, 12893)
+    assert model.input_shape == (None, 224, 224, 3)
+    assert len([layer for layer in model.get_layer("resnet101v2").layers if isinstance(layer, keras.layers.Conv2D)]) == 104
