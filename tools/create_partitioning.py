@@ -10,7 +10,7 @@ import time
 from absl import app, flags
 from absl import logging as absl_logging
 
-from geoest.errors import InputError
+from geoest.cli import clear_input_errors
 from geoest.geo import Partitioning
 from geoest.geo.meta import read_coordinates
 
@@ -27,21 +27,19 @@ flags.DEFINE_integer("max_level", 30, "S2 level to stop splitting at.")
 flags.mark_flags_as_required(["meta_csv", "output"])
 
 
+@clear_input_errors
 def main(argv):
     del argv
     logging.getLogger("geoest").setLevel(logging.INFO)
     start = time.perf_counter()
-    try:
-        lat, lon = read_coordinates(FLAGS.meta_csv, FLAGS.lat_column, FLAGS.lon_column,
-                                    FLAGS.id_column)
-        absl_logging.info("read %d photos from %s in %.1f s", len(lat), FLAGS.meta_csv,
-                          time.perf_counter() - start)
-        p = Partitioning.build(lat, lon, tau_min=FLAGS.tau_min, tau_max=FLAGS.tau_max,
-                               min_level=FLAGS.min_level, max_level=FLAGS.max_level,
-                               source=FLAGS.meta_csv)
-        p.to_csv(FLAGS.output)
-    except InputError as err:
-        raise app.UsageError(str(err)) from None
+    lat, lon = read_coordinates(FLAGS.meta_csv, FLAGS.lat_column, FLAGS.lon_column,
+                                FLAGS.id_column)
+    absl_logging.info("read %d photos from %s in %.1f s", len(lat), FLAGS.meta_csv,
+                      time.perf_counter() - start)
+    p = Partitioning.build(lat, lon, tau_min=FLAGS.tau_min, tau_max=FLAGS.tau_max,
+                           min_level=FLAGS.min_level, max_level=FLAGS.max_level,
+                           source=FLAGS.meta_csv)
+    p.to_csv(FLAGS.output)
     levels = p.levels
     print(f"{FLAGS.output}: {len(p)} cells (levels {levels.min()}-{levels.max()}) holding "
           f"{p.counts.sum()} of {len(lat)} photos; {len(lat) - p.counts.sum()} photos in cells "

@@ -7,7 +7,7 @@ import json
 
 from absl import app, flags
 
-from geoest.errors import InputError
+from geoest.cli import clear_input_errors
 from geoest.geo.scoring import score_file
 
 FLAGS = flags.FLAGS
@@ -17,12 +17,10 @@ flags.DEFINE_string("meta_csv", None, "Optional Im2GPS-format meta CSV (S3_Label
 flags.mark_flag_as_required("predictions_csv")
 
 
+@clear_input_errors
 def main(argv):
     del argv
-    try:
-        scores = score_file(FLAGS.predictions_csv, FLAGS.meta_csv)
-    except InputError as err:
-        raise app.UsageError(str(err)) from None
+    scores = score_file(FLAGS.predictions_csv, FLAGS.meta_csv)
     print(json.dumps(scores, indent=2))
 
 

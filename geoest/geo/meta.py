@@ -50,4 +50,4 @@ def read_coordinates(path, lat_column: str = "LAT", lon_column: str = "LON",
             line = int(np.argmax(np.asarray(col.is_null()))) + 2
             raise InputError(f"{path}: line {line}: empty {name}")
         columns.append(col.to_numpy())
-    return validate_coordinates(*columns, source=str(path), first_row=2)
+    return validate_coordinates(*columns, source=str(path), first_line=2)

@@ -23,13 +23,14 @@ DEFAULT_MIN_LEVEL = 2
 DEFAULT_MAX_LEVEL = 30
 
 
-def validate_coordinates(lat_deg, lon_deg, source: str = "input", first_row: int = 0):
+def validate_coordinates(lat_deg, lon_deg, source: str = "input", first_line: Optional[int] = None):
     """Checks coordinates and returns them as float64 arrays [N].
 
     Args:
       lat_deg, lon_deg: array-likes of the same length, degrees.
       source: what to name in an error (a file path, "input").
-      first_row: the row number of element 0 in `source` (e.g. 2 for a CSV's first data line).
+      first_line: the file line of element 0 in `source` (2 for a CSV's first data line); errors
+        then name lines, otherwise 0-based rows.
     Raises:
       InputError naming the first offending row and value: shapes differ, NaN or infinite,
       latitude outside [-90, 90] or longitude outside [-180, 180].
@@ -45,7 +46,8 @@ def validate_coordinates(lat_deg, lon_deg, source: str = "input", first_row: int
         bad = ~(np.abs(values) <= limit)  # also true for NaN
         if bad.any():
             row = int(np.argmax(bad))
-            raise InputError(f"{source}: row {row + first_row}: {name} {values[row]!r} is not a "
+            where = f"row {row}" if first_line is None else f"line {row + first_line}"
+            raise InputError(f"{source}: {where}: {name} {float(values[row])!r} is not a "
                              f"number in [-{limit:g}, {limit:g}] degrees")
     return lat, lon
 

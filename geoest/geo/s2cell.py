@@ -160,9 +160,10 @@ def leaf_ranges(ids: np.ndarray):
 
 def token_to_id(token: str) -> int:
     """S2 token (hex id without trailing zeros) to its 64-bit id; raises ValueError if malformed."""
-    if not token or len(token) > 16 or token == "X":
-        raise ValueError(f"not an S2 cell token: {token!r}")
-    value = int(token.ljust(16, "0"), 16)
+    try:
+        value = int(token.ljust(16, "0"), 16) if 0 < len(token) <= 16 else 0
+    except ValueError:
+        value = 0
     if value == 0:
         raise ValueError(f"not an S2 cell token: {token!r}")
     return value

@@ -1,0 +1,19 @@
+"""What every absl main shares: bad input ends in one clear line, not a traceback."""
+import functools
+import sys
+
+from geoest.errors import InputError
+
+
+def clear_input_errors(main):
+    """Wraps an absl `main(argv)`: an InputError prints `error: <message>` and exits with 2."""
+
+    @functools.wraps(main)
+    def wrapped(argv):
+        try:
+            return main(argv)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapped

@@ -1,0 +1,77 @@
+"""Hierarchy (§3.4): parents by S2 ancestry, the product of probabilities, clear errors."""
+import numpy as np
+import pytest
+import s2geometry as s2
+import tensorflow as tf
+
+from geoest.errors import InputError
+from geoest.geo import Hierarchy, Partitioning
+
+
+@pytest.fixture(scope="module")
+def real_hierarchy():
+    from conftest import MP16_DIR
+    if not MP16_DIR.exists():
+        pytest.skip("../shared is absent")
+    parts = [Partitioning.from_csv(MP16_DIR / f"cells_50_{t}.csv") for t in (5000, 2000, 1000)]
+    return parts, Hierarchy(parts)
+
+
+def test_real_parents_equal_s2_ancestry(real_hierarchy):
+    parts, h = real_hierarchy
+    coarse, middle, fine = parts
+    assert h.parents.shape == (12893, 3)
+    np.testing.assert_array_equal(h.parents[:, 2], np.arange(12893))
+    for k, p in enumerate((coarse, middle)):
+        for c, fine_id in enumerate(fine.cell_ids.tolist()):
+            parent = s2.S2CellId(int(p.cell_ids[h.parents[c, k]]))
+            assert parent.contains(s2.S2CellId(fine_id)), (fine.tokens[c], p.name)
+
+
+def _random_probs(rng, batch, sizes):
+    out = []
+    for n in sizes:
+        logits = rng.normal(size=(batch, n))
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        out.append(e / e.sum(1, keepdims=True))
+    return out
+
+
+def test_combine_is_product_along_ancestry(real_hierarchy):
+    parts, h = real_hierarchy
+    rng = np.random.default_rng(0)
+    probs = _random_probs(rng, 4, [len(p) for p in parts])
+    combined = h.combine(probs)
+    assert combined.shape == (4, 12893)
+    for c in rng.integers(0, 12893, 20):  # a per-cell reference
+        expected = probs[0][:, h.parents[c, 0]] * probs[1][:, h.parents[c, 1]] * probs[2][:, c]
+        np.testing.assert_allclose(combined[:, c], expected, rtol=1e-12)
+    got_tf = h.combine_tf([tf.constant(p, tf.float32) for p in probs]).numpy()
+    np.testing.assert_allclose(got_tf, combined, rtol=1e-5)
+
+
+def test_orphan_fine_cell_names_the_cell():
+    rng = np.random.default_rng(0)
+    lat, lon = rng.uniform(40, 50, 500), rng.uniform(0, 10, 500)
+    coarse = Partitioning.build(lat, lon, tau_min=10, tau_max=400, name="coarse")
+    other = Partitioning.build(lat + 20, lon, tau_min=10, tau_max=100, name="elsewhere")
+    with pytest.raises(InputError, match=r"fine cell '[0-9a-f]+' \(class 0 of 'elsewhere'\) "
+                                         r"has no ancestor cell in partitioning 'coarse'"):
+        Hierarchy([coarse, other])
+
+
+def test_built_partitionings_form_a_hierarchy():
+    rng = np.random.default_rng(1)
+    lat = np.concatenate([rng.normal(48, 1, 3000), rng.normal(-30, 3, 2000)])
+    lon = np.concatenate([rng.normal(11, 1, 3000), rng.normal(150, 3, 2000)])
+    parts = [Partitioning.build(lat, lon, tau_min=10, tau_max=t) for t in (1000, 300, 100)]
+    h = Hierarchy(parts)
+    fine_classes = parts[-1].assign(lat, lon)
+    inside = fine_classes >= 0
+    for k, p in enumerate(parts):
+        # The parent of a point's fine cell is the point's own cell in the coarser partitioning.
+        np.testing.assert_array_equal(h.parents[fine_classes[inside], k], p.assign(lat, lon)[inside])
+    with pytest.raises(InputError, match="expected 3 probability arrays"):
+        h.combine([np.ones((1, len(parts[0])))])
+    with pytest.raises(InputError, match="classes"):
+        h.combine([np.ones((1, 2))] * 3)
