@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from geoest.errors import InputError
 from geoest.scene import meta, places365
 from scene_helpers import read_rows, save_stand_in_model, write_meta, write_photos
 
@@ -41,7 +42,8 @@ def labelled(tmp_path, places365_dir):
     return images, output
 
 
-def test_output_feeds_build_tfrecords_the_isn_filter_and_scene_stats(labelled, tmp_path, places365_dir):
+def test_output_feeds_build_tfrecords_the_isn_filter_and_scene_stats(labelled, tmp_path,
+                                                                     places365_dir):
     from geoest.data import pipeline
     from geoest.data.build import build_tfrecords
     from geoest.data.meta import read_meta_csv
@@ -90,7 +92,7 @@ def test_scene_statistics_counts_probabilities_above_tau_s(tmp_path):
         "images_per_concept": {"indoor": 1, "natural": 0, "urban": 2},
         "isn_images": {"indoor": 1, "natural": 1, "urban": 2}}
     csv_path.write_text("IMG_ID,S3_Label,Prob_indoor,Prob_natural,Prob_urban\na.jpg,3,1,0,0\n")
-    with pytest.raises(places365.InputError, match="data row 1"):
+    with pytest.raises(InputError, match="data row 1"):
         meta.scene_statistics(csv_path)
 
 

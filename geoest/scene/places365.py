@@ -253,8 +253,8 @@ def _download(url: str, target: pathlib.Path) -> None:
         os.replace(tmp, target)
     except (urllib.error.URLError, OSError) as e:
         os.unlink(tmp)
-        raise InputError(f"could not download {url} ({e}); without network, obtain "
-                         f"{target.name} yourself and pass its directory instead") from e
+        raise InputError(f"could not download {url} ({e}); without network, put "
+                         f"{target.name} into {target.parent} yourself") from e
 
 
 def fetch_places365_files(cache_dir=None, *, categories_url: str = CATEGORIES_URL,
