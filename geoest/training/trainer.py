@@ -212,8 +212,8 @@ def _fit(model, train_data, epochs, steps_per_epoch, callbacks) -> None:
     if done_in_epoch:
         logging.info("resuming epoch %d at its step %d", epoch + 1, done_in_epoch + 1)
         model.fit(train_data, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps_per_epoch - done_in_epoch,
-                  callbacks=callbacks, verbose=2)
+                  callbacks=callbacks, shuffle=False, verbose=2)
         epoch += 1
     if epoch < epochs:
         model.fit(train_data, epochs=epochs, initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
-                  callbacks=callbacks, verbose=2)
+                  callbacks=callbacks, shuffle=False, verbose=2)
