@@ -100,8 +100,8 @@ def test_input_errors_are_one_line_and_exit_non_zero(tmp_path):
     result = run_tool("label_scenes.py", f"--images_dir={tmp_path}",
                       f"--meta_csv={tmp_path / 'meta.csv'}", f"--output_csv={tmp_path / 'o.csv'}",
                       f"--places365_dir={tmp_path}")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path} lacks")
     assert "Traceback" not in result.stderr
     result = run_tool("scene_stats.py", f"--meta_csv={tmp_path / 'absent.csv'}")
-    assert result.returncode == 1 and "absent.csv" in result.stderr
+    assert result.returncode == 2 and "absent.csv" in result.stderr

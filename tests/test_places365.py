@@ -57,6 +57,9 @@ def test_tf_aggregation_matches_numpy(synthetic):
                                synthetic.aggregate(probs, "S3"), rtol=1e-6)
     np.testing.assert_allclose(synthetic.aggregate_tf(probs[0], "S16").numpy(),
                                synthetic.aggregate(probs[0], "S16"), rtol=1e-6)
+    labels, labels_tf = synthetic.labels(probs), synthetic.labels_tf(tf.constant(probs))
+    for level in ("S3", "S16", "S365"):
+        np.testing.assert_array_equal(labels_tf[level].numpy(), labels[level])
 
 
 def test_hierarchy_rows_are_matched_to_categories_by_name(tmp_path, synthetic):

@@ -8,11 +8,9 @@ Output columns: IMG_ID,AUTHOR,LAT,LON,S3_Label,S16_Label,S365_Label,Prob_indoor,
 Prob_urban (+ prob365_0..prob365_364 with --all_probs). Re-running the same command resumes;
 unreadable images are listed in OUTPUT.errors.csv.
 """
-import sys
-
 from absl import app, flags
 
-from geoest.errors import InputError
+from geoest.cli import clear_input_errors
 from geoest.scene import labeler, places365
 
 flags.DEFINE_string("images_dir", None, "Root of the images; paths are IMAGES_DIR/IMG_ID.")
@@ -36,20 +34,17 @@ flags.mark_flags_as_required(["images_dir", "meta_csv", "output_csv"])
 FLAGS = flags.FLAGS
 
 
+@clear_input_errors
 def main(argv):
     del argv
-    try:
-        hierarchy = places365.load_default_hierarchy(FLAGS.places365_dir, download=FLAGS.download)
-        weights = FLAGS.weights or labeler.default_weights_path(FLAGS.places365_dir)
-        model = labeler.load_scene_classifier(weights, image_size=FLAGS.image_size,
-                                              num_categories=hierarchy.num_categories)
-        summary = labeler.label_images(
-            model, hierarchy, FLAGS.images_dir, FLAGS.meta_csv, FLAGS.output_csv,
-            batch_size=FLAGS.batch_size, preprocess=FLAGS.preprocess,
-            image_size=FLAGS.image_size, all_probs=FLAGS.all_probs, workers=FLAGS.workers)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    hierarchy = places365.load_default_hierarchy(FLAGS.places365_dir, download=FLAGS.download)
+    weights = FLAGS.weights or labeler.default_weights_path(FLAGS.places365_dir)
+    model = labeler.load_scene_classifier(weights, image_size=FLAGS.image_size,
+                                          num_categories=hierarchy.num_categories)
+    summary = labeler.label_images(
+        model, hierarchy, FLAGS.images_dir, FLAGS.meta_csv, FLAGS.output_csv,
+        batch_size=FLAGS.batch_size, preprocess=FLAGS.preprocess,
+        image_size=FLAGS.image_size, all_probs=FLAGS.all_probs, workers=FLAGS.workers)
     print(f"{summary.output_csv}: {summary.labeled} images labelled, {summary.resumed} done "
           f"before, {len(summary.failed)} unreadable")
     for img_id, reason in summary.failed[:10]:

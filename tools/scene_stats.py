@@ -6,11 +6,10 @@ Prints one JSON object: {"count": N, "tau_s": 0.3, "images_per_concept": {"indoo
 (by S3_Label), "isn_images": {"indoor": n, ...} (images with Prob_<concept> > tau_s)}.
 """
 import json
-import sys
 
 from absl import app, flags
 
-from geoest.errors import InputError
+from geoest.cli import clear_input_errors
 from geoest.scene import meta
 
 flags.DEFINE_string("meta_csv", None, "CSV in the Im2GPS meta format (S3_Label, Prob_* columns).")
@@ -19,14 +18,10 @@ flags.mark_flag_as_required("meta_csv")
 FLAGS = flags.FLAGS
 
 
+@clear_input_errors
 def main(argv):
     del argv
-    try:
-        stats = meta.scene_statistics(FLAGS.meta_csv, tau_s=FLAGS.tau_s)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    print(json.dumps(stats))
+    print(json.dumps(meta.scene_statistics(FLAGS.meta_csv, tau_s=FLAGS.tau_s)))
 
 
 if __name__ == "__main__":

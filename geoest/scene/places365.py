@@ -208,9 +208,14 @@ class SceneHierarchy:
         """
         probs365 = np.asarray(probs365, dtype=np.float32)
         self._check(probs365.shape)
-        return {"S3": np.argmax(self.aggregate(probs365, "S3"), axis=-1),
-                "S16": np.argmax(self.aggregate(probs365, "S16"), axis=-1),
-                "S365": np.argmax(probs365, axis=-1)}
+        return {level: np.argmax(self.aggregate(probs365, level), axis=-1) for level in LEVELS}
+
+    def labels_tf(self, probs365) -> dict:
+        """`labels` in TensorFlow: {"S3" | "S16" | "S365": tf.int64 [batch]}."""
+        import tensorflow as tf
+
+        return {level: tf.argmax(self.aggregate_tf(probs365, level), axis=-1)
+                for level in LEVELS}
 
 
 def load_scene_hierarchy(hierarchy_csv, categories_txt) -> SceneHierarchy:
