@@ -1,0 +1,73 @@
+"""Evaluate trained models on a test set (§4, Table 6): great-circle accuracy at 1 / 25 / 200 /
+750 / 2500 km per partitioning, for the hierarchy (f*) and per scene concept.
+
+    python -m geoest.evaluate --model_dir=runs/base_M --test_records='im2gps3k/*.tfrecord' \\
+        --output_dir=eval/im2gps3k --reference=im2gps3k
+    python -m geoest.evaluate --isn_dirs=indoor=runs/isn_indoor,natural=runs/isn_natural,urban=runs/isn_urban \\
+        --model_dir=runs/base_M --images_dir=im2gps3k/ --meta_csv=im2gps3k_places365.csv --output_dir=eval/isn
+
+Writes per method (<name> = the model dir's folder name, or "ISNs") results_<output>.csv in the
+published format, plus summary.json, table6.txt and accuracy.png in --output_dir.
+"""
+import sys
+
+from absl import app, flags
+
+from geoest.errors import InputError
+
+flags.DEFINE_multi_string("model_dir", [], "Trained model dir (DIR or NAME=DIR); repeat for several.")
+flags.DEFINE_list("isn_dirs", [], "ISNs(M, f*, S3): indoor=DIR,natural=DIR,urban=DIR, evaluated as 'ISNs'.")
+flags.DEFINE_string("scene_model", None, "ISN routing: an MTN model dir or a scene classifier .keras file; "
+                    "default: the test data's scene probabilities (meta CSV / records).")
+flags.DEFINE_bool("scene_from_logits", True, "The scene model outputs logits (MTN); false for probabilities.")
+flags.DEFINE_string("places365_dir", None, "Folder with the Places365 hierarchy files (S16 / S365 scenes).")
+flags.DEFINE_string("test_records", None, "TFRecord file pattern of the test set.")
+flags.DEFINE_string("images_dir", None, "Test images folder (with --meta_csv: IMG_ID is the path in it).")
+flags.DEFINE_string("meta_csv", None, "Test meta CSV: IMG_ID,LAT,LON[,scene columns].")
+flags.DEFINE_list("partitionings", [], "Partitioning CSVs (default: those in each model dir).")
+flags.DEFINE_string("output_dir", None, "Folder for results, summary.json, table6.txt, accuracy.png.",
+                    required=True)
+flags.DEFINE_enum("centers", "mean", ["mean", "geometric"], "Class2GPS: cell mean coordinate (§3.4) or "
+                  "the S2 cell's centre (base-vgg_c).")
+flags.DEFINE_enum("reference", None, ["im2gps", "im2gps3k"], "Print the paper's Table 6 rows beside.")
+flags.DEFINE_integer("batch_size", 16, "Images per batch (each gives 3 crops).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    from geoest.inference import evaluation
+
+    try:
+        if bool(FLAGS.test_records) == bool(FLAGS.images_dir or FLAGS.meta_csv):
+            raise InputError("give the test set as --test_records, or as --images_dir with --meta_csv")
+        if FLAGS.images_dir and not FLAGS.meta_csv:
+            raise InputError("--images_dir needs --meta_csv (the ground-truth coordinates)")
+        hierarchy = evaluation.load_scene_hierarchy_dir(FLAGS.places365_dir)
+        methods, image_size = evaluation.load_methods(
+            FLAGS.model_dir, FLAGS.isn_dirs, scene_model=FLAGS.scene_model,
+            scene_from_logits=FLAGS.scene_from_logits, scene_hierarchy=hierarchy,
+            partitioning_csvs=FLAGS.partitionings, centers=FLAGS.centers)
+        from geoest.data.pipeline import SkipLog
+        skip_log = SkipLog()
+        if FLAGS.test_records:
+            batches, total = evaluation.record_batches(FLAGS.test_records, FLAGS.batch_size, image_size,
+                                                       hierarchy, skip_log), None
+        else:
+            from geoest.data.meta import read_meta_csv
+            total = len(read_meta_csv(FLAGS.meta_csv))
+            batches = evaluation.image_batches(FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, image_size,
+                                               hierarchy, skip_log)
+        evaluation.evaluate(methods, batches, FLAGS.output_dir, total=total, reference=FLAGS.reference)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if skip_log.unreadable:
+        print(f"skipped {len(skip_log.unreadable)} unreadable image(s): "
+              + ", ".join(f"{i} ({why})" for i, why in skip_log.unreadable[:20]), file=sys.stderr)
+    print(f"results, summary.json, table6.txt and accuracy.png in {FLAGS.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,302 @@
+"""§4 evaluation: great-circle accuracy of models and ISN ensembles on a test set.
+
+One pass over the test images runs every method (a model, or the ISNs routed by scene) and
+writes, per method and output (each partitioning and the hierarchy f*):
+  <output_dir>/<method>/results_<output>.csv   the published results format
+                                               (geoest.geo.scoring.write_results_csv)
+  <output_dir>/summary.json                    {method: {output: {"all": summarize(...),
+                                               "indoor": ..., "natural": ..., "urban": ...}}}
+  <output_dir>/table6.txt                      the table laid out like Table 6
+  <output_dir>/accuracy.png                    accuracy against distance
+Per-scene rows (Table 4, Figure 5) group images by the S3 label of the test data (argmax of its
+scene probabilities) when it has one. An interrupted run resumes from
+<output_dir>/evaluate_partial.npz.
+"""
+import dataclasses
+import json
+import logging
+import pathlib
+from typing import Callable
+
+import numpy as np
+
+from geoest.errors import InputError
+from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
+from geoest.inference.isn import IsnEnsemble
+from geoest.inference.report import plot_accuracy, table6
+from geoest.scene.places365 import CONCEPTS
+
+PARTIAL = "evaluate_partial.npz"
+
+
+@dataclasses.dataclass
+class Method:
+    """One evaluated system (rows of Table 6): a model or an ISN ensemble.
+
+    name: label of its rows and of its results folder (e.g. "base_M", "ISNs").
+    locator: its partitionings' standard / hierarchical geo-classification and Class2GPS.
+    probabilities: batch dict -> {output: float [batch, n]} mean crop probabilities.
+    concepts: for ISNs, batch dict -> int64 [batch] S3 concept each image is routed to.
+    """
+    name: str
+    locator: Locator
+    probabilities: Callable
+    concepts: Callable | None = None
+
+
+def model_method(name: str, geo_model, centers: str = "mean") -> Method:
+    """A single trained model (`geoest.inference.modeldir.GeoModel`), three-crop inference."""
+    return Method(name, Locator(geo_model.partitionings, centers),
+                  lambda batch: {k: v.numpy() for k, v in crop_probabilities(geo_model.model, batch["crops"]).items()})
+
+
+def isn_method(name: str, geo_models: dict, scenes, centers: str = "mean") -> Method:
+    """ISNs(T, C, S3): dict concept -> GeoModel; `scenes` gives each batch's S3 probabilities."""
+    layouts = {c: [(p.name, len(p)) for p in m.partitionings] for c, m in geo_models.items()}
+    if len({tuple(sorted(v)) for v in layouts.values()}) != 1:
+        raise InputError(f"the ISNs were trained on different partitionings: {layouts}")
+    ensemble = IsnEnsemble({c: m.model for c, m in geo_models.items()}, scenes)
+    return Method(name, Locator(next(iter(geo_models.values())).partitionings, centers),
+                  ensemble.probabilities, ensemble.concepts)
+
+
+def parse_named(spec: str, default_name: str | None = None):
+    """"NAME=PATH" -> (NAME, PATH); "PATH" -> (default_name or the folder's name, PATH)."""
+    name, sep, path = spec.partition("=")
+    if not sep:
+        path = spec
+        name = default_name or pathlib.Path(spec.rstrip("/")).name
+    if not name or not path:
+        raise InputError(f"{spec!r}: expected NAME=PATH or PATH")
+    return name, path
+
+
+def load_scene_hierarchy_dir(places365_dir):
+    """The Places365 scene hierarchy from a folder holding its two files (None -> None)."""
+    if not places365_dir:
+        return None
+    from geoest.scene.places365 import load_scene_hierarchy, resolve_places365_files
+
+    return load_scene_hierarchy(*resolve_places365_files(places365_dir))
+
+
+def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_from_logits: bool = True,
+                 scene_hierarchy=None, partitioning_csvs=(), centers: str = "mean"):
+    """The methods to evaluate or predict with, from training model dirs.
+
+    Args:
+      model_dirs: "DIR" or "NAME=DIR" per model (name default: the folder's name).
+      isn_dirs: "CONCEPT=DIR" for each of indoor, natural, urban: one ISN ensemble, "ISNs".
+      scene_model: routing for the ISNs: None (the test data's scene probabilities), an MTN's
+        model dir (its "scene" head) or a scene classifier .keras file (one output).
+      scene_from_logits: the scene model outputs logits (an MTN) rather than probabilities.
+      scene_hierarchy: Places365 hierarchy, needed for 16 or 365 scene outputs.
+      partitioning_csvs: partitioning CSVs overriding those found in the model dirs.
+      centers: Class2GPS "mean" or "geometric".
+    Returns:
+      (list of Method, input image size S).
+    """
+    from geoest.inference.isn import ModelScenes, data_scenes
+    from geoest.inference.modeldir import load_geo_model, load_keras_model, model_file
+
+    methods, sizes = [], set()
+    for spec in model_dirs:
+        name, path = parse_named(spec)
+        geo_model = load_geo_model(path, partitioning_csvs)
+        sizes.add(geo_model.model.input_shape[1])
+        methods.append(model_method(name, geo_model, centers))
+    if isn_dirs:
+        isns = dict(parse_named(spec) for spec in isn_dirs)
+        geo_models = {concept: load_geo_model(path, partitioning_csvs) for concept, path in isns.items()}
+        sizes.update(m.model.input_shape[1] for m in geo_models.values())
+        if scene_model is None:
+            scenes = data_scenes
+        elif pathlib.Path(scene_model).is_dir():
+            scenes = ModelScenes(load_keras_model(model_file(scene_model)), from_logits=scene_from_logits,
+                                 scene_hierarchy=scene_hierarchy)
+        else:
+            scenes = ModelScenes(load_keras_model(scene_model), output=None, from_logits=scene_from_logits,
+                                 scene_hierarchy=scene_hierarchy)
+        methods.append(isn_method("ISNs", geo_models, scenes, centers))
+    if not methods:
+        raise InputError("nothing to run: give --model_dir and/or --isn_dirs")
+    if len(sizes) != 1:
+        raise InputError(f"the models take different input sizes {sorted(sizes)}; run them separately")
+    return methods, sizes.pop()
+
+
+def record_batches(file_pattern, batch_size: int, image_size: int, scene_hierarchy=None, skip_log=None):
+    """Test batches from TFRecords (`geoest.data.pipeline.eval_dataset`), as numpy dicts."""
+    from geoest.data import pipeline
+
+    return pipeline.eval_dataset(file_pattern, batch_size, image_size=image_size, scene_matrices=scene_hierarchy,
+                                 skip_log=skip_log).as_numpy_iterator()
+
+
+def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_hierarchy=None, skip_log=None):
+    """Test batches from image files and a meta CSV (IMG_ID = path under images_dir, LAT, LON and
+    optional scene columns), as numpy dicts; the number of images is `len(read_meta_csv(...))`.
+
+    Scene probabilities: the Prob_* columns, else the prob365_* columns aggregated to S3 with
+    `scene_hierarchy`, else unknown (NaN).
+    """
+    from geoest.data import pipeline
+    from geoest.data.meta import read_meta_csv
+
+    meta = read_meta_csv(meta_csv)
+    probs3 = meta.probs3
+    if probs3 is None and meta.probs365 is not None and scene_hierarchy is not None:
+        probs3 = scene_hierarchy.aggregate(meta.probs365, "S3")
+    if probs3 is None:
+        probs3 = np.full((len(meta), len(CONCEPTS)), np.nan, np.float32)
+    paths = [str(pathlib.Path(images_dir) / image_id) for image_id in meta.ids]
+    missing = [image_id for image_id, path in zip(meta.ids, paths) if not pathlib.Path(path).is_file()]
+    if missing:
+        logging.warning("%d test image(s) missing from %s, e.g. %s", len(missing), images_dir, missing[:5])
+        if skip_log is not None:
+            skip_log.unreadable.extend((image_id, "missing file") for image_id in missing)
+    row_of = {path: k for k, path in enumerate(paths)}
+    ids = np.array(meta.ids)
+    for batch in pipeline.image_dataset(paths, batch_size, image_size=image_size,
+                                        skip_log=skip_log).as_numpy_iterator():
+        rows = np.array([row_of[p.decode()] for p in batch["id"]])
+        yield {"crops": batch["crops"], "id": ids[rows], "lat": meta.lat_deg[rows], "lon": meta.lon_deg[rows],
+               "probs3": probs3[rows]}
+
+
+def output_label(output: str) -> str:
+    """How Table 3 writes an output: f* for the hierarchy, else the partitioning's name."""
+    return "f*" if output == HIERARCHY else output
+
+
+def _to_str(values) -> np.ndarray:
+    return np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.asarray(values).ravel()])
+
+
+class _Store:
+    """Per-image results accumulated over batches, saved for resume."""
+
+    def __init__(self, path: pathlib.Path, keys):
+        self.path, self.keys = path, ["id", "lat", "lon", "scene"] + list(keys)
+        self.columns = {k: [] for k in self.keys}
+        self.done = set()
+        if path.exists():
+            with np.load(path, allow_pickle=False) as saved:
+                if sorted(saved.files) == sorted(self.keys):
+                    self.columns = {k: [saved[k]] for k in self.keys}
+                    self.done = set(saved["id"].tolist())
+                    logging.info("resuming evaluation: %d images already done (%s)", len(self.done), path)
+                else:
+                    logging.warning("ignoring %s: it was written for other methods", path)
+
+    def add(self, values: dict):
+        for k in self.keys:
+            self.columns[k].append(np.asarray(values[k]))
+        self.done.update(values["id"].tolist())
+
+    def arrays(self) -> dict:
+        return {k: np.concatenate(v) if v else np.zeros(0) for k, v in self.columns.items()}
+
+    def save(self):
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, **self.arrays())
+        tmp.replace(self.path)
+
+
+def _subset(batch: dict, keep: np.ndarray) -> dict:
+    return {k: np.asarray(v)[keep] for k, v in batch.items()}
+
+
+def evaluate(methods, batches, output_dir, *, total: int | None = None, reference: str | None = None,
+             save_every: int = 20) -> dict:
+    """Evaluate methods on test batches and write results, summary, table and plot.
+
+    Args:
+      methods: list of `Method` (unique names).
+      batches: iterable of dicts of numpy arrays: "crops" float32 [B, 3, S, S, 3] in [-1, 1],
+        "id" (bytes or str) [B], "lat", "lon" [B] degrees, optional "probs3" [B, 3] (NaN unknown).
+      output_dir: folder for the outputs (created).
+      total: number of test images, for the progress bar.
+      reference: "im2gps" / "im2gps3k" to print the paper's Table 6 rows beside.
+      save_every: batches between saves of the partial results (resume).
+    Returns:
+      the summary dict written to summary.json.
+    """
+    from tqdm import tqdm
+
+    from geoest.geo.scoring import summarize, write_results_csv
+
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names) or not names:
+        raise InputError(f"method names {names} must be unique and at least one")
+    output_dir = pathlib.Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    keys = [f"{m.name}/{o}/{c}" for m in methods for o in m.locator.names for c in ("lat", "lon")]
+    keys += [f"{m.name}/routed" for m in methods if m.concepts]
+    store = _Store(output_dir / PARTIAL, keys)
+    progress = tqdm(total=total, initial=len(store.done), unit="img", desc="evaluate")
+    for step, batch in enumerate(batches):
+        ids = _to_str(batch["id"])
+        keep = np.array([i not in store.done for i in ids], bool)
+        if not keep.any():
+            continue
+        batch = _subset(dict(batch, id=ids), keep)
+        probs3 = np.asarray(batch.get("probs3", np.full((len(ids), 3), np.nan)), np.float64)
+        known = np.isfinite(probs3).all(axis=1) & (probs3 >= 0).all(axis=1)
+        scene = np.where(known, np.argmax(np.nan_to_num(probs3, nan=-1.0), axis=1), -1)
+        row = {"id": batch["id"], "lat": batch["lat"].astype(np.float64),
+               "lon": batch["lon"].astype(np.float64), "scene": scene.astype(np.int64)}
+        for method in methods:
+            routed = method.concepts(batch) if method.concepts else None
+            probs = method.probabilities(batch, routed) if routed is not None else method.probabilities(batch)
+            if routed is not None:
+                row[f"{method.name}/routed"] = routed
+            for output, located in method.locator.locate(probs, top_k_cells=1).items():
+                row[f"{method.name}/{output}/lat"] = located.lat_deg
+                row[f"{method.name}/{output}/lon"] = located.lon_deg
+        store.add(row)
+        progress.update(len(batch["id"]))
+        if (step + 1) % save_every == 0:
+            store.save()
+    progress.close()
+    store.save()
+    data = store.arrays()
+    if len(data["id"]) == 0:
+        raise InputError("the test set yielded no images")
+
+    summary, rows, curves = {}, [], {}
+    for method in methods:
+        summary[method.name] = {}
+        (output_dir / method.name).mkdir(exist_ok=True)
+        for output in method.locator.names:
+            pred_lat, pred_lon = data[f"{method.name}/{output}/lat"], data[f"{method.name}/{output}/lon"]
+            dist_km = write_results_csv(output_dir / method.name / f"results_{output}.csv", data["id"],
+                                        data["lat"], data["lon"], pred_lat, pred_lon)
+            entry = {"all": summarize(dist_km)}
+            if (data["scene"] >= 0).any():   # the same keys as tools/score_predictions.py --meta_csv
+                entry.update({concept: summarize(dist_km[data["scene"] == index])
+                              for index, concept in enumerate(CONCEPTS)})
+            summary[method.name][output] = entry
+            label = f"{method.name} ({output_label(output)})"
+            rows.append((label, entry["all"]))
+            curves[label] = dist_km
+        if method.concepts:
+            routed = data[f"{method.name}/routed"]
+            summary[method.name]["routed_images"] = {c: int((routed == i).sum()) for i, c in enumerate(CONCEPTS)}
+
+    table = table6(rows, reference)
+    scene_tables = [f"\n{concept} ({int((data['scene'] == i).sum())} images):\n"
+                    + table6([(label, summary[m.name][o][concept]) for m in methods for o in m.locator.names
+                              for label in [f"{m.name} ({output_label(o)})"]])
+                    for i, concept in enumerate(CONCEPTS) if (data["scene"] == i).any()]
+    (output_dir / "table6.txt").write_text(table + "\n" + "".join(scene_tables) + "\n", encoding="utf-8")
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    plot_accuracy(curves, output_dir / "accuracy.png", title=f"{len(data['id'])} test images")
+    print(table)
+    print("".join(scene_tables))
+    (output_dir / PARTIAL).unlink()
+    return summary
+
+
+__all__ = ["Method", "model_method", "isn_method", "evaluate", "record_batches", "image_batches",
+           "output_label"]

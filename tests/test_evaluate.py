@@ -1,0 +1,216 @@
+"""python -m geoest.evaluate on a tiny trained model: the published results format, the JSON of
+tools/score_predictions.py, per-scene rows, Table 6 and the plot; ISN routing end to end."""
+import csv
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import inference_helpers as helpers
+from geoest.geo.scoring import score_file
+from geoest.inference import HIERARCHY, crop_probabilities
+from geoest.inference.core import Locator
+from geoest.inference.evaluation import PARTIAL, evaluate, image_batches, load_methods, model_method
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SIZE = 32
+N_TEST = 20
+
+
+def _run(*args, timeout=300):
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=REPO,
+                          timeout=timeout)
+
+
+def _save_model_dir(model, parts, model_dir):
+    """The layout `python -m geoest.train` leaves: best.keras and partitionings/<name>.csv."""
+    (model_dir / "partitionings").mkdir(parents=True)
+    model.save(model_dir / "best.keras")
+    for p in parts:
+        p.to_csv(model_dir / "partitionings" / f"{p.name}.csv")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Partitionings, a tiny model trained a few steps, and a test set as images + meta CSV and
+    as TFRecords."""
+    import keras
+    import tensorflow as tf
+
+    from geoest.data import records
+
+    root = tmp_path_factory.mktemp("world")
+    parts = helpers.partitionings(1500)
+    rng = np.random.default_rng(7)
+    lat, lon = helpers.clustered_points(200, seed=11)
+    keep = parts[-1].assign(lat, lon) >= 0
+    lat, lon = lat[keep][:N_TEST], lon[keep][:N_TEST]
+    probs3 = rng.dirichlet(np.ones(3), size=N_TEST).astype(np.float32)
+    images_dir = root / "images"
+    (images_dir / "sub").mkdir(parents=True)
+    ids, encoded = [], []
+    for i in range(N_TEST):
+        ids.append(f"sub/{i:03d}.jpg" if i % 2 else f"{i:03d}.jpg")
+        h, w = (40, 56) if i % 3 else (56, 40)
+        encoded.append(helpers.image_bytes(h, w, seed=i))
+        (images_dir / ids[-1]).write_bytes(encoded[-1])
+    meta_csv = root / "meta.csv"
+    with open(meta_csv, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["IMG_ID", "AUTHOR", "LAT", "LON", "S3_Label", "S16_Label", "S365_Label",
+                         "Prob_indoor", "Prob_natural", "Prob_urban"])
+        for i in range(N_TEST):
+            writer.writerow([ids[i], "someone", lat[i], lon[i], int(probs3[i].argmax()), 0, 0, *probs3[i]])
+    with tf.io.TFRecordWriter(str(root / "test-00000-of-00001.tfrecord")) as writer:
+        for i in range(N_TEST):
+            writer.write(records.encode_example(encoded[i], ids[i], float(lat[i]), float(lon[i]),
+                                                probs3=probs3[i]))
+
+    from geoest.models import build_model
+    model = build_model(parts, backbone="tiny", image_size=SIZE)
+    model.compile(optimizer=keras.optimizers.SGD(0.01),
+                  loss={p.name: keras.losses.SparseCategoricalCrossentropy(from_logits=True) for p in parts})
+    x = rng.uniform(-1, 1, (N_TEST, SIZE, SIZE, 3)).astype(np.float32)
+    model.fit(x, {p.name: p.assign(lat, lon) for p in parts}, epochs=2, batch_size=8, verbose=0)
+    model_dir = root / "base_M"
+    _save_model_dir(model, parts, model_dir)
+    return {"root": root, "parts": parts, "ids": ids, "lat": lat, "lon": lon, "probs3": probs3,
+            "images_dir": images_dir, "meta_csv": meta_csv, "model_dir": model_dir,
+            "records": root / "test-*.tfrecord"}
+
+
+def _flat(tree, prefix=""):
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}/{key}").items()}
+    return {prefix: tree}
+
+
+def _read_results(path):
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        return header, list(reader)
+
+
+def test_evaluate_writes_published_format_and_score_predictions_agrees(world, tmp_path):
+    out = tmp_path / "eval"
+    result = _run("-m", "geoest.evaluate", f"--model_dir={world['model_dir']}",
+                  f"--test_records={world['records']}", f"--output_dir={out}", "--batch_size=8",
+                  "--reference=im2gps3k")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Street 1 km" in result.stdout and "base_M (f*)" in result.stdout and "ISNs(M, f*, S3)" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    outputs = [p.name for p in world["parts"]] + [HIERARCHY]
+    assert sorted(summary["base_M"]) == sorted(outputs)
+    for output in outputs:
+        results = out / "base_M" / f"results_{output}.csv"
+        header, rows = _read_results(results)
+        assert header == ["img_id", "gt_lat", "predicted_lat", "gt_long", "predicted_long", "great_circle_distance"]
+        assert sorted(r[0] for r in rows) == sorted(world["ids"])
+        by_id = {r[0]: r for r in rows}
+        for i, image_id in enumerate(world["ids"]):   # ground truth carried through (float32 records)
+            np.testing.assert_allclose([float(by_id[image_id][1]), float(by_id[image_id][3])],
+                                       [world["lat"][i], world["lon"][i]], atol=1e-4)
+        if output == HIERARCHY:   # the tool itself once; its library function for the other files
+            scored = _run(REPO / "tools" / "score_predictions.py", f"--predictions_csv={results}",
+                          f"--meta_csv={world['meta_csv']}")
+            assert scored.returncode == 0, scored.stderr[-2000:]
+            scores = json.loads(scored.stdout)
+        else:
+            scores = score_file(results, world["meta_csv"])
+        assert _flat(scores) == pytest.approx(_flat(summary["base_M"][output]), rel=1e-9)
+        assert summary["base_M"][output]["all"]["count"] == N_TEST
+        assert sum(summary["base_M"][output][c]["count"] for c in ("indoor", "natural", "urban")) == N_TEST
+    table = (out / "table6.txt").read_text()
+    assert "urban (" in table and "Continent 2,500 km" in table
+    assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (out / PARTIAL).exists()
+
+
+def test_predictions_are_the_models_class2gps(world, tmp_path):
+    """The rows equal an independent run of the model on the same crops: three-crop mean,
+    hierarchy, Class2GPS of the mean coordinate."""
+    from geoest.data import pipeline
+    from geoest.inference.modeldir import load_geo_model
+
+    geo_model = load_geo_model(world["model_dir"])
+    batches = list(pipeline.eval_dataset(str(world["records"]), 8, image_size=SIZE).as_numpy_iterator())
+    summary = evaluate([model_method("m", geo_model)], iter(batches), tmp_path)
+    assert summary["m"]["hierarchy"]["all"]["count"] == N_TEST
+    locator = Locator(world["parts"])
+    fine = world["parts"][-1]
+    _, rows = _read_results(tmp_path / "m" / "results_hierarchy.csv")
+    got = {r[0]: (float(r[2]), float(r[4])) for r in rows}
+    for batch in batches:
+        probs = {k: v.numpy() for k, v in crop_probabilities(geo_model.model, batch["crops"]).items()}
+        joint = probs[fine.name].astype(np.float64)
+        parents = locator.hierarchy.parents
+        for k, p in enumerate(locator.partitionings[:-1]):
+            joint = joint * probs[p.name][:, parents[:, k]]
+        for image_id, cls in zip(batch["id"], joint.argmax(axis=1)):
+            np.testing.assert_allclose(got[image_id.decode()], fine.centers[cls])
+
+
+def test_isn_ensemble_routes_by_meta_scene(world, tmp_path):
+    """ISNs(M, f*, S3) from images + meta CSV (--isn_dirs, in-process): each image is located by
+    its concept's ISN."""
+    parts = world["parts"]
+    sizes = {p.name: len(p) for p in parts}
+    winners = {}
+    for k, concept in enumerate(("indoor", "natural", "urban")):
+        # ISN k always predicts one cell per partitioning, chosen to be consistent with the hierarchy
+        fine_class = (7 * k + 1) % len(parts[-1])
+        from geoest.geo import Hierarchy
+        parents = Hierarchy(parts).parents[fine_class]
+        winners[concept] = {p.name: int(parents[i]) for i, p in enumerate(parts)}
+        model = helpers.constant_model(sizes, winners[concept], image_size=SIZE)
+        _save_model_dir(model, parts, tmp_path / f"isn_{concept}")
+    isn_dirs = [f"{c}={tmp_path / f'isn_{c}'}" for c in ("indoor", "natural", "urban")]
+    methods, image_size = load_methods(isn_dirs=isn_dirs)   # what --isn_dirs does, in-process
+    assert image_size == SIZE and [m.name for m in methods] == ["ISNs"]
+    out = tmp_path / "eval"
+    evaluate(methods, image_batches(world["images_dir"], world["meta_csv"], 8, SIZE), out)
+    summary = json.loads((out / "summary.json").read_text())
+    concepts = world["probs3"].argmax(axis=1)
+    assert summary["ISNs"]["routed_images"] == {c: int((concepts == k).sum())
+                                                for k, c in enumerate(("indoor", "natural", "urban"))}
+    _, rows = _read_results(out / "ISNs" / "results_hierarchy.csv")
+    got = {r[0]: (float(r[2]), float(r[4])) for r in rows}
+    fine = parts[-1]
+    for i, image_id in enumerate(world["ids"]):
+        concept = ("indoor", "natural", "urban")[concepts[i]]
+        np.testing.assert_allclose(got[image_id], fine.centers[winners[concept][fine.name]])
+
+
+def test_evaluate_resumes_from_partial_results(world, tmp_path):
+    from geoest.data import pipeline
+    from geoest.inference.modeldir import load_geo_model
+
+    geo_model = load_geo_model(world["model_dir"])
+    batches = list(pipeline.eval_dataset(str(world["records"]), 8, image_size=SIZE).as_numpy_iterator())
+    calls = []
+    method = model_method("m", geo_model)
+    counting = model_method("m", geo_model)
+    counting.probabilities = lambda batch: calls.append(len(batch["id"])) or method.probabilities(batch)
+
+    def interrupted():
+        yield batches[0]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate([counting], interrupted(), tmp_path, save_every=1)
+    assert (tmp_path / PARTIAL).exists()
+    calls.clear()
+    resumed = evaluate([counting], iter(batches), tmp_path)
+    assert sum(calls) == N_TEST - len(batches[0]["id"])   # the first batch is not run again
+    fresh = evaluate([method], iter(batches), tmp_path / "fresh")
+    assert resumed == fresh
+
+
+def test_evaluate_reports_bad_input(world, tmp_path):
+    result = _run("-m", "geoest.evaluate", f"--model_dir={tmp_path / 'nowhere'}",
+                  f"--test_records={world['records']}", f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode != 0 and "nowhere" in result.stderr and "Traceback" not in result.stderr
