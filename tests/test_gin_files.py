@@ -1,0 +1,80 @@
+"""Every variant of Table 3 as a gin file: parses, and with smoke.gin on top builds and trains its model."""
+import pathlib
+
+import gin
+import pytest
+
+from geoest.errors import InputError
+from geoest.models import output_sizes
+from geoest.training import train
+from geoest.training.config import parse_gin
+
+GIN_DIR = pathlib.Path(__file__).resolve().parents[1] / "gin"
+C, M, F = ("cells_50_5000", 3298), ("cells_50_2000", 7202), ("cells_50_1000", 12893)  # Table 1
+# The heads each variant must have (§3.3, Table 3, Table 5, Table 6).
+VARIANTS = {
+    "base_L_c": dict([C]), "base_L_m": dict([M]), "base_L_f": dict([F]), "base_M": dict([C, M, F]),
+    "isn_indoor": dict([C, M, F]), "isn_natural": dict([C, M, F]), "isn_urban": dict([C, M, F]),
+    "mtn_s3": dict([F, ("scene", 3)]), "mtn_s16": dict([F, ("scene", 16)]), "mtn_s365": dict([F, ("scene", 365)]),
+    "base_vgg_L_m": dict([M]),
+}
+
+
+def test_every_variant_file_is_listed():
+    files = {p.stem for p in GIN_DIR.glob("*.gin")} - {"smoke", "demo"}
+    assert files == set(VARIANTS)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_variant_builds_its_heads_with_smoke_on_top(variant, mp16_dir, tmp_path):
+    parse_gin([f"{variant}.gin", "smoke.gin"], [f"PARTITIONINGS_DIR = '{mp16_dir}'", "train.steps_per_epoch = 1",
+                                                "train.validation_steps = 1"])
+    model = train(str(tmp_path / variant), variant=[variant, "smoke"])
+    assert output_sizes(model) == VARIANTS[variant]
+    assert model.input_shape == (None, 64, 64, 3)
+    assert int(model.optimizer.iterations.numpy()) == 1
+    assert (tmp_path / variant / "best.keras").is_file()
+
+
+def _query(name):
+    return gin.query_parameter(name)
+
+
+@pytest.mark.parametrize("concept", ["indoor", "natural", "urban"])
+def test_isn_files_follow_section_4(concept):
+    parse_gin([f"isn_{concept}.gin"])
+    assert _query("train_dataset.concept") == concept
+    assert _query("train_dataset.tau_s") == 0.3
+    assert _query("make_optimizer.learning_rate") == 0.001
+    assert _query("train.epochs") == 5
+    assert _query("train.init_from") is not None  # starts from base_M
+
+
+def test_base_files_follow_section_4():
+    parse_gin(["base_M.gin"])
+    assert _query("make_optimizer.learning_rate") == 0.01 and _query("make_optimizer.momentum") == 0.9
+    assert _query("make_optimizer.decay_factor") == 0.5 and _query("make_optimizer.decay_every_epochs") == 5
+    assert _query("add_weight_decay.weight_decay") == 1e-4
+    assert _query("train.epochs") == 15 and _query("train.batch_size") == 128
+    assert _query("build_model.backbone") == "resnet101v2"
+    gin.clear_config()
+    parse_gin(["base_vgg_L_m.gin"])
+    assert _query("build_model.backbone") == "vgg16"
+
+
+@pytest.mark.parametrize("name", ["isn_urban.gin", "gin/isn_urban.gin"])
+def test_gin_files_are_found_from_any_directory(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parse_gin([name])
+    assert _query("train_dataset.concept") == "urban"
+
+
+@pytest.mark.parametrize("files, params, words", [
+    (["base_M.gin"], ["train.epohcs = 3"], ["epohcs"]),
+    (["base_M.gin"], ["no_such_function.value = 1"], ["no_such_function"]),
+    (["nonexistent_variant.gin"], [], ["nonexistent_variant.gin"]),
+])
+def test_bad_gin_input_raises_input_error(files, params, words):
+    with pytest.raises(InputError) as error:
+        parse_gin(files, params)
+    assert all(word in str(error.value) for word in words)
