@@ -13,6 +13,7 @@ import sys
 
 from absl import app, flags
 
+from geoest.cli import clear_input_errors
 from geoest.errors import InputError
 
 flags.DEFINE_multi_string("model_dir", [], "Trained model dir (DIR or NAME=DIR); repeat for several.")
@@ -34,39 +35,34 @@ flags.DEFINE_integer("batch_size", 16, "Images per batch (each gives 3 crops).")
 FLAGS = flags.FLAGS
 
 
+@clear_input_errors
 def main(argv):
     del argv
+    from geoest.data.pipeline import SkipLog
     from geoest.inference import evaluation
 
-    try:
-        if bool(FLAGS.test_records) == bool(FLAGS.images_dir or FLAGS.meta_csv):
-            raise InputError("give the test set as --test_records, or as --images_dir with --meta_csv")
-        if FLAGS.images_dir and not FLAGS.meta_csv:
-            raise InputError("--images_dir needs --meta_csv (the ground-truth coordinates)")
-        hierarchy = evaluation.load_scene_hierarchy_dir(FLAGS.places365_dir)
-        methods, image_size = evaluation.load_methods(
-            FLAGS.model_dir, FLAGS.isn_dirs, scene_model=FLAGS.scene_model,
-            scene_from_logits=FLAGS.scene_from_logits, scene_hierarchy=hierarchy,
-            partitioning_csvs=FLAGS.partitionings, centers=FLAGS.centers)
-        from geoest.data.pipeline import SkipLog
-        skip_log = SkipLog()
-        if FLAGS.test_records:
-            batches, total = evaluation.record_batches(FLAGS.test_records, FLAGS.batch_size, image_size,
-                                                       hierarchy, skip_log), None
-        else:
-            from geoest.data.meta import read_meta_csv
-            total = len(read_meta_csv(FLAGS.meta_csv))
-            batches = evaluation.image_batches(FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, image_size,
-                                               hierarchy, skip_log)
-        evaluation.evaluate(methods, batches, FLAGS.output_dir, total=total, reference=FLAGS.reference)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    if bool(FLAGS.test_records) == bool(FLAGS.images_dir or FLAGS.meta_csv):
+        raise InputError("give the test set as --test_records, or as --images_dir with --meta_csv")
+    if FLAGS.images_dir and not FLAGS.meta_csv:
+        raise InputError("--images_dir needs --meta_csv (the ground-truth coordinates)")
+    hierarchy = evaluation.load_scene_hierarchy_dir(FLAGS.places365_dir)
+    methods, image_size = evaluation.load_methods(
+        FLAGS.model_dir, FLAGS.isn_dirs, scene_model=FLAGS.scene_model, scene_from_logits=FLAGS.scene_from_logits,
+        scene_hierarchy=hierarchy, partitioning_csvs=FLAGS.partitionings, centers=FLAGS.centers)
+    skip_log = SkipLog()
+    if FLAGS.test_records:
+        total = None
+        batches = evaluation.record_batches(FLAGS.test_records, FLAGS.batch_size, image_size, hierarchy, skip_log)
+    else:
+        from geoest.data.meta import read_meta_csv
+        total = len(read_meta_csv(FLAGS.meta_csv))
+        batches = evaluation.image_batches(FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, image_size,
+                                           hierarchy, skip_log)
+    evaluation.evaluate(methods, batches, FLAGS.output_dir, total=total, reference=FLAGS.reference)
     if skip_log.unreadable:
         print(f"skipped {len(skip_log.unreadable)} unreadable image(s): "
               + ", ".join(f"{i} ({why})" for i, why in skip_log.unreadable[:20]), file=sys.stderr)
     print(f"results, summary.json, table6.txt and accuracy.png in {FLAGS.output_dir}")
-    return 0
 
 
 if __name__ == "__main__":

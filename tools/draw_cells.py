@@ -6,11 +6,10 @@ writes maps/<name>.geojson (one polygon per cell with its class, S2 token and im
 in any map viewer) and maps/<name>.png (cells coloured by images per cell).
 """
 import pathlib
-import sys
 
 from absl import app, flags
 
-from geoest.errors import InputError
+from geoest.cli import clear_input_errors
 from geoest.geo import Partitioning
 from geoest.inference import geojson
 from geoest.inference.report import plot_cells
@@ -22,23 +21,19 @@ flags.DEFINE_bool("png", True, "Also draw a PNG world map per partitioning.")
 FLAGS = flags.FLAGS
 
 
+@clear_input_errors
 def main(argv):
     del argv
-    try:
-        output_dir = pathlib.Path(FLAGS.output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        for path in FLAGS.partitionings:
-            partitioning = Partitioning.from_csv(path)
-            target = output_dir / f"{partitioning.name}.geojson"
-            geojson.write(target, geojson.cell_features(partitioning, points_per_edge=FLAGS.points_per_edge))
-            print(f"{partitioning.name}: {len(partitioning)} cells -> {target}")
-            if FLAGS.png:
-                plot_cells(partitioning, output_dir / f"{partitioning.name}.png")
-                print(f"{partitioning.name}: map -> {output_dir / f'{partitioning.name}.png'}")
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    output_dir = pathlib.Path(FLAGS.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for path in FLAGS.partitionings:
+        partitioning = Partitioning.from_csv(path)
+        target = output_dir / f"{partitioning.name}.geojson"
+        geojson.write(target, geojson.cell_features(partitioning, points_per_edge=FLAGS.points_per_edge))
+        print(f"{partitioning.name}: {len(partitioning)} cells -> {target}")
+        if FLAGS.png:
+            plot_cells(partitioning, output_dir / f"{partitioning.name}.png")
+            print(f"{partitioning.name}: map -> {output_dir / f'{partitioning.name}.png'}")
 
 
 if __name__ == "__main__":

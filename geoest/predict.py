@@ -1,0 +1,73 @@
+"""Locate your own photos (§3.4): coordinates, cell and probability per image, and a map.
+
+    python -m geoest.predict --model_dir=runs/base_M --images='photos/*.jpg' --output=predictions.csv \\
+        --geojson=map.geojson --top_k=5
+
+Each image is three-crop classified; with two or more partitionings the hierarchical f*
+prediction is the answer (lat, lon, cell), and every partitioning's own answer is listed too. With
+--isn_dirs, each photo goes to the ISN of its scene, predicted by --scene_model (an MTN model dir
+or a scene classifier). Unreadable files are listed and skipped; re-running resumes.
+"""
+import glob
+import sys
+
+from absl import app, flags
+
+from geoest.cli import clear_input_errors
+from geoest.errors import InputError
+
+flags.DEFINE_string("model_dir", None, "Trained model dir (best.keras and partitionings/).")
+flags.DEFINE_list("isn_dirs", [], "Instead of --model_dir: indoor=DIR,natural=DIR,urban=DIR, routed by --scene_model.")
+flags.DEFINE_string("scene_model", None, "ISN routing: an MTN model dir or a scene classifier .keras file.")
+flags.DEFINE_bool("scene_from_logits", True, "The scene model outputs logits (MTN); false for probabilities.")
+flags.DEFINE_string("places365_dir", None, "Folder with the Places365 hierarchy files (S16 / S365 scenes).")
+flags.DEFINE_list("images", None, "Image files or glob patterns ('photos/**/*.jpg'), comma-separated.",
+                  required=True)
+flags.DEFINE_string("output", "predictions.csv", "Predictions CSV (appended to when it exists: resume).")
+flags.DEFINE_string("geojson", None, "Optional GeoJSON map: a point per photo and its top cells' polygons.")
+flags.DEFINE_integer("top_k", 5, "Cells listed (and drawn) per photo.")
+flags.DEFINE_list("partitionings", [], "Partitioning CSVs (default: those in the model dir).")
+flags.DEFINE_enum("centers", "mean", ["mean", "geometric"], "Class2GPS: cell mean coordinate or S2 cell centre.")
+flags.DEFINE_integer("batch_size", 16, "Images per batch.")
+FLAGS = flags.FLAGS
+
+
+def image_paths(patterns) -> list:
+    """Sorted files matching the patterns (a plain path matches itself)."""
+    paths = sorted({p for pattern in patterns for p in glob.glob(pattern, recursive=True)})
+    if not paths:
+        raise InputError(f"no files match --images={','.join(patterns)}")
+    return paths
+
+
+@clear_input_errors
+def main(argv):
+    del argv
+    from geoest.data.pipeline import SkipLog, image_dataset
+    from geoest.inference import evaluation, prediction
+
+    if bool(FLAGS.model_dir) == bool(FLAGS.isn_dirs):
+        raise InputError("give either --model_dir or --isn_dirs")
+    if FLAGS.isn_dirs and not FLAGS.scene_model:
+        raise InputError("--isn_dirs needs --scene_model to route each photo by its scene")
+    (method,), image_size = evaluation.load_methods(
+        [FLAGS.model_dir] if FLAGS.model_dir else [], FLAGS.isn_dirs, scene_model=FLAGS.scene_model,
+        scene_from_logits=FLAGS.scene_from_logits,
+        scene_hierarchy=evaluation.load_scene_hierarchy_dir(FLAGS.places365_dir),
+        partitioning_csvs=FLAGS.partitionings, centers=FLAGS.centers)
+    skip_log = SkipLog()
+    batches = lambda paths: image_dataset(paths, FLAGS.batch_size, image_size=image_size,
+                                          skip_log=skip_log).as_numpy_iterator()
+    result = prediction.predict_images(method, image_paths(FLAGS.images), FLAGS.output, batches, top_k=FLAGS.top_k)
+    reasons = dict(skip_log.unreadable)
+    for path in result["unreadable"]:
+        print(f"unreadable, skipped: {path} ({reasons.get(path, 'cannot be decoded')})", file=sys.stderr)
+    print(f"{result['predicted']} photos located ({result['skipped_done']} already in {FLAGS.output}, "
+          f"{len(result['unreadable'])} unreadable) -> {FLAGS.output}")
+    if FLAGS.geojson:
+        n = prediction.write_geojson(FLAGS.output, method.locator, FLAGS.geojson)
+        print(f"map of {n} photos and their top cells -> {FLAGS.geojson}")
+
+
+if __name__ == "__main__":
+    app.run(main)
