@@ -53,35 +53,24 @@ LOOKUP_POS = _compose_lookup(_build_lookup_pos())  # [2^18]: 16 Hilbert bits << 
 _STEP_BITS = 2 * _LOOKUP_BITS  # bits of i and of j consumed per lookup
 
 
-# (u, v) of each face as (sign * component) / (the face's axis component), S2's XYZtoFaceUV:
-# face 0: (y, z)/x  1: (-x, z)/y  2: (-x, -y)/z  3: (z, y)/x  4: (z, -x)/y  5: (-y, -x)/z
-_U_AXIS = np.array([1, 0, 0, 2, 2, 1]); _U_SIGN = np.array([1.0, -1, -1, 1, 1, -1])
-_V_AXIS = np.array([2, 2, 1, 1, 0, 0]); _V_SIGN = np.array([1.0, 1, -1, 1, -1, -1])
-
-
 def _face_uv(x, y, z, xp):
-    """Cube face (0..5) and its (u, v) coordinates of unit vectors, as S2's XYZtoFaceUV."""
+    """Cube face (0..5) and its (u, v) coordinates of unit vectors, as S2's XYZtoFaceUV.
+
+    face 0: (y, z)/x  1: (-x, z)/y  2: (-x, -y)/z  3: (z, y)/x  4: (z, -x)/y  5: (-y, -x)/z
+    """
     ax, ay, az = xp.abs(x), xp.abs(y), xp.abs(z)
-    axis = xp.where(ax > ay, xp.where(ax > az, 0, 2), xp.where(ay > az, 1, 2))
-    xyz = xp.stack([x, y, z], axis=-1)
-    comp = _pick(xyz, axis, xp)
-    face = axis + xp.where(comp < 0, 3, 0)
-    u = _pick(xyz, _table(_U_AXIS, face, xp), xp) * _table(_U_SIGN, face, xp) / comp
-    v = _pick(xyz, _table(_V_AXIS, face, xp), xp) * _table(_V_SIGN, face, xp) / comp
+    x_axis = (ax > ay) & (ax > az)
+    y_axis = ~x_axis & (ay > az)
+    comp = xp.where(x_axis, x, xp.where(y_axis, y, z))
+    negative = comp < 0
+    axis = xp.where(x_axis, 0, xp.where(y_axis, 1, 2))
+    face = axis + xp.where(negative, 3, 0)
+    # Faces 3-5 divide by a negative component: the signs below make (u, v) match S2's table.
+    u = xp.where(x_axis, xp.where(negative, z, y), xp.where(y_axis, xp.where(negative, z, -x),
+                                                            xp.where(negative, -y, -x))) / comp
+    v = xp.where(x_axis, xp.where(negative, y, z), xp.where(y_axis, xp.where(negative, -x, z),
+                                                            xp.where(negative, -x, -y))) / comp
     return face, u, v
-
-
-def _table(values, index, xp):
-    if xp is np:
-        return values[index]
-    return xp.gather(xp.constant(values), index)
-
-
-def _pick(xyz, axis, xp):
-    """xyz[..., axis] per point."""
-    if xp is np:
-        return np.take_along_axis(xyz, axis[..., None], axis=-1)[..., 0]
-    return xp.gather(xyz, axis[..., None], batch_dims=len(axis.shape))[..., 0]
 
 
 def _uv_to_st(u, xp):
