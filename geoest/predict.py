@@ -43,6 +43,7 @@ def image_paths(patterns) -> list:
 @clear_input_errors
 def main(argv):
     del argv
+    paths = image_paths(FLAGS.images)
     from geoest.data.pipeline import SkipLog, image_dataset
     from geoest.inference import evaluation, prediction
 
@@ -58,7 +59,7 @@ def main(argv):
     skip_log = SkipLog()
     batches = lambda paths: image_dataset(paths, FLAGS.batch_size, image_size=image_size,
                                           skip_log=skip_log).as_numpy_iterator()
-    result = prediction.predict_images(method, image_paths(FLAGS.images), FLAGS.output, batches, top_k=FLAGS.top_k)
+    result = prediction.predict_images(method, paths, FLAGS.output, batches, top_k=FLAGS.top_k)
     reasons = dict(skip_log.unreadable)
     for path in result["unreadable"]:
         print(f"unreadable, skipped: {path} ({reasons.get(path, 'cannot be decoded')})", file=sys.stderr)

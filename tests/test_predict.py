@@ -1,0 +1,124 @@
+"""python -m geoest.predict: a CSV row per readable photo (JPEG or PNG), corrupt files reported
+and skipped, a GeoJSON map of the photos and their top cells, and resume."""
+import csv
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import inference_helpers as helpers
+from geoest.inference import HIERARCHY, Locator, crop_probabilities
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from geoest.models import build_model
+
+    root = tmp_path_factory.mktemp("predict")
+    parts = helpers.partitionings(1500)
+    model = build_model(parts, backbone="tiny", image_size=SIZE)
+    for layer in model.layers:   # sharper heads: well separated top cells
+        if layer.name in {p.name for p in parts}:
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel * 20, np.random.default_rng(0).normal(size=bias.shape) * 3])
+    model_dir = root / "run"
+    (model_dir / "partitionings").mkdir(parents=True)
+    model.save(model_dir / "best.keras")
+    for p in parts:
+        p.to_csv(model_dir / "partitionings" / f"{p.name}.csv")
+    photos = root / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(helpers.image_bytes(48, 64, seed=1))
+    (photos / "b.png").write_bytes(helpers.image_bytes(70, 40, seed=2, fmt="PNG"))
+    (photos / "c.jpg").write_bytes(helpers.image_bytes(40, 40, seed=3)[:200])    # truncated JPEG
+    (photos / "d.jpg").write_bytes(b"")                                          # zero bytes
+    (photos / "e.jpg").write_bytes(helpers.image_bytes(64, 48, seed=4))
+    return {"root": root, "parts": parts, "model_dir": model_dir, "photos": photos}
+
+
+def _predict(setup, output, *extra):
+    return subprocess.run([sys.executable, "-m", "geoest.predict", f"--model_dir={setup['model_dir']}",
+                           f"--images={setup['photos']}/*", f"--output={output}", *extra],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_predict_csv_geojson_and_unreadable_files(setup, tmp_path):
+    output, geojson_path = tmp_path / "predictions.csv", tmp_path / "map.geojson"
+    result = _predict(setup, output, f"--geojson={geojson_path}", "--top_k=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = _rows(output)
+    photos = setup["photos"]
+    assert [r["image"] for r in rows] == [str(photos / n) for n in ("a.jpg", "b.png", "e.jpg")]
+    for bad in ("c.jpg", "d.jpg"):
+        assert f"unreadable, skipped: {photos / bad}" in result.stderr
+    assert "3 photos located" in result.stdout
+
+    # the rows are the model's three-crop, hierarchical, Class2GPS answer for each photo
+    from geoest.data.pipeline import image_dataset
+    from geoest.inference.modeldir import load_geo_model
+
+    geo_model = load_geo_model(setup["model_dir"])
+    (batch,) = list(image_dataset([r["image"] for r in rows], 8, image_size=SIZE).as_numpy_iterator())
+    probs = {k: v.numpy() for k, v in crop_probabilities(geo_model.model, batch["crops"]).items()}
+    located = Locator(setup["parts"]).locate(probs, top_k_cells=3)
+    fine = setup["parts"][-1]
+    for i, row in enumerate(rows):
+        assert row["cell"] == fine.tokens[located[HIERARCHY].classes[i]] == row["hierarchy_cell"]
+        np.testing.assert_allclose([float(row["lat"]), float(row["lon"])],
+                                   [located[HIERARCHY].lat_deg[i], located[HIERARCHY].lon_deg[i]], atol=1e-6)
+        assert row["top_cells"].split() == [fine.tokens[c] for c in located[HIERARCHY].top_classes[i]]
+        for p in setup["parts"]:
+            assert row[f"{p.name}_cell"] == p.tokens[located[p.name].classes[i]]
+        probabilities = [float(x) for x in row["top_probabilities"].split()]
+        assert probabilities == sorted(probabilities, reverse=True) and 0 < probabilities[0] <= 1
+
+    collection = json.loads(geojson_path.read_text())
+    points = [f for f in collection["features"] if f["geometry"]["type"] == "Point"]
+    polygons = [f for f in collection["features"] if f["geometry"]["type"] == "Polygon"]
+    assert len(points) == 3 and len(polygons) == 3 * 3
+    assert points[0]["geometry"]["coordinates"] == pytest.approx([float(rows[0]["lon"]), float(rows[0]["lat"])])
+    assert [f["properties"]["cell"] for f in polygons[:3]] == rows[0]["top_cells"].split()
+
+
+def test_predict_resumes(setup, tmp_path):
+    """In-process (what the main runs): a second run adds only the photos not yet in the CSV."""
+    from geoest.data.pipeline import image_dataset
+    from geoest.inference.evaluation import load_methods
+    from geoest.inference.prediction import predict_images
+
+    (method,), size = load_methods([str(setup["model_dir"])])
+    paths = [str(setup["photos"] / n) for n in ("a.jpg", "b.png", "c.jpg", "e.jpg")]
+    batches = lambda todo: image_dataset(todo, 2, image_size=size).as_numpy_iterator()
+    output = tmp_path / "predictions.csv"
+    first = predict_images(method, paths, output, batches)
+    assert first == {"predicted": 3, "skipped_done": 0, "unreadable": [paths[2]]}
+    rows = _rows(output)
+    with open(output, "w", newline="") as f:   # pretend the run stopped after the first photo
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerow(rows[0])
+    second = predict_images(method, paths, output, batches)
+    assert second == {"predicted": 2, "skipped_done": 1, "unreadable": [paths[2]]}
+    resumed = _rows(output)
+    assert [r["image"] for r in resumed] == [r["image"] for r in rows]
+    for got, expected in zip(resumed, rows):   # same answers (batches differ: float noise only)
+        assert {k: v for k, v in got.items() if "cell" in k} == {k: v for k, v in expected.items() if "cell" in k}
+        assert float(got["probability"]) == pytest.approx(float(expected["probability"]), rel=1e-4)
+
+
+def test_predict_reports_no_matching_files(setup, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "geoest.predict", f"--model_dir={setup['model_dir']}",
+                             f"--images={tmp_path}/*.jpg", f"--output={tmp_path / 'p.csv'}"],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode != 0 and "no files match" in result.stderr and "Traceback" not in result.stderr
