@@ -1,0 +1,247 @@
+"""Writes images + a meta CSV as sharded TFRecords (schema in `geoest.data.records`).
+
+Worker processes read and shrink the photos (shorter side 320 px by default, re-encoded as
+JPEG only when needed); the calling process writes shard after shard. Each shard is written
+under a temporary name and renamed when complete, so an interrupted build resumes by skipping
+the shards already there. A file that is missing, empty, not a JPEG (a PNG, say), truncated
+or corrupt is skipped, counted and reported with its IMG_ID; it never stops a build.
+
+This module imports TensorFlow only when writing, so the worker processes stay light.
+"""
+import collections
+import dataclasses
+import io
+import json
+import logging
+import math
+import multiprocessing
+import os
+import pathlib
+import time
+
+import numpy as np
+from PIL import Image
+
+from geoest.data import meta as meta_lib
+from geoest.errors import InputError
+
+SHORTER_SIDE = 320
+JPEG_QUALITY = 90
+IMAGES_PER_SHARD = 4000      # ~100-150 MB of 320 px JPEGs
+_JPEG_START = b"\xff\xd8\xff"
+_JPEG_END = b"\xff\xd9"
+
+# Reasons a photo is skipped (keys of BuildSummary.skipped).
+MISSING = "missing file"
+EMPTY = "zero-byte file"
+NOT_JPEG = "not a JPEG"
+CORRUPT = "corrupt or truncated JPEG"
+
+
+def prepare_image(path, shorter_side: int = SHORTER_SIDE, quality: int = JPEG_QUALITY):
+    """Reads one photo and returns it as JPEG bytes whose shorter side is <= `shorter_side`.
+
+    A JPEG already small enough, in RGB or greyscale, is kept byte for byte; anything else is
+    decoded, resized (Lanczos) and re-encoded. The whole image is decoded either way, so a
+    truncated or corrupt file is caught here rather than in a training epoch.
+
+    Returns:
+      (jpeg_bytes, None) on success, or (None, reason) with reason one of MISSING, EMPTY,
+      NOT_JPEG, CORRUPT (followed by details).
+    """
+    try:
+        data = pathlib.Path(path).read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None, MISSING
+    if not data:
+        return None, EMPTY
+    if not data.startswith(_JPEG_START):
+        kind = "PNG" if data.startswith(b"\x89PNG") else "unknown format"
+        return None, f"{NOT_JPEG} ({kind})"
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            scale = shorter_side / min(width, height)
+            keep = (scale >= 1.0 and image.mode in ("RGB", "L")
+                    and data.endswith(_JPEG_END))
+            if not keep:
+                size = (max(1, round(width * min(scale, 1.0))),
+                        max(1, round(height * min(scale, 1.0))))
+                image.draft("RGB", size)     # JPEG DCT scaling: decode at >= size, faster
+            image.load()                     # raises on truncated or corrupt data
+            if keep:
+                return data, None
+            image = image.convert("RGB")
+            if image.size != size:
+                image = image.resize(size, Image.Resampling.LANCZOS)
+            out = io.BytesIO()
+            image.save(out, format="JPEG", quality=quality)
+            return out.getvalue(), None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        return None, f"{CORRUPT} ({e})"
+
+
+def _prepare_task(task):
+    index, path, shorter_side = task
+    return (index,) + prepare_image(path, shorter_side)
+
+
+@dataclasses.dataclass
+class BuildSummary:
+    """What a build wrote and skipped, over all shards (earlier runs included).
+
+    Attributes:
+      written: examples written.
+      skipped: {reason: [IMG_ID, ...]}.
+      shards: shard paths, in order.
+      resumed_shards: shards found complete from an earlier run.
+    """
+    written: int = 0
+    skipped: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
+    shards: list = dataclasses.field(default_factory=list)
+    resumed_shards: int = 0
+
+    def num_skipped(self) -> int:
+        return sum(len(ids) for ids in self.skipped.values())
+
+    def report(self, max_ids: int = 10) -> str:
+        lines = [f"wrote {self.written} examples in {len(self.shards)} shards "
+                 f"({self.resumed_shards} complete from an earlier run); "
+                 f"skipped {self.num_skipped()}"]
+        for reason, ids in sorted(self.skipped.items()):
+            shown = ", ".join(ids[:max_ids]) + (", ..." if len(ids) > max_ids else "")
+            lines.append(f"  {len(ids)} skipped, {reason}: {shown}")
+        return "\n".join(lines)
+
+
+def _general_reason(reason: str) -> str:
+    return reason.split(" (")[0]
+
+
+def shard_rows(num_rows: int, num_shards: int, seed: int = 0) -> list:
+    """The meta-CSV row indices of each shard: a fixed pseudo-random spread over the shards."""
+    order = np.random.default_rng(seed).permutation(num_rows)
+    return np.array_split(order, num_shards)
+
+
+def shard_paths(output_dir, prefix: str, num_shards: int) -> list:
+    output_dir = pathlib.Path(output_dir)
+    return [output_dir / f"{prefix}-{k:05d}-of-{num_shards:05d}.tfrecord"
+            for k in range(num_shards)]
+
+
+def _check_previous_build(options_path: pathlib.Path, options: dict):
+    if options_path.exists():
+        previous = json.loads(options_path.read_text())
+        if previous != options:
+            raise InputError(
+                f"{options_path.parent} holds a build with other options ({previous}); "
+                f"this one is {options}. Use another --output_dir or remove it.")
+    else:
+        options_path.write_text(json.dumps(options, indent=1))
+
+
+def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None = None,
+                    shorter_side: int = SHORTER_SIDE, workers: int | None = None,
+                    prefix: str | None = None, seed: int = 0,
+                    progress: bool = True) -> BuildSummary:
+    """Writes the photos of `meta_csv` found under `images_dir` as TFRecord shards.
+
+    Rows are spread over the shards in a fixed pseudo-random order (`seed`), so every shard
+    mixes places and times. Re-running the same call skips the shards already written.
+
+    Args:
+      images_dir: folder the IMG_IDs of the meta CSV are relative to.
+      meta_csv: IMG_ID,LAT,LON[,scene columns]; see `geoest.data.meta`.
+      output_dir: where `<prefix>-<k>-of-<n>.tfrecord`, `<prefix>-build.json` (the options)
+        and `<prefix>-build.jsonl` (one line per finished shard: written and skipped) go.
+      num_shards: default ceil(rows / 4000).
+      shorter_side: photos are shrunk to this shorter side (px); smaller ones are kept.
+      workers: processes reading photos; default os.cpu_count().
+      prefix: shard name prefix; default the meta CSV's stem.
+      seed: the row order over shards.
+      progress: show a tqdm bar with images/s.
+
+    Returns:
+      BuildSummary over all shards, including those of earlier runs.
+
+    Raises:
+      InputError: for a bad meta CSV or images_dir, or an output_dir holding a build with
+        other options.
+    """
+    from geoest.data import records   # imports TensorFlow
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    images_dir = pathlib.Path(images_dir)
+    if not images_dir.is_dir():
+        raise InputError(f"images_dir {images_dir} is not a folder")
+    meta = meta_lib.read_meta_csv(meta_csv)
+    if len(meta) == 0:
+        raise InputError(f"{meta_csv}: no rows")
+    num_shards = num_shards or math.ceil(len(meta) / IMAGES_PER_SHARD)
+    if num_shards < 1:
+        raise InputError(f"num_shards must be >= 1, got {num_shards}")
+    prefix = prefix or pathlib.Path(meta_csv).stem
+    workers = workers or os.cpu_count() or 1
+    output_dir = pathlib.Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _check_previous_build(output_dir / f"{prefix}-build.json", {
+        "meta_csv_rows": len(meta), "num_shards": num_shards, "shorter_side": shorter_side,
+        "seed": seed})
+
+    rows_per_shard = shard_rows(len(meta), num_shards, seed)
+    paths = shard_paths(output_dir, prefix, num_shards)
+    log_path = output_dir / f"{prefix}-build.jsonl"
+    finished = {}
+    if log_path.exists():
+        for line in log_path.read_text().splitlines():
+            entry = json.loads(line)
+            finished[entry["shard"]] = entry          # the last entry for a shard wins
+    todo = [k for k in range(num_shards) if not paths[k].exists()]
+    summary = BuildSummary(shards=paths, resumed_shards=num_shards - len(todo))
+    for k in set(range(num_shards)) - set(todo):
+        entry = finished.get(paths[k].name, {"written": 0, "skipped": {}})
+        summary.written += entry["written"]
+        for reason, ids in entry["skipped"].items():
+            summary.skipped[reason].extend(ids)
+    if summary.resumed_shards:
+        logging.info("resuming: %d of %d shards already written in %s",
+                     summary.resumed_shards, num_shards, output_dir)
+
+    tasks = [(int(i), str(images_dir / meta.ids[i]), shorter_side)
+             for k in todo for i in rows_per_shard[k]]
+    bar = tqdm(total=len(tasks), unit="img", disable=not progress, smoothing=0.05,
+               desc=f"{prefix}: {len(todo)} shards")
+    # forkserver/spawn: workers never inherit this process's TensorFlow threads.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    results = iter(())
+    with context.Pool(workers) as pool:
+        if tasks:
+            results = pool.imap(_prepare_task, tasks, chunksize=8)
+        for k in todo:
+            tmp_path = paths[k].with_name(paths[k].name + ".tmp")
+            written, skipped = 0, collections.defaultdict(list)
+            with tf.io.TFRecordWriter(str(tmp_path)) as writer:
+                for _ in range(len(rows_per_shard[k])):
+                    i, jpeg, reason = next(results)
+                    bar.update(1)
+                    if jpeg is None:
+                        logging.warning("skipped %s: %s", meta.ids[i], reason)
+                        skipped[_general_reason(reason)].append(meta.ids[i])
+                        continue
+                    writer.write(records.encode_example(
+                        jpeg, meta.ids[i], meta.lat_deg[i], meta.lon_deg[i],
+                        probs365=None if meta.probs365 is None else meta.probs365[i],
+                        probs3=None if meta.probs3 is None else meta.probs3[i]))
+                    written += 1
+            with log_path.open("a") as log:
+                log.write(json.dumps({"shard": paths[k].name, "written": written,
+                                      "skipped": skipped, "time": time.time()}) + "\n")
+            os.replace(tmp_path, paths[k])          # complete: a resumed build skips it
+            summary.written += written
+            for reason, ids in skipped.items():
+                summary.skipped[reason].extend(ids)
+    bar.close()
+    return summary
