@@ -1,0 +1,406 @@
+"""tf.data input pipelines: §4 training augmentation, §3.4 three-crop evaluation.
+
+Stages (decoder, then parser):
+  1. records -> batches of serialized examples -> `records.parse_example` (vectorised),
+     a label per partitioning from latitude/longitude (`Partitioning.assign_tf`, §3.1), the
+     scene label, the ISN filter (§4) and a cheap JPEG check; dropped records are counted in
+     a `SkipLog` (with the IMG_ID of every unreadable photo).
+  2. one photo at a time, in parallel: decode (only the crop window, for training) and crop.
+  3. batch, prefetch.
+
+Every image tensor is float32 in [-1, 1], the input of `geoest.models`.
+"""
+import collections
+import logging
+import threading
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from geoest.data import records
+from geoest.errors import InputError
+
+AUTOTUNE = tf.data.AUTOTUNE
+CONCEPTS = ("indoor", "natural", "urban")     # S3 order (§3.2)
+SCENE_LEVELS = {"S3": 3, "S16": 16, "S365": 365}
+TAU_S = 0.3                                   # §4: ISN training images have p(concept) > 0.3
+
+# §4 augmentation: a crop covering 70-100 % of the area, aspect ratio 3/4 to 4/3.
+CROP_AREA_RANGE = (0.7, 1.0)
+CROP_ASPECT_RANGE = (3 / 4, 4 / 3)
+_PARSE_BATCH = 256
+
+# Why a record was dropped (SkipLog keys). The first two are unreadable photos.
+NOT_JPEG = "not a JPEG (empty, PNG, other)"
+TRUNCATED = "truncated JPEG (no end marker)"
+NO_CELL = "in no cell of a partitioning"
+NO_SCENE = "no scene probabilities"
+BELOW_TAU_S = "concept probability <= tau_S"
+_REASONS = (NOT_JPEG, TRUNCATED, NO_CELL, NO_SCENE, BELOW_TAU_S)
+_UNREADABLE = (NOT_JPEG, TRUNCATED)
+
+
+class SkipLog:
+    """Counts the records a pipeline drops, by reason, and names every unreadable photo.
+
+    Pass one to a pipeline factory and read it while or after iterating:
+    `log.counts` {reason: n}; `log.unreadable` [(IMG_ID, reason)]. Unreadable photos are also
+    logged as warnings. Thread-safe (tf.data calls it from several threads).
+    """
+
+    def __init__(self):
+        self.counts = collections.Counter()
+        self.unreadable = []
+        self._lock = threading.Lock()
+
+    def _record(self, reason_codes, ids):
+        with self._lock:
+            for code, image_id in zip(reason_codes.numpy(), ids.numpy()):
+                reason = _REASONS[code]
+                self.counts[reason] += 1
+                if reason in _UNREADABLE:
+                    image_id = image_id.decode("utf-8", "replace")
+                    self.unreadable.append((image_id, reason))
+                    logging.warning("skipped image %s: %s", image_id, reason)
+        return np.int32(len(reason_codes))
+
+    def record_tf(self, reason_codes, ids):
+        """Graph op: records `ids` (string [k]) dropped for `reason_codes` (int32 [k])."""
+        return tf.py_function(self._record, [reason_codes, ids], tf.int32)
+
+    def __repr__(self):
+        return f"SkipLog({dict(self.counts)})"
+
+
+def _jpeg_looks_complete(encoded):
+    """A vectorised check of JPEG start (FF D8 FF) and end (FF D9) markers.
+
+    Catches zero-byte files, PNGs and truncated JPEGs without decoding. Corrupt data inside a
+    complete-looking JPEG is left to `ignore_errors` after decoding.
+
+    Returns:
+      (is_jpeg, has_end): bool tensors of `encoded`'s shape.
+    """
+    length = tf.strings.length(encoded)
+    is_jpeg = tf.strings.substr(encoded, tf.zeros_like(length), tf.minimum(length, 3)) \
+        == b"\xff\xd8\xff"
+    end = tf.strings.substr(encoded, tf.maximum(length - 2, 0), tf.minimum(length, 2))
+    return is_jpeg, end == b"\xff\xd9"
+
+
+def _matrix(scene_matrices, level: str):
+    """`SceneHierarchy.s3_matrix` / `.s16_matrix`, or scene_matrices["S3"] / ["S16"]."""
+    if scene_matrices is None:
+        return None
+    if isinstance(scene_matrices, collections.abc.Mapping):
+        return scene_matrices.get(level)
+    return getattr(scene_matrices, f"{level.lower()}_matrix", None)
+
+
+def _check_scene_args(scene_level, concept, tau_s, scene_matrices):
+    if scene_level is not None and scene_level not in SCENE_LEVELS:
+        raise InputError(f"scene_level {scene_level!r}: expected one of {list(SCENE_LEVELS)}")
+    if concept is not None and concept not in CONCEPTS:
+        raise InputError(f"concept {concept!r}: expected one of {CONCEPTS}")
+    if not 0.0 <= tau_s < 1.0:
+        raise InputError(f"tau_s {tau_s}: expected a probability in [0, 1)")
+    if scene_level == "S16" and _matrix(scene_matrices, "S16") is None:
+        raise InputError("scene_level 'S16' needs scene_matrices with the S16 matrix "
+                         "(geoest.scene.places365.load_scene_hierarchy(...))")
+
+
+def _label_stage(serialized, skip_log: SkipLog, partitionings, *, scene_level=None,
+                 concept=None, tau_s=TAU_S, scene_matrices=None, drop_no_cell=True):
+    """[batch] serialized examples -> dict of [kept] tensors, with labels; drops are logged.
+
+    Keys: "encoded", "id", "lat", "lon", "probs3", one per partitioning name (int64 class,
+    -1 for no cell when `drop_no_cell` is False), and "scene" (int64) with a scene_level.
+    """
+    s3_matrix = _matrix(scene_matrices, "S3")
+    features = records.parse_example(serialized, s3_matrix=s3_matrix)
+    out = {
+        "encoded": features[records.IMAGE_ENCODED],
+        "id": features[records.IMAGE_ID],
+        "lat": features[records.LATITUDE],
+        "lon": features[records.LONGITUDE],
+        "probs3": features[records.SCENE_PROBS3],
+    }
+    is_jpeg, has_end = _jpeg_looks_complete(out["encoded"])
+    reason = tf.where(is_jpeg, tf.where(has_end, -1, _REASONS.index(TRUNCATED)),
+                      _REASONS.index(NOT_JPEG))
+
+    def drop(where, code):
+        return tf.where((reason < 0) & where, code, reason)
+
+    for p in partitionings:
+        out[p.name] = p.assign_tf(out["lat"], out["lon"])    # §3.1: class of the cell
+        if drop_no_cell:
+            reason = drop(out[p.name] < 0, _REASONS.index(NO_CELL))
+    if scene_level is not None:
+        probs365 = features[records.SCENE_PROBS365]
+        if scene_level == "S3":
+            probs = out["probs3"]
+        elif scene_level == "S16":             # §3.2: S365 -> S16 by the hierarchy
+            probs = tf.linalg.matmul(probs365, tf.constant(_matrix(scene_matrices, "S16"),
+                                                           tf.float32))
+        else:
+            probs = probs365
+        known = tf.logical_not(tf.reduce_any(tf.math.is_nan(probs), axis=-1))
+        out["scene"] = tf.where(known, tf.argmax(probs, axis=-1), tf.constant(-1, tf.int64))
+        reason = drop(~known, _REASONS.index(NO_SCENE))
+    if concept is not None:                     # §4: the ISN filter, p(concept) > tau_S
+        p_concept = out["probs3"][:, CONCEPTS.index(concept)]
+        reason = drop(tf.math.is_nan(p_concept), _REASONS.index(NO_SCENE))
+        reason = drop(~(p_concept > tau_s), _REASONS.index(BELOW_TAU_S))
+    keep = reason < 0
+    logged = skip_log.record_tf(tf.boolean_mask(reason, ~keep),
+                                tf.boolean_mask(out["id"], ~keep))
+    with tf.control_dependencies([logged]):
+        keep = tf.identity(keep)
+    return {key: tf.boolean_mask(value, keep) for key, value in out.items()}
+
+
+def sample_crop_window(image_shape, seed):
+    """§4: a random crop covering 70-100 % of the area with aspect ratio (w/h) 3/4 to 4/3.
+
+    Args:
+      image_shape: int32 [3] (height, width, channels).
+      seed: int [2], for the stateless sampler.
+    Returns:
+      int32 [4] crop window (offset_y, offset_x, height, width). When no such crop fits (a
+      very elongated photo) the whole image.
+    """
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        image_shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
+        min_object_covered=CROP_AREA_RANGE[0], aspect_ratio_range=CROP_ASPECT_RANGE,
+        area_range=CROP_AREA_RANGE, max_attempts=100, use_image_if_no_bounding_boxes=True)
+    return tf.stack([begin[0], begin[1], size[0], size[1]])
+
+
+def _to_unit_range(image):
+    return tf.cast(image, tf.float32) / 127.5 - 1.0
+
+
+def train_image(encoded, seed, image_size: int = 224):
+    """§4: decode only a random crop window, flip at random, resize to image_size^2, [-1, 1].
+
+    Args:
+      encoded: tf.string scalar, a JPEG.
+      seed: int [2]; the crop and the flip draw from seeds derived from it.
+    Returns:
+      float32 [image_size, image_size, 3] in [-1, 1].
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
+    window = sample_crop_window(tf.io.extract_jpeg_shape(encoded), seeds[0])
+    image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
+    image = tf.image.stateless_random_flip_left_right(image, seeds[1])
+    image = tf.image.resize(image, [image_size, image_size])
+    return _to_unit_range(image)
+
+
+def three_crops(image, image_size: int = 224):
+    """§3.4: resize the shorter side to image_size, then three square crops along the longer
+    side (start, middle, end). A square image gives three identical crops.
+
+    Args:
+      image: uint8/float [height, width, 3].
+    Returns:
+      float32 [3, image_size, image_size, 3] in [-1, 1].
+    """
+    shape = tf.shape(image)
+    height, width = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
+    scale = image_size / tf.minimum(height, width)
+    new_h = tf.maximum(image_size, tf.cast(tf.round(height * scale), tf.int32))
+    new_w = tf.maximum(image_size, tf.cast(tf.round(width * scale), tf.int32))
+    resized = tf.image.resize(image, tf.stack([new_h, new_w]))
+    portrait = new_h > new_w
+    slack = tf.maximum(new_h, new_w) - image_size
+    crops = []
+    for offset in (0, slack // 2, slack):
+        offset_y = tf.where(portrait, offset, 0)
+        offset_x = tf.where(portrait, 0, offset)
+        crops.append(tf.slice(resized, tf.stack([offset_y, offset_x, 0]),
+                              [image_size, image_size, 3]))
+    return _to_unit_range(tf.stack(crops))
+
+
+def _record_files(file_pattern, shuffle: bool, seed, input_context):
+    patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+    files = tf.io.gfile.glob(patterns[0]) if len(patterns) == 1 else sum(
+        (tf.io.gfile.glob(p) for p in patterns), [])
+    if not files:
+        raise InputError(f"no TFRecord files match {file_pattern!r}")
+    files = tf.data.Dataset.from_tensor_slices(sorted(files))
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if shuffle:
+        files = files.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+    return files
+
+
+def _read_records(files, deterministic: bool):
+    return files.interleave(
+        lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20),
+        cycle_length=16, block_length=1, num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic)
+
+
+def _options(deterministic: bool) -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    # A distribution strategy given the whole dataset shards it by file.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.AUTO
+    return options
+
+
+@gin.configurable(denylist=["partitionings", "skip_log", "input_context"])
+def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: int = 224,
+                  scene_level=None, concept=None, tau_s: float = TAU_S, scene_matrices=None,
+                  shuffle_buffer: int = 10_000, deterministic: bool = False,
+                  repeat: bool = True, seed=None, skip_log: SkipLog | None = None,
+                  input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """The §4 training pipeline.
+
+    Args:
+      file_pattern: glob (or list of globs) of TFRecord shards.
+      partitionings: sequence of `geoest.geo.Partitioning`; one label each, from lat/lon.
+      batch_size: the global batch. With `input_context` (distribute_datasets_from_function)
+        each input pipeline yields its per-replica share.
+      image_size: output side (px).
+      scene_level: None, "S3", "S16" or "S365": add the scene label for the MTN (§3.3).
+      concept: None or "indoor" / "natural" / "urban": keep only photos whose concept
+        probability exceeds tau_s (the ISN training set, §4).
+      tau_s: the ISN threshold.
+      scene_matrices: `SceneHierarchy` (or {"S3": [365,3], "S16": [365,16]}) to derive S3
+        probabilities from stored Places365 ones, and S16 labels.
+      shuffle_buffer: examples in the shuffle buffer.
+      deterministic: the same order (and, with a seed, the same crops) every run.
+      repeat: repeat forever.
+      seed: shuffling and augmentation seed; default 0 when deterministic, else random.
+      skip_log: a SkipLog to count what is dropped: photos in no cell of some partitioning,
+        photos filtered by scene, and unreadable photos (named).
+      input_context: a `tf.distribute.InputContext`, to shard files and split the batch.
+
+    Returns:
+      tf.data.Dataset of (images float32 [B, S, S, 3] in [-1, 1],
+      {p.name: int64 [B] for p in partitionings} plus "scene": int64 [B] with a scene_level).
+    """
+    _check_scene_args(scene_level, concept, tau_s, scene_matrices)
+    if seed is None and deterministic:
+        seed = 0
+    skip_log = skip_log if skip_log is not None else SkipLog()
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    names = [p.name for p in partitionings]
+
+    ds = _read_records(_record_files(file_pattern, True, seed, input_context), deterministic)
+    if shuffle_buffer > 1:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(_PARSE_BATCH).map(
+        lambda s: _label_stage(s, skip_log, partitionings, scene_level=scene_level,
+                               concept=concept, tau_s=tau_s, scene_matrices=scene_matrices),
+        num_parallel_calls=AUTOTUNE, deterministic=deterministic).unbatch()
+    # One augmentation seed per photo: reproducible with a seed, whatever the parallelism.
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+
+    def parse(example, element_seed):
+        labels = {name: example[name] for name in names}
+        if scene_level is not None:
+            labels["scene"] = example["scene"]
+        return train_image(example["encoded"], element_seed, image_size), labels
+
+    ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    ds = ds.ignore_errors(log_warning=True)   # corrupt data inside a complete-looking JPEG
+    ds = ds.batch(batch_size, drop_remainder=repeat)
+    return ds.prefetch(AUTOTUNE).with_options(_options(deterministic))
+
+
+def _eval_element(example, image, names):
+    out = {"crops": image, "id": example["id"], "lat": example["lat"], "lon": example["lon"],
+           "probs3": example["probs3"]}
+    out.update({name: example[name] for name in names})
+    return out
+
+
+@gin.configurable(denylist=["partitionings", "skip_log", "input_context"])
+def eval_dataset(file_pattern, batch_size: int, *, image_size: int = 224, partitionings=(),
+                 scene_matrices=None, skip_log: SkipLog | None = None,
+                 input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """The §3.4 evaluation pipeline: every record once, in file order, three crops each.
+
+    Photos in no cell are kept (their label is -1); unreadable photos are dropped and named
+    in `skip_log`.
+
+    Returns:
+      tf.data.Dataset of {"crops": float32 [B, 3, S, S, 3] in [-1, 1], "id": string [B],
+      "lat": float32 [B], "lon": float32 [B], "probs3": float32 [B, 3] (NaN if unknown),
+      p.name: int64 [B] for p in partitionings}.
+    """
+    skip_log = skip_log if skip_log is not None else SkipLog()
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    names = [p.name for p in partitionings]
+    files = _record_files(file_pattern, False, None, input_context)
+    ds = files.flat_map(lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20))
+    ds = ds.batch(_PARSE_BATCH).map(
+        lambda s: _label_stage(s, skip_log, partitionings, scene_matrices=scene_matrices,
+                               drop_no_cell=False),
+        num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()
+    ds = ds.map(lambda ex: _eval_element(
+        ex, three_crops(tf.io.decode_jpeg(ex["encoded"], channels=3), image_size), names),
+        num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.ignore_errors(log_warning=True)
+    return ds.batch(batch_size).prefetch(AUTOTUNE).with_options(_options(True))
+
+
+def image_dataset(paths, batch_size: int = 32, *, image_size: int = 224,
+                  skip_log: SkipLog | None = None) -> tf.data.Dataset:
+    """Three-crop inputs (§3.4) from image files, for predicting on your own photos.
+
+    JPEG, PNG, BMP and GIF (first frame) are read. Empty, unknown or truncated files are
+    dropped and named in `skip_log`; a missing file is dropped with a logged warning (check
+    paths beforehand to name it).
+
+    Args:
+      paths: sequence of file paths.
+    Returns:
+      tf.data.Dataset of {"crops": float32 [B, 3, S, S, 3] in [-1, 1], "id": string [B] (the
+      path as given)}, in the order of `paths` less the dropped files.
+    """
+    skip_log = skip_log if skip_log is not None else SkipLog()
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise InputError("image_dataset: no image paths given")
+
+    def check(batch):
+        is_jpeg, has_end = _jpeg_looks_complete(batch["contents"])
+        head = tf.strings.substr(batch["contents"], tf.zeros_like(batch["size"]),
+                                 tf.minimum(batch["size"], 4))
+        known = is_jpeg | tf.reduce_any(tf.stack(
+            [tf.strings.substr(head, 0, len(magic)) == magic
+             for magic in (b"\x89PNG", b"GIF8", b"BM")]), axis=0)
+        reason = tf.where(known, tf.where(is_jpeg & ~has_end, _REASONS.index(TRUNCATED), -1),
+                          _REASONS.index(NOT_JPEG))
+        keep = reason < 0
+        logged = skip_log.record_tf(tf.boolean_mask(reason, ~keep),
+                                    tf.boolean_mask(batch["id"], ~keep))
+        with tf.control_dependencies([logged]):
+            keep = tf.identity(keep)
+        return {key: tf.boolean_mask(value, keep) for key, value in batch.items()}
+
+    def read(path):
+        contents = tf.io.read_file(path)
+        return {"id": path, "contents": contents, "size": tf.strings.length(contents)}
+
+    ds = tf.data.Dataset.from_tensor_slices(paths).map(read, num_parallel_calls=AUTOTUNE,
+                                                       deterministic=True)
+    ds = ds.ignore_errors(log_warning=True)     # a missing or unreadable file
+    ds = ds.batch(64).map(check).unbatch()
+    ds = ds.map(lambda ex: {"crops": three_crops(
+        tf.io.decode_image(ex["contents"], channels=3, expand_animations=False), image_size),
+        "id": ex["id"]}, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.ignore_errors(log_warning=True)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
