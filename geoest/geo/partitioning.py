@@ -130,7 +130,13 @@ class Partitioning:
           InputError for NaN or out-of-range coordinates, naming the row and value.
         """
         lat, lon = validate_coordinates(lat_deg, lon_deg)
-        return self.locate_leaves(s2cell.leaf_ids(lat, lon)).reshape(np.shape(lat_deg))
+        classes = np.empty(lat.shape, dtype=np.int64)
+
+        def work(part):
+            classes[part] = self.locate_leaves(s2cell.leaf_ids(lat[part], lon[part]))
+
+        s2cell.map_chunks(work, len(lat))
+        return classes.reshape(np.shape(lat_deg))
 
     def assign_tf(self, lat_deg, lon_deg):
         """`assign` in TensorFlow, for tf.data map functions, tf.functions and SavedModels.

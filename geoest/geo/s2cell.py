@@ -10,6 +10,9 @@ comparisons, they travel as `tf.int64` with the same bits.
 Notation: a cell at level L has its lowest set bit at position 2 * (30 - L); its leaf cells
 occupy the id range [id - lsb + 1, id + lsb - 1].
 """
+import concurrent.futures
+import os
+
 import numpy as np
 
 MAX_LEVEL = 30
@@ -79,21 +82,38 @@ def _uv_to_st(u, xp):
                     1 - 0.5 * xp.sqrt(1 - 3 * xp.minimum(u, 0)))
 
 
-def leaf_ids(lat_deg: np.ndarray, lon_deg: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+def map_chunks(work, n: int, chunk: int = 1 << 16) -> None:
+    """Calls `work(slice)` over [0, n) in chunks, on all cores when there are many chunks.
+
+    Small chunks keep numpy's temporaries in the CPU cache; numpy releases the GIL, so threads
+    run the chunks in parallel. `work` writes its results into preallocated arrays.
+    """
+    parts = [slice(start, min(start + chunk, n)) for start in range(0, n, chunk)]
+    if len(parts) < 8:
+        for part in parts:
+            work(part)
+        return
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for _ in pool.map(work, parts):
+            pass
+
+
+def leaf_ids(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
     """Level-30 S2 cell ids of points.
 
     Args:
       lat_deg, lon_deg: float arrays of the same shape [N], in degrees (validated by the caller).
-      chunk: points converted per step; small chunks keep the temporaries in the CPU cache.
     Returns:
       np.uint64 [N], equal to `s2geometry.S2CellId(S2LatLng.FromDegrees(lat, lon)).id()`.
     """
     lat_deg = np.asarray(lat_deg, dtype=np.float64).ravel()
     lon_deg = np.asarray(lon_deg, dtype=np.float64).ravel()
     out = np.empty(lat_deg.shape, dtype=np.uint64)
-    for start in range(0, len(out), chunk):
-        part = slice(start, start + chunk)
+
+    def work(part):
         out[part] = _leaf_ids(lat_deg[part], lon_deg[part])
+
+    map_chunks(work, len(out))
     return out
 
 
