@@ -10,7 +10,6 @@ import tensorflow as tf
 
 from geoest.geo import THRESHOLDS_KM, great_circle_km
 from geoest.models import SCENE_HEAD, SparseCrossEntropy
-from geoest.training.distribute import worker_path
 from geoest.training.inputs import LAT, LON
 
 HIERARCHY = "hierarchy"  # §3.4 f*: the finest partitioning refined by all coarser ones
@@ -140,7 +139,7 @@ class GeoValidation(keras.callbacks.Callback):
         # Without validation data the latest epoch's model is kept.
         if self.validation is None or self._improved(value):
             self.best = value
-            path = worker_path(self.best_path, self.strategy)
+            path = self.best_path
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             # A functional view of the same layers: saved without optimizer state.
             keras.Model(self.model.inputs, self.model.outputs, name=self.model.name).save(path)

@@ -48,10 +48,12 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
 
 
-def worker_path(path: str, strategy: tf.distribute.Strategy) -> str:
-    """`path` for the chief; a scratch path for other workers (they must write too: saving is collective)."""
-    if is_chief(strategy):
-        return path
+def scratch_dir(strategy: tf.distribute.Strategy) -> str:
+    """Where a non-chief worker writes what the chief writes to model_dir (removed after training).
+
+    Every worker must save (saving reads synchronised variables collectively); only the chief's
+    files are kept.
+    """
     resolver = strategy.cluster_resolver
-    return os.path.join(tempfile.gettempdir(), f"geoest_{resolver.task_type}_{resolver.task_id}_{os.getpid()}",
-                        os.path.basename(path))
+    return os.path.join(tempfile.gettempdir(), f"geoest_{resolver.task_type}_{resolver.task_id}_{os.getpid()}")
+

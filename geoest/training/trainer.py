@@ -24,7 +24,7 @@ from geoest.geo import Hierarchy, Partitioning
 from geoest.models import (SCENE_CLASSES, SCENE_HEAD, Top1Accuracy, add_weight_decay, build_model, make_losses,
                            output_sizes)
 from geoest.training.callbacks import GeoValidation, PeriodicCheckpoint
-from geoest.training.distribute import worker_path
+from geoest.training.distribute import is_chief, scratch_dir
 from geoest.training.inputs import LAT, LON, require_images
 from geoest.training.optimization import make_optimizer
 
@@ -111,14 +111,16 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
       The trained model (the last step's weights; the best one is in model_dir/best.keras).
     """
     strategy = strategy or tf.distribute.get_strategy()
-    os.makedirs(model_dir, exist_ok=True)
+    # Other workers write to a scratch dir: saving is collective, so they save too, but elsewhere.
+    run_dir = model_dir if is_chief(strategy) else scratch_dir(strategy)
+    os.makedirs(run_dir, exist_ok=True)
     if scene_level is not None and scene_level not in SCENE_CLASSES:
         raise InputError(f"train.scene_level={scene_level!r}; expected None or one of {sorted(SCENE_CLASSES)}")
     parts = load_partitionings(partitionings, partitionings_dir)
     hierarchy = Hierarchy(parts) if len(parts) > 1 else None
     data = inputs(parts, batch_size, image_size, scene_level)
     require_images(data)
-    steps_per_epoch = steps_per_epoch or _steps_per_epoch(model_dir, data, batch_size)
+    steps_per_epoch = steps_per_epoch or _steps_per_epoch(run_dir, data, batch_size)
     previous_policy = keras.mixed_precision.global_policy()
     if mixed_precision:
         keras.mixed_precision.set_global_policy(mixed_precision)
@@ -126,27 +128,30 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
         with strategy.scope():
             model = build_model(parts, image_size=image_size,
                                 scene_classes=SCENE_CLASSES[scene_level] if scene_level else None)
-            check_variant(model_dir, {"gin_files": list(variant), "heads": output_sizes(model)})
+            check_variant(run_dir, {"gin_files": list(variant), "heads": output_sizes(model)})
             add_weight_decay(model)
             losses, loss_weights = make_losses(model.output_names)
             model.compile(optimizer=make_optimizer(steps_per_epoch), loss=losses, loss_weights=loss_weights,
                           metrics={name: [Top1Accuracy()] for name in model.output_names},
                           jit_compile=jit_compile, steps_per_execution=steps_per_execution)
             model.optimizer.build(model.trainable_variables)
-            manager = _restore_or_initialize(model, model_dir, strategy, keep_checkpoints, init_from)
-        _save_run_files(model_dir, parts)
+            manager = _restore_or_initialize(model, model_dir, run_dir, keep_checkpoints, init_from)
+        _save_run_files(run_dir, parts)
         names = list(model.output_names)
         train_data = data.train.map(lambda x, y: (x, {k: y[k] for k in names}))
         validation = GeoValidation(data.validation, parts, hierarchy, strategy, loss_weights,
-                                   worker_path(os.path.join(model_dir, BEST_MODEL), strategy),
+                                   os.path.join(run_dir, BEST_MODEL),
                                    monitor=monitor, steps=validation_steps)
         all_callbacks = [validation, PeriodicCheckpoint(manager, checkpoint_every_n_steps),
-                         *_log_callbacks(worker_path(os.path.join(model_dir, "logs"), strategy)), *callbacks]
+                         *_log_callbacks(os.path.join(run_dir, "logs")), *callbacks]
+        _build_for_fit(model, train_data.element_spec)
         _fit(model, train_data, epochs, steps_per_epoch, all_callbacks)
-        _save_run_files(model_dir, parts)
+        _save_run_files(run_dir, parts)
         return model
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+        if not is_chief(strategy):
+            shutil.rmtree(scratch_dir(strategy), ignore_errors=True)
 
 
 def _log_callbacks(log_dir) -> list:
@@ -175,11 +180,13 @@ def _steps_per_epoch(model_dir, data, batch_size) -> int:
     return max(1, images // batch_size)
 
 
-def _restore_or_initialize(model, model_dir, strategy, keep, init_from) -> tf.train.CheckpointManager:
-    """Resumes from the latest checkpoint in model_dir, else starts from `init_from` (if any)."""
+def _restore_or_initialize(model, model_dir, run_dir, keep, init_from) -> tf.train.CheckpointManager:
+    """Resumes from the latest checkpoint in model_dir, else starts from `init_from` (if any).
+
+    Returns the manager saving to run_dir/checkpoints (run_dir: model_dir, or a worker's scratch dir).
+    """
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    directory = os.path.join(model_dir, CHECKPOINTS)
-    latest = tf.train.latest_checkpoint(directory)
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINTS))
     if latest:
         try:
             checkpoint.restore(latest).assert_existing_objects_matched()
@@ -189,7 +196,7 @@ def _restore_or_initialize(model, model_dir, strategy, keep, init_from) -> tf.tr
         logging.info("resuming from %s at step %d", latest, int(model.optimizer.iterations.numpy()))
     elif init_from:
         initialize_from(model, init_from)
-    return tf.train.CheckpointManager(checkpoint, worker_path(directory, strategy), max_to_keep=keep)
+    return tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, CHECKPOINTS), max_to_keep=keep)
 
 
 def _save_run_files(model_dir, parts) -> None:
@@ -200,6 +207,23 @@ def _save_run_files(model_dir, parts) -> None:
             p.to_csv(target)
     with open(os.path.join(model_dir, OPERATIVE_CONFIG), "w", encoding="utf-8") as f:
         f.write(gin.operative_config_str())
+
+
+def _build_for_fit(model, element_spec) -> None:
+    """Builds the compiled losses and metrics from the input spec, before `fit`.
+
+    Keras 3 `fit` otherwise builds them from a first batch that it averages with
+    `strategy.reduce`, which fails for MultiWorkerMirroredStrategy (a nested batch); with
+    everything built here, that step is skipped. (Workarounds for keras 3.15, private API.)
+    """
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=element_spec)  # noqa: SLF001
+    model._maybe_symbolic_build = lambda *args, **kwargs: None  # noqa: SLF001
+    if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Keras 3 then averages each step's logs with strategy.reduce("MEAN", v, axis=0), which
+        # fails for scalars: give them a leading axis of one (the mean removes it again).
+        step = model.train_step
+        model.train_step = lambda data: {k: tf.reshape(v, [1]) for k, v in step(data).items()}
 
 
 def _fit(model, train_data, epochs, steps_per_epoch, callbacks) -> None:
