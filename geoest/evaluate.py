@@ -21,6 +21,8 @@ flags.DEFINE_list("isn_dirs", [], "ISNs(M, f*, S3): indoor=DIR,natural=DIR,urban
 flags.DEFINE_string("scene_model", None, "ISN routing: an MTN model dir or a scene classifier .keras file; "
                     "default: the test data's scene probabilities (meta CSV / records).")
 flags.DEFINE_bool("scene_from_logits", True, "The scene model outputs logits (MTN); false for probabilities.")
+flags.DEFINE_enum("scene_preprocess", "tf", ["tf", "caffe", "torch", "none"], "The scene model's input "
+                  "convention: tf = [-1, 1] like the geo models; caffe for the converted Places365 ResNet-152.")
 flags.DEFINE_string("places365_dir", None, "Folder with the Places365 hierarchy files (S16 / S365 scenes).")
 flags.DEFINE_string("test_records", None, "TFRecord file pattern of the test set.")
 flags.DEFINE_string("images_dir", None, "Test images folder (with --meta_csv: IMG_ID is the path in it).")
@@ -38,7 +40,6 @@ FLAGS = flags.FLAGS
 @clear_input_errors
 def main(argv):
     del argv
-    from geoest.data.pipeline import SkipLog
     from geoest.inference import evaluation
 
     if bool(FLAGS.test_records) == bool(FLAGS.images_dir or FLAGS.meta_csv):
@@ -48,7 +49,9 @@ def main(argv):
     hierarchy = evaluation.load_scene_hierarchy_dir(FLAGS.places365_dir)
     methods, image_size = evaluation.load_methods(
         FLAGS.model_dir, FLAGS.isn_dirs, scene_model=FLAGS.scene_model, scene_from_logits=FLAGS.scene_from_logits,
-        scene_hierarchy=hierarchy, partitioning_csvs=FLAGS.partitionings, centers=FLAGS.centers)
+        scene_preprocess=FLAGS.scene_preprocess, scene_hierarchy=hierarchy, partitioning_csvs=FLAGS.partitionings,
+        centers=FLAGS.centers)
+    from geoest.data.pipeline import SkipLog
     skip_log = SkipLog()
     if FLAGS.test_records:
         total = None

@@ -20,6 +20,8 @@ flags.DEFINE_string("model_dir", None, "Trained model dir (best.keras and partit
 flags.DEFINE_list("isn_dirs", [], "Instead of --model_dir: indoor=DIR,natural=DIR,urban=DIR, routed by --scene_model.")
 flags.DEFINE_string("scene_model", None, "ISN routing: an MTN model dir or a scene classifier .keras file.")
 flags.DEFINE_bool("scene_from_logits", True, "The scene model outputs logits (MTN); false for probabilities.")
+flags.DEFINE_enum("scene_preprocess", "tf", ["tf", "caffe", "torch", "none"], "The scene model's input "
+                  "convention: tf = [-1, 1] like the geo models; caffe for the converted Places365 ResNet-152.")
 flags.DEFINE_string("places365_dir", None, "Folder with the Places365 hierarchy files (S16 / S365 scenes).")
 flags.DEFINE_list("images", None, "Image files or glob patterns ('photos/**/*.jpg'), comma-separated.",
                   required=True)
@@ -44,7 +46,6 @@ def image_paths(patterns) -> list:
 def main(argv):
     del argv
     paths = image_paths(FLAGS.images)
-    from geoest.data.pipeline import SkipLog, image_dataset
     from geoest.inference import evaluation, prediction
 
     if bool(FLAGS.model_dir) == bool(FLAGS.isn_dirs):
@@ -53,9 +54,10 @@ def main(argv):
         raise InputError("--isn_dirs needs --scene_model to route each photo by its scene")
     (method,), image_size = evaluation.load_methods(
         [FLAGS.model_dir] if FLAGS.model_dir else [], FLAGS.isn_dirs, scene_model=FLAGS.scene_model,
-        scene_from_logits=FLAGS.scene_from_logits,
+        scene_from_logits=FLAGS.scene_from_logits, scene_preprocess=FLAGS.scene_preprocess,
         scene_hierarchy=evaluation.load_scene_hierarchy_dir(FLAGS.places365_dir),
         partitioning_csvs=FLAGS.partitionings, centers=FLAGS.centers)
+    from geoest.data.pipeline import SkipLog, image_dataset
     skip_log = SkipLog()
     batches = lambda paths: image_dataset(paths, FLAGS.batch_size, image_size=image_size,
                                           skip_log=skip_log).as_numpy_iterator()

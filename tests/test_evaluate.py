@@ -210,7 +210,28 @@ def test_evaluate_resumes_from_partial_results(world, tmp_path):
     assert resumed == fresh
 
 
-def test_evaluate_reports_bad_input(world, tmp_path):
+def test_evaluate_reports_bad_input(tmp_path):
     result = _run("-m", "geoest.evaluate", f"--model_dir={tmp_path / 'nowhere'}",
-                  f"--test_records={world['records']}", f"--output_dir={tmp_path / 'out'}")
+                  f"--test_records={tmp_path / '*.tfrecord'}", f"--output_dir={tmp_path / 'out'}")
     assert result.returncode != 0 and "nowhere" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_isn_ensemble_routes_by_an_mtn_scene_head(world, tmp_path):
+    """--scene_model=<MTN dir>: the MTN's scene head, averaged over the crops, picks the ISN."""
+    from geoest.data import pipeline
+
+    parts = world["parts"]
+    sizes = {p.name: len(p) for p in parts}
+    for k, concept in enumerate(("indoor", "natural", "urban")):
+        _save_model_dir(helpers.constant_model(sizes, {p.name: k for p in parts}, image_size=SIZE), parts,
+                        tmp_path / f"isn_{concept}")
+    mtn = helpers.tiny_model(sizes, image_size=SIZE, scene_classes=3, seed=3)
+    _save_model_dir(mtn, parts, tmp_path / "mtn")
+    (method,), _ = load_methods(isn_dirs=[f"{c}={tmp_path / f'isn_{c}'}" for c in ("indoor", "natural", "urban")],
+                                scene_model=str(tmp_path / "mtn"))
+    batches = list(pipeline.eval_dataset(str(world["records"]), 8, image_size=SIZE).as_numpy_iterator())
+    expected = np.concatenate([crop_probabilities(mtn, b["crops"])["scene"].numpy().argmax(axis=1) for b in batches])
+    assert len(set(expected)) > 1   # the MTN does not send everything to one ISN
+    summary = evaluate([method], iter(batches), tmp_path / "eval")
+    assert summary["ISNs"]["routed_images"] == {c: int((expected == k).sum())
+                                                for k, c in enumerate(("indoor", "natural", "urban"))}

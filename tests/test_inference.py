@@ -153,3 +153,28 @@ def test_routing_by_an_mtn_scene_head():
     np.testing.assert_allclose(probs3, expected, rtol=1e-6)
     with pytest.raises(InputError, match="scene output"):
         ModelScenes(helpers.tiny_model(sizes, image_size=8))
+
+
+@pytest.mark.shared_data
+def test_routing_by_a_places365_classifier(places365_dir):
+    """A scene classifier with 365 softmax outputs routes by its §3.2 S3 aggregation."""
+    import keras
+
+    from geoest.inference.isn import scene_to_s3_matrix
+    from geoest.scene.places365 import load_scene_hierarchy
+
+    hierarchy = load_scene_hierarchy(places365_dir / "scene_hierarchy_places365.csv",
+                                     places365_dir / "categories_places365.txt")
+    images = keras.Input((8, 8, 3))
+    x = keras.layers.Flatten()(images)
+    classifier = keras.Model(images, keras.layers.Dense(365, activation="softmax",
+                                                        kernel_initializer=keras.initializers.RandomNormal(stddev=2.0))(x))
+    crops = np.random.default_rng(6).uniform(-1, 1, (4, 3, 8, 8, 3)).astype(np.float32)
+    probs3 = ModelScenes(classifier, output=None, from_logits=False, scene_hierarchy=hierarchy)({"crops": crops})
+    per_crop = classifier(crops.reshape(-1, 8, 8, 3)).numpy().reshape(4, 3, 365).mean(axis=1)
+    np.testing.assert_allclose(probs3, per_crop @ hierarchy.s3_matrix, rtol=1e-5)
+    np.testing.assert_allclose(probs3.sum(axis=1), 1.0, rtol=1e-5)
+    s16_to_s3 = scene_to_s3_matrix(16, hierarchy)
+    np.testing.assert_allclose(s16_to_s3.sum(axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(InputError, match="Places365"):
+        scene_to_s3_matrix(365, None)

@@ -81,15 +81,18 @@ def load_scene_hierarchy_dir(places365_dir):
 
 
 def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_from_logits: bool = True,
-                 scene_hierarchy=None, partitioning_csvs=(), centers: str = "mean"):
+                 scene_preprocess: str = "tf", scene_hierarchy=None, partitioning_csvs=(), centers: str = "mean"):
     """The methods to evaluate or predict with, from training model dirs.
 
     Args:
       model_dirs: "DIR" or "NAME=DIR" per model (name default: the folder's name).
       isn_dirs: "CONCEPT=DIR" for each of indoor, natural, urban: one ISN ensemble, "ISNs".
       scene_model: routing for the ISNs: None (the test data's scene probabilities), an MTN's
-        model dir (its "scene" head) or a scene classifier .keras file (one output).
+        model dir (its "scene" head) or a scene classifier file (.keras with one output, or the
+        Places365 ResNet-152's .weights.h5).
       scene_from_logits: the scene model outputs logits (an MTN) rather than probabilities.
+      scene_preprocess: the scene model's input convention ("tf" = [-1, 1]; "caffe" for the
+        converted Places365 release; see `geoest.scene.labeler.PREPROCESSING`).
       scene_hierarchy: Places365 hierarchy, needed for 16 or 365 scene outputs.
       partitioning_csvs: partitioning CSVs overriding those found in the model dirs.
       centers: Class2GPS "mean" or "geometric".
@@ -113,10 +116,13 @@ def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_from_log
             scenes = data_scenes
         elif pathlib.Path(scene_model).is_dir():
             scenes = ModelScenes(load_keras_model(model_file(scene_model)), from_logits=scene_from_logits,
-                                 scene_hierarchy=scene_hierarchy)
+                                 scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess)
         else:
-            scenes = ModelScenes(load_keras_model(scene_model), output=None, from_logits=scene_from_logits,
-                                 scene_hierarchy=scene_hierarchy)
+            from geoest.scene.labeler import load_scene_classifier
+            classifier = (load_scene_classifier(scene_model) if str(scene_model).endswith(".weights.h5")
+                          else load_keras_model(scene_model))
+            scenes = ModelScenes(classifier, output=None, from_logits=scene_from_logits,
+                                 scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess)
         methods.append(isn_method("ISNs", geo_models, scenes, centers))
     if not methods:
         raise InputError("nothing to run: give --model_dir and/or --isn_dirs")
@@ -185,7 +191,7 @@ class _Store:
                 if sorted(saved.files) == sorted(self.keys):
                     self.columns = {k: [saved[k]] for k in self.keys}
                     self.done = set(saved["id"].tolist())
-                    logging.info("resuming evaluation: %d images already done (%s)", len(self.done), path)
+                    print(f"resuming evaluation: {len(self.done)} images already done ({path})")
                 else:
                     logging.warning("ignoring %s: it was written for other methods", path)
 
@@ -241,7 +247,7 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
         if not keep.any():
             continue
         batch = _subset(dict(batch, id=ids), keep)
-        probs3 = np.asarray(batch.get("probs3", np.full((len(ids), 3), np.nan)), np.float64)
+        probs3 = np.asarray(batch.get("probs3", np.full((len(batch["id"]), 3), np.nan)), np.float64)
         known = np.isfinite(probs3).all(axis=1) & (probs3 >= 0).all(axis=1)
         scene = np.where(known, np.argmax(np.nan_to_num(probs3, nan=-1.0), axis=1), -1)
         row = {"id": batch["id"], "lat": batch["lat"].astype(np.float64),

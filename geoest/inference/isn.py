@@ -62,10 +62,19 @@ class ModelScenes:
       output: name of the scene output; None takes the model's only output.
       from_logits: the output is logits (softmax applied) rather than probabilities.
       scene_hierarchy: needed when the output has 16 or 365 classes.
+      preprocess: the model's input convention, a key of `geoest.scene.labeler.PREPROCESSING`
+        ("tf": [-1, 1] as the geo models; "caffe" for the converted Places365 ResNet-152).
     """
 
-    def __init__(self, model, output: str | None = SCENE, from_logits: bool = True, scene_hierarchy=None):
-        names = list(output_sizes(model))
+    def __init__(self, model, output: str | None = SCENE, from_logits: bool = True, scene_hierarchy=None,
+                 preprocess: str = "tf"):
+        from geoest.scene.labeler import PREPROCESSING
+
+        if preprocess not in PREPROCESSING:
+            raise InputError(f"preprocess {preprocess!r}: expected one of {', '.join(PREPROCESSING)}")
+        self._preprocess = PREPROCESSING[preprocess]
+        sizes = output_sizes(model)
+        names = list(sizes)
         if output is None:
             if len(names) != 1:
                 raise InputError(f"scene model has outputs {names}; name the scene output")
@@ -73,20 +82,17 @@ class ModelScenes:
         if output not in names:
             raise InputError(f"model has no scene output {output!r} (outputs: {names}); an MTN has one")
         self.model, self.output, self.from_logits = model, output, from_logits
-        self._hierarchy = scene_hierarchy
-        self._to_s3 = None    # known once the first batch shows the scene head's size
+        self._to_s3 = scene_to_s3_matrix(sizes[output], scene_hierarchy)
 
     def __call__(self, batch) -> np.ndarray:
-        """float32 [batch, 3] S3 probabilities of batch["crops"] [batch, crops, S, S, 3]."""
+        """float32 [batch, 3] S3 probabilities of batch["crops"] [batch, crops, S, S, 3] in [-1, 1]."""
+        crops = self._preprocess((np.asarray(batch["crops"], np.float32) + 1.0) * 127.5)
         if self.from_logits:
-            probs = crop_probabilities(self.model, batch["crops"])[self.output].numpy()
+            probs = crop_probabilities(self.model, crops)[self.output].numpy()
         else:
-            crops = np.asarray(batch["crops"], np.float32)
             flat = crops.reshape((-1,) + crops.shape[2:])
             probs = np.asarray(model_outputs(self.model, flat)[self.output], np.float32)
             probs = probs.reshape(crops.shape[0], crops.shape[1], -1).mean(axis=1)
-        if self._to_s3 is None:
-            self._to_s3 = scene_to_s3_matrix(probs.shape[1], self._hierarchy)
         return probs @ self._to_s3
 
 
