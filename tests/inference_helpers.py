@@ -69,3 +69,23 @@ def image_bytes(height: int, width: int, seed: int = 0, fmt: str = "JPEG") -> by
     buffer = io.BytesIO()
     picture.save(buffer, format=fmt)
     return buffer.getvalue()
+
+
+def sharp_geo_model(parts, image_size: int = 32):
+    """`geoest.models.build_model` with the tiny backbone and sharpened heads, so that the top
+    cells are well separated (no near-ties between runs or batch sizes)."""
+    from geoest.models import build_model
+
+    model = build_model(parts, backbone="tiny", image_size=image_size)
+    for p in parts:
+        kernel, bias = model.get_layer(p.name).get_weights()
+        model.get_layer(p.name).set_weights([kernel * 20, np.random.default_rng(0).normal(size=bias.shape) * 3])
+    return model
+
+
+def save_model_dir(model, parts, model_dir):
+    """The layout `python -m geoest.train` leaves: best.keras and partitionings/<name>.csv."""
+    (model_dir / "partitionings").mkdir(parents=True)
+    model.save(model_dir / "best.keras")
+    for p in parts:
+        p.to_csv(model_dir / "partitionings" / f"{p.name}.csv")

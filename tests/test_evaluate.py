@@ -25,14 +25,6 @@ def _run(*args, timeout=300):
                           timeout=timeout)
 
 
-def _save_model_dir(model, parts, model_dir):
-    """The layout `python -m geoest.train` leaves: best.keras and partitionings/<name>.csv."""
-    (model_dir / "partitionings").mkdir(parents=True)
-    model.save(model_dir / "best.keras")
-    for p in parts:
-        p.to_csv(model_dir / "partitionings" / f"{p.name}.csv")
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Partitionings, a tiny model trained a few steps, and a test set as images + meta CSV and
@@ -76,7 +68,7 @@ def world(tmp_path_factory):
     x = rng.uniform(-1, 1, (N_TEST, SIZE, SIZE, 3)).astype(np.float32)
     model.fit(x, {p.name: p.assign(lat, lon) for p in parts}, epochs=2, batch_size=8, verbose=0)
     model_dir = root / "base_M"
-    _save_model_dir(model, parts, model_dir)
+    helpers.save_model_dir(model, parts, model_dir)
     return {"root": root, "parts": parts, "ids": ids, "lat": lat, "lon": lon, "probs3": probs3,
             "images_dir": images_dir, "meta_csv": meta_csv, "model_dir": model_dir,
             "records": root / "test-*.tfrecord"}
@@ -167,7 +159,7 @@ def test_isn_ensemble_routes_by_meta_scene(world, tmp_path):
         parents = Hierarchy(parts).parents[fine_class]
         winners[concept] = {p.name: int(parents[i]) for i, p in enumerate(parts)}
         model = helpers.constant_model(sizes, winners[concept], image_size=SIZE)
-        _save_model_dir(model, parts, tmp_path / f"isn_{concept}")
+        helpers.save_model_dir(model, parts, tmp_path / f"isn_{concept}")
     isn_dirs = [f"{c}={tmp_path / f'isn_{c}'}" for c in ("indoor", "natural", "urban")]
     methods, image_size = load_methods(isn_dirs=isn_dirs)   # what --isn_dirs does, in-process
     assert image_size == SIZE and [m.name for m in methods] == ["ISNs"]
@@ -223,10 +215,10 @@ def test_isn_ensemble_routes_by_an_mtn_scene_head(world, tmp_path):
     parts = world["parts"]
     sizes = {p.name: len(p) for p in parts}
     for k, concept in enumerate(("indoor", "natural", "urban")):
-        _save_model_dir(helpers.constant_model(sizes, {p.name: k for p in parts}, image_size=SIZE), parts,
+        helpers.save_model_dir(helpers.constant_model(sizes, {p.name: k for p in parts}, image_size=SIZE), parts,
                         tmp_path / f"isn_{concept}")
     mtn = helpers.tiny_model(sizes, image_size=SIZE, scene_classes=3, seed=3)
-    _save_model_dir(mtn, parts, tmp_path / "mtn")
+    helpers.save_model_dir(mtn, parts, tmp_path / "mtn")
     (method,), _ = load_methods(isn_dirs=[f"{c}={tmp_path / f'isn_{c}'}" for c in ("indoor", "natural", "urban")],
                                 scene_model=str(tmp_path / "mtn"))
     batches = list(pipeline.eval_dataset(str(world["records"]), 8, image_size=SIZE).as_numpy_iterator())

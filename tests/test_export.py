@@ -1,6 +1,5 @@
 """The SavedModel export: reloaded with plain TensorFlow (no geoest), its outputs equal the
 Python path (image_dataset -> three-crop mean -> hierarchy -> Class2GPS) on the same images."""
-import json
 import pathlib
 import subprocess
 import sys
@@ -31,16 +30,9 @@ np.savez(sys.argv[2], **{k: v.numpy().astype("S") if v.dtype == tf.string else v
 def exported(tmp_path_factory):
     from geoest.inference.modeldir import GeoModel
     from geoest.inference.serving import export_saved_model
-    from geoest.models import build_model
-
     root = tmp_path_factory.mktemp("export")
     parts = helpers.partitionings(1500)
-    model = build_model(parts, backbone="tiny", image_size=SIZE)
-    for layer in model.layers:   # sharper, distinct heads so that the top cells are well separated
-        if layer.name in {p.name for p in parts}:
-            kernel, bias = layer.get_weights()
-            layer.set_weights([kernel * 20, np.random.default_rng(0).normal(size=bias.shape) * 3])
-    geo_model = GeoModel(model, parts, root / "best.keras")
+    geo_model = GeoModel(helpers.sharp_geo_model(parts, SIZE), parts, root / "best.keras")
     export_dir = export_saved_model(geo_model, root / "saved_model" / "1", top_k=3)
     paths = []
     for i, (h, w, fmt) in enumerate([(40, 70, "JPEG"), (80, 36, "JPEG"), (32, 32, "PNG"), (50, 64, "PNG")]):

@@ -18,20 +18,10 @@ SIZE = 32
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from geoest.models import build_model
-
     root = tmp_path_factory.mktemp("predict")
     parts = helpers.partitionings(1500)
-    model = build_model(parts, backbone="tiny", image_size=SIZE)
-    for layer in model.layers:   # sharper heads: well separated top cells
-        if layer.name in {p.name for p in parts}:
-            kernel, bias = layer.get_weights()
-            layer.set_weights([kernel * 20, np.random.default_rng(0).normal(size=bias.shape) * 3])
     model_dir = root / "run"
-    (model_dir / "partitionings").mkdir(parents=True)
-    model.save(model_dir / "best.keras")
-    for p in parts:
-        p.to_csv(model_dir / "partitionings" / f"{p.name}.csv")
+    helpers.save_model_dir(helpers.sharp_geo_model(parts, SIZE), parts, model_dir)
     photos = root / "photos"
     photos.mkdir()
     (photos / "a.jpg").write_bytes(helpers.image_bytes(48, 64, seed=1))

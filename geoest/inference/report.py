@@ -1,7 +1,8 @@
 """§4 reporting: a table laid out like Table 6 and an accuracy-versus-distance plot."""
 import numpy as np
 
-THRESHOLDS_KM = (1, 25, 200, 750, 2500)
+from geoest.geo.distance import THRESHOLDS_KM  # 1, 25, 200, 750, 2500 km (Table 6)
+
 SCALES = ("Street", "City", "Region", "Country", "Continent")
 
 # Table 6 of the paper, geoest's own rows (GCD accuracy in % at 1 / 25 / 200 / 750 / 2500 km).

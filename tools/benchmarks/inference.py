@@ -96,6 +96,8 @@ def main(argv):
           f"{loop * 1e3:.1f} ms/image ({loop / combine:.0f}x slower); all outputs with top-5 cells and "
           f"Class2GPS (Locator.locate): {vectorised * 1e3:.3f} ms/image")
 
+    if not FLAGS.batch_sizes and not FLAGS.saved_model:
+        return
     # 1. three-crop ResNet-101 inference
     model = build_model(parts, backbone="resnet101v2", image_size=224)
     call = tf.function(lambda crops: crop_probabilities(model, crops), jit_compile=False)
