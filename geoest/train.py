@@ -2,17 +2,15 @@ r"""Trains a Table-3 variant chosen by gin files (§3.3, §4). Re-running the sa
 
   python -m geoest.train --gin_file=gin/base_M.gin --model_dir=models/base_M
   python -m geoest.train --gin_file=isn_urban.gin --model_dir=models/isn_urban \
-      --gin_param="train.init_from='models/base_M'"
+      --gin_param="BASE_M_DIR='models/base_M'"
   python -m geoest.train --gin_file=base_M.gin --gin_file=smoke.gin --model_dir=/tmp/smoke
 
 The best-on-validation model is written to MODEL_DIR/best.keras; see geoest.training.trainer for
 the other files. --strategy=multi_worker reads the cluster from TF_CONFIG; --strategy=tpu --tpu=ADDRESS.
 """
-import sys
+from absl import app, flags
 
-from absl import app, flags, logging
-
-from geoest.errors import InputError
+from geoest.cli import clear_input_errors
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin files (path or name under gin/), applied in order.")
@@ -23,19 +21,15 @@ flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "
 flags.DEFINE_string("tpu", None, "TPU name or grpc address for --strategy=tpu.")
 
 
+@clear_input_errors
 def main(argv):
     del argv
     from geoest.training import make_strategy, train
     from geoest.training.config import parse_gin, variant_name
 
-    try:
-        strategy = make_strategy(FLAGS.strategy, FLAGS.tpu)  # first: multi_worker needs it before other ops
-        parse_gin(FLAGS.gin_file, FLAGS.gin_param)
-        train(FLAGS.model_dir, strategy, variant=variant_name(FLAGS.gin_file))
-    except InputError as error:
-        logging.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    strategy = make_strategy(FLAGS.strategy, FLAGS.tpu)  # first: multi_worker needs it before other ops
+    parse_gin(FLAGS.gin_file, FLAGS.gin_param)
+    train(FLAGS.model_dir, strategy, variant=variant_name(FLAGS.gin_file))
 
 
 if __name__ == "__main__":

@@ -114,6 +114,18 @@ def test_model_dir_of_another_variant_or_partitionings_is_refused(cells, tmp_pat
         train(model_dir, variant=["base_M"])
 
 
+def test_other_cells_under_the_same_file_name_are_refused(cells, tmp_path):
+    _configure(cells, "train.epochs = 0", files=("fine",))
+    train(str(tmp_path / "run"))
+    lat, lon = _points(seed=1)
+    other = tmp_path / "other"
+    other.mkdir()
+    Partitioning.build(lat, lon, tau_min=5, tau_max=80, name="fine").to_csv(other / "fine.csv")
+    _configure(other, "train.epochs = 0", files=("fine",))
+    with pytest.raises(InputError, match="not the one this model_dir was trained with"):
+        train(str(tmp_path / "run"))
+
+
 def test_fine_tuning_starts_from_the_given_model(cells, tmp_path):
     _configure(cells, "train.steps_per_epoch = 2")
     train(str(tmp_path / "base"))

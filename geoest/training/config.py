@@ -1,4 +1,5 @@
 """Gin files: the project's gin/ folder on the search path, parse errors as InputError."""
+import logging
 import os
 import pathlib
 
@@ -27,10 +28,21 @@ def parse_gin(gin_files=(), gin_params=()) -> None:
     import geoest.training  # noqa: F401
 
     add_search_paths()
+    quiet = _QuietFileLookups()
+    logging.getLogger().addFilter(quiet)
     try:
         gin.parse_config_files_and_bindings(list(gin_files), list(gin_params))
     except (ValueError, OSError, SyntaxError) as error:
         raise InputError(f"gin files {list(gin_files)} / bindings {list(gin_params)}: {error}") from error
+    finally:
+        logging.getLogger().removeFilter(quiet)
+
+
+class _QuietFileLookups(logging.Filter):
+    """Drops gin's "Path not found" errors for the search-path candidates it tries before the right one."""
+
+    def filter(self, record):
+        return not record.pathname.endswith(os.path.join("gin", "resource_reader.py"))
 
 
 def variant_name(gin_files) -> list:

@@ -4,6 +4,7 @@ An input function is called as `fn(partitionings, batch_size, image_size, scene_
 `Inputs`; gin picks it (`train.inputs = @tfrecord_inputs`), so the demo and tests can swap it.
   train:      (images float32 [B, S, S, 3] in [-1, 1], {partitioning name: int64 [B], "scene": int64 [B]})
               repeated; B is the global batch.
+  train_once: the same, one pass (finite): to count the images of an epoch and to check there are any.
   validation: the same pair with "lat" and "lon" (float, degrees) in the dict; finite; or None.
 A label -1 means "no class" (no cell of that partitioning holds the photo; scene unknown): it adds
 nothing to the loss and is left out of top-1 accuracy.
@@ -23,14 +24,14 @@ LAT, LON = "lat", "lon"
 @dataclasses.dataclass
 class Inputs:
     train: tf.data.Dataset
+    train_once: tf.data.Dataset
     validation: Optional[tf.data.Dataset]
-    train_images: Optional[int] = None  # images in one pass over the training data, when known
-    description: str = ""               # names the data in error messages
+    description: str = ""  # names the data in error messages
 
 
 @gin.configurable
 def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train_files=gin.REQUIRED,
-                    validation_files=None, scene_hierarchy=None, train_images=None) -> Inputs:
+                    validation_files=None, scene_hierarchy=None) -> Inputs:
     """§4 training data from TFRecord shards (`tools/build_tfrecords.py`).
 
     The ISN filter (§3.3: concept probability > tau_S), shuffling and seeds are parameters of
@@ -41,7 +42,6 @@ def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train
       train_files, validation_files: glob patterns of TFRecord shards.
       scene_hierarchy: (scene_hierarchy_places365.csv, categories_places365.txt) paths, needed when
         the records hold 365 scene probabilities and a scene level or a concept is used.
-      train_images: images per epoch; counted once (and cached by the trainer) when None.
     """
     from geoest.data import pipeline
 
@@ -62,9 +62,7 @@ def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train
         validation = evaluation.map(lambda d: _center_crop_pair(d, names, scene_level),
                                     num_parallel_calls=tf.data.AUTOTUNE)
     description = f"TFRecords {train_files!r} (ISN filter: train_dataset.concept / tau_s)"
-    if train_images is None:
-        train_images = count_images(training(repeat=False), description)
-    return Inputs(training(repeat=True), validation, train_images, description)
+    return Inputs(training(repeat=True), training(repeat=False), validation, description)
 
 
 def _center_crop_pair(example, names, scene_level):
@@ -109,11 +107,12 @@ def synthetic_inputs(partitionings, batch_size, image_size, scene_level, *, num_
     if scene_level:
         labels["scene"] = labels[finest.name] % SCENE_CLASSES[scene_level]
 
-    def make(index, shuffle):
+    def make(index, shuffle, repeat=True):
         data = tf.data.Dataset.from_tensor_slices(({k: v[index] for k, v in labels.items()},
                                                    lat[index], lon[index]))
         if shuffle:
-            data = data.shuffle(len(index), seed=seed, reshuffle_each_iteration=True).repeat()
+            data = data.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
+            data = data.repeat() if repeat else data
 
         def to_pair(target, lat_deg, lon_deg):
             colour = tf.stack([lat_deg / 90.0, lon_deg / 180.0, lat_deg * lon_deg / 16200.0])
@@ -126,17 +125,13 @@ def synthetic_inputs(partitionings, batch_size, image_size, scene_level, *, num_
         return data.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE).batch(
             batch_size, drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)
 
-    train = make(np.arange(num_images), shuffle=True)
+    train, once = (make(np.arange(num_images), shuffle=True, repeat=r) for r in (True, False))
     validation = make(np.arange(num_images, num_images + num_validation), shuffle=False) if num_validation else None
-    return Inputs(train, validation, num_images, f"synthetic ({num_images} images)")
+    return Inputs(train, once, validation, f"synthetic ({num_images} images)")
 
 
 def require_images(inputs: Inputs) -> None:
     """Raises InputError when the training data holds no image (e.g. nothing passes the ISN filter)."""
-    if inputs.train_images is not None:
-        empty = inputs.train_images == 0
-    else:
-        empty = not list(inputs.train.take(1).as_numpy_iterator())
-    if empty:
+    if not list(inputs.train_once.take(1).as_numpy_iterator()):
         raise InputError(f"training data {inputs.description or '(unnamed)'} holds zero images after "
                          "filtering; check the file pattern, the concept and tau_S")

@@ -25,7 +25,7 @@ from geoest.models import (SCENE_CLASSES, SCENE_HEAD, Top1Accuracy, add_weight_d
                            output_sizes)
 from geoest.training.callbacks import GeoValidation, PeriodicCheckpoint
 from geoest.training.distribute import is_chief, scratch_dir
-from geoest.training.inputs import LAT, LON, require_images
+from geoest.training.inputs import count_images, require_images
 from geoest.training.optimization import make_optimizer
 
 BEST_MODEL = "best.keras"
@@ -117,6 +117,7 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
     if scene_level is not None and scene_level not in SCENE_CLASSES:
         raise InputError(f"train.scene_level={scene_level!r}; expected None or one of {sorted(SCENE_CLASSES)}")
     parts = load_partitionings(partitionings, partitionings_dir)
+    check_partitionings(run_dir, parts)
     hierarchy = Hierarchy(parts) if len(parts) > 1 else None
     data = inputs(parts, batch_size, image_size, scene_level)
     require_images(data)
@@ -136,7 +137,7 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
                           jit_compile=jit_compile, steps_per_execution=steps_per_execution)
             model.optimizer.build(model.trainable_variables)
             manager = _restore_or_initialize(model, model_dir, run_dir, keep_checkpoints, init_from)
-        _save_run_files(run_dir, parts)
+        _save_operative_config(run_dir)
         names = list(model.output_names)
         train_data = data.train.map(lambda x, y: (x, {k: y[k] for k in names}))
         validation = GeoValidation(data.validation, parts, hierarchy, strategy, loss_weights,
@@ -146,7 +147,7 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
                          *_log_callbacks(os.path.join(run_dir, "logs")), *callbacks]
         _build_for_fit(model, train_data.element_spec)
         _fit(model, train_data, epochs, steps_per_epoch, all_callbacks)
-        _save_run_files(run_dir, parts)
+        _save_operative_config(run_dir)
         return model
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -171,10 +172,7 @@ def _steps_per_epoch(model_dir, data, batch_size) -> int:
         with open(cache, encoding="utf-8") as f:
             images = json.load(f)["train_images"]
     else:
-        images = data.train_images
-        if images is None:
-            raise InputError("train.steps_per_epoch is not set and the input function does not know how many "
-                             "training images there are; set train.steps_per_epoch")
+        images = count_images(data.train_once, data.description)
         with open(cache, "w", encoding="utf-8") as f:
             json.dump({"train_images": images}, f)
     return max(1, images // batch_size)
@@ -199,12 +197,22 @@ def _restore_or_initialize(model, model_dir, run_dir, keep, init_from) -> tf.tra
     return tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, CHECKPOINTS), max_to_keep=keep)
 
 
-def _save_run_files(model_dir, parts) -> None:
+def check_partitionings(model_dir: str, parts) -> None:
+    """Keeps a copy of each partitioning in model_dir/partitionings/, or checks it is the same one.
+
+    Same-named heads of the same size over other cells would silently mean other classes.
+    """
     os.makedirs(os.path.join(model_dir, "partitionings"), exist_ok=True)
     for p in parts:
-        target = os.path.join(model_dir, "partitionings", f"{p.name}.csv")
-        if not os.path.exists(target):
-            p.to_csv(target)
+        kept = os.path.join(model_dir, "partitionings", f"{p.name}.csv")
+        if not os.path.exists(kept):
+            p.to_csv(kept)
+        elif Partitioning.from_csv(kept) != p:
+            raise InputError(f"partitioning {p.name!r} is not the one this model_dir was trained with ({kept}); "
+                             "the checkpoint's heads classify those cells. Use another --model_dir.")
+
+
+def _save_operative_config(model_dir) -> None:
     with open(os.path.join(model_dir, OPERATIVE_CONFIG), "w", encoding="utf-8") as f:
         f.write(gin.operative_config_str())
 
