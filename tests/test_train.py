@@ -84,6 +84,18 @@ def test_a_few_steps_lower_the_loss(cells, tmp_path):
     assert sorted(os.listdir(tmp_path / "run" / "partitionings")) == ["coarse.csv", "fine.csv"]
 
 
+def test_mixed_precision_xla_and_steps_per_execution(cells, tmp_path):
+    _configure(cells, "train.mixed_precision = 'mixed_float16'", "train.jit_compile = True",
+               "train.steps_per_execution = 2", "train.checkpoint_every_n_steps = 2")
+    record = Record()
+    model = train(str(tmp_path / "run"), callbacks=[record])
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model.get_layer("tiny_conv1").compute_dtype == "float16"
+    assert int(model.optimizer.iterations.numpy()) == 4 and np.isfinite(record.losses[-1])
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-4")
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
+
+
 def test_interrupted_run_resumes_with_its_step_counter(cells, tmp_path):
     model_dir = str(tmp_path / "run")
     _configure(cells, "train.epochs = 2", "train.steps_per_epoch = 3", "train.checkpoint_every_n_steps = 2")
