@@ -3,7 +3,6 @@ import gin
 import numpy as np
 import pytest
 
-import keras
 
 from geoest.models import SCENE_HEAD, Top1Accuracy, add_weight_decay, build_model, make_losses
 

@@ -182,11 +182,13 @@ def test_trains_from_tfrecords_and_refuses_an_empty_isn_set(cells, tmp_path):
     _write_records(tmp_path / "val.tfrecord", 8, probs3=[0.8, 0.1, 0.1])
     data = [f"train.inputs = @tfrecord_inputs", f"tfrecord_inputs.train_files = '{tmp_path / 'train.tfrecord'}'",
             f"tfrecord_inputs.validation_files = '{tmp_path / 'val.tfrecord'}'", "train_dataset.shuffle_buffer = 8"]
-    _configure(cells, *data, "train.steps_per_epoch = None")
+    _configure(cells, *data, "train.steps_per_epoch = None", "train.scene_level = 'S3'")  # an MTN(M, S3)
     train(str(tmp_path / "run"))
     counted = json.loads((tmp_path / "run" / "train_images.json").read_text())["train_images"]
     assert 0 < counted <= 24  # photos in no cell are dropped by the pipeline
-    assert json.loads((tmp_path / "run" / "best.json").read_text())["step"] == counted // 8
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert best["step"] == counted // 8
+    assert best["val_scene_top1"] in (0.0, 1.0)  # every validation photo is "indoor" (probs3 0.8, 0.1, 0.1)
     _configure(cells, *data, "train_dataset.concept = 'urban'")  # urban 0.1 <= tau_S 0.3 everywhere
     with pytest.raises(InputError, match="zero images"):
         train(str(tmp_path / "isn"))

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from geoest.geo import THRESHOLDS_KM, great_circle_km
-from geoest.models import SCENE_HEAD, SparseCrossEntropy
+from geoest.models import SparseCrossEntropy
 from geoest.training.inputs import LAT, LON
 
 HIERARCHY = "hierarchy"  # §3.4 f*: the finest partitioning refined by all coarser ones
@@ -113,7 +113,8 @@ class GeoValidation(keras.callbacks.Callback):
         for name in self.loss_weights:
             labels, top = results[f"{name}/label"], results[f"{name}/top"]
             valid = labels >= 0
-            logs[f"val_{name}_top1"] = float(np.mean(top[valid] == labels[valid])) if valid.any() else 0.0
+            if valid.any():  # e.g. no scene labels in the validation records
+                logs[f"val_{name}_top1"] = float(np.mean(top[valid] == labels[valid]))
         heads = [(p.name, p) for p in self.partitionings]
         if self.hierarchy is not None:
             heads.append((HIERARCHY, self.hierarchy.partitionings[-1]))

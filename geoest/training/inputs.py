@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from geoest.errors import InputError
+from geoest.models import SCENE_CLASSES
 
 LAT, LON = "lat", "lon"
 
@@ -66,12 +67,16 @@ def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train
 
 
 def _center_crop_pair(example, names, scene_level):
-    """Eval dict (three crops, §3.4) to a validation pair on the centre crop."""
+    """Eval dict (three crops, §3.4) to a validation pair on the centre crop.
+
+    The scene label of an S3 MTN is the most probable concept (§3.2); other levels have none (-1).
+    """
     images = example["crops"][:, 1]
     targets = {name: tf.cast(example[name], tf.int64) for name in names}
     if scene_level:
-        unknown = -tf.ones_like(targets[names[0]])
-        targets["scene"] = tf.cast(example.get("scene", unknown), tf.int64)
+        probs3 = example["probs3"]
+        known = scene_level == "S3" and tf.reduce_all(tf.math.is_finite(probs3), axis=-1)
+        targets["scene"] = tf.where(known, tf.argmax(probs3, axis=-1), tf.constant(-1, tf.int64))
     targets[LAT], targets[LON] = example["lat"], example["lon"]
     return images, targets
 
@@ -96,8 +101,6 @@ def synthetic_inputs(partitionings, batch_size, image_size, scene_level, *, num_
     Each image is a constant colour (lat/90, lon/180, lat*lon/16200) plus noise, so a tiny network
     can learn where it was taken; the scene label is the finest class modulo the number of scenes.
     """
-    from geoest.models import SCENE_CLASSES
-
     rng = np.random.default_rng(seed)
     finest = partitionings[-1]
     cells = rng.integers(0, len(finest), num_images + num_validation)
