@@ -82,3 +82,11 @@ def test_real_resnet101_has_the_paper_heads(mp16_dir):
     assert model.get_layer("cells_50_1000").kernel.shape == (2048, 12893)
     assert model.input_shape == (None, 224, 224, 3)
     assert len([layer for layer in model.get_layer("resnet101v2").layers if isinstance(layer, keras.layers.Conv2D)]) == 104
+
+
+def test_backbone_weights_from_a_local_file(tmp_path):
+    source = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
+    source.save_weights(tmp_path / "vgg16_notop.weights.h5")
+    model = build_model({"m": 5}, backbone="vgg16", image_size=32, weights=str(tmp_path / "vgg16_notop.weights.h5"))
+    np.testing.assert_array_equal(np.asarray(model.get_layer("vgg16").get_layer("block1_conv1").kernel),
+                                  np.asarray(source.get_layer("block1_conv1").kernel))
