@@ -69,7 +69,7 @@ SCENE_CATEGORIES = {
     URBAN: ((125, 15), (307, 15), (319, 15), (270, 11), (334, 11)),    # downtown, skyscraper, street, plaza, tower
 }
 NUM_AUTHORS = 300
-GENERATOR_VERSION = 2  # bump when a change alters the pixels or coordinates
+GENERATOR_VERSION = 3  # bump when a change alters the pixels or coordinates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +96,7 @@ class DemoDataset:
     image_dir: pathlib.Path
     meta_csv: dict       # split -> path of <root>/<split>.csv
     num_images: dict     # split -> count
+    photos: dict         # split -> Photos: what each photo shows (city, concept), beyond the meta CSV
 
 
 def split_sizes(num_images: int) -> dict:
@@ -186,7 +187,7 @@ def render(rng, height: int, width: int, city: int, at_city: bool, scene: int) -
     sky, ground = PALETTES[cities.CONTINENT[city]] * rng.uniform(0.8, 1.15)
     sky = sky + rng.normal(0, 10, 3)
     ground = ground + rng.normal(0, 10, 3)
-    texture = _texture(rng, cities.REGION_IN_CONTINENT[cities.REGION[city]], yy, xx)
+    texture = _texture(rng, cities.REGION_IN_CONTINENT[cities.REGION[city]], yy, xx, short)
     motif = cities.CITY_IN_REGION[city]
     image = np.empty((height, width, 3), np.float32)
 
@@ -200,7 +201,7 @@ def render(rng, height: int, width: int, city: int, at_city: bool, scene: int) -
         facade = yy >= building_top
         image[facade] = (ground * (0.5 + 0.5 * texture[..., None]))[facade]
         for _ in range(rng.integers(2, 5)):
-            _paint_motif(rng, image, yy, xx, motif, rng.uniform(0.09, 0.13) * short)
+            _paint_motif(rng, image, yy, xx, motif, rng.uniform(0.12, 0.16) * short)
     elif scene == NATURAL:
         horizon = rng.uniform(0.35, 0.6) * height
         image[:] = sky * (1.15 - 0.35 * yy / height)[..., None]
@@ -210,7 +211,7 @@ def render(rng, height: int, width: int, city: int, at_city: bool, scene: int) -
         for _ in range(rng.integers(1, 5)):  # rocks and trees
             _paint_blob(rng, image, yy, xx, rng.uniform(20, 90, 3), short)
         if at_city and rng.random() < 0.3:
-            _paint_motif(rng, image, yy, xx, motif, rng.uniform(0.08, 0.11) * short)
+            _paint_motif(rng, image, yy, xx, motif, rng.uniform(0.10, 0.13) * short)
     else:  # indoor
         grey = np.float32(150)
         image[:] = 0.5 * sky + 0.5 * grey
@@ -219,7 +220,7 @@ def render(rng, height: int, width: int, city: int, at_city: bool, scene: int) -
         for _ in range(rng.integers(1, 4)):  # furniture
             _paint_box(rng, image, yy, xx, rng.uniform(30, 220, 3))
         if at_city and rng.random() < 0.5:  # a poster of the city's landmark
-            size = rng.uniform(0.12, 0.16) * short
+            size = rng.uniform(0.14, 0.18) * short
             cy, cx = rng.uniform(size, 0.6 * height), rng.uniform(size, width - size)
             frame = (np.abs(yy - cy) <= 1.2 * size) & (np.abs(xx - cx) <= 1.2 * size)
             image[frame] = 235
@@ -229,9 +230,9 @@ def render(rng, height: int, width: int, city: int, at_city: bool, scene: int) -
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def _texture(rng, kind, yy, xx):
-    """float32 [h, w] in {0, 1}: the region's texture, period 6-10 px, random phase."""
-    period = rng.uniform(6, 10)
+def _texture(rng, kind, yy, xx, short):
+    """float32 [h, w] in {0, 1}: the region's texture, period 10-16 % of the shorter side, random phase."""
+    period = rng.uniform(0.10, 0.16) * short
     fy = np.sin(2 * np.pi * yy / period + rng.uniform(0, 2 * np.pi))
     fx = np.sin(2 * np.pi * xx / period + rng.uniform(0, 2 * np.pi))
     if kind == 0:
@@ -362,4 +363,4 @@ def generate(output_dir, num_images: int = 4000, seed: int = 0, image_size: int 
     meta = {split: root / f"{split}.csv" for split in SPLITS}
     for split in SPLITS:
         write_meta_csv(meta[split], split, photos[split])
-    return DemoDataset(root=root, image_dir=image_dir, meta_csv=meta, num_images=sizes)
+    return DemoDataset(root=root, image_dir=image_dir, meta_csv=meta, num_images=sizes, photos=photos)

@@ -1,0 +1,302 @@
+"""The paper end to end on the embedded demo data, every artifact in one folder.
+
+    photos/        the synthetic collection (geoest.demo.data): images/, train.csv, val.csv, test.csv
+    partitionings/ §3.1 coarse, middle and fine cells built from the training photos; cells.png
+    tfrecords/     the photos as TFRecord shards (tools/build_tfrecords.py's library)
+    model/         base(M, f*) trained with gin/demo.gin (best.keras, checkpoints, logs, operative config)
+    isn_<concept>/ ISNs(M, f*, S3) fine-tuned from model/ on each concept's photos (§3.3, §4)
+    evaluation/    Table 6 on the test split: table6.txt, accuracy.png, summary.json, results_*.csv
+    predictions/   a few test photos located: predictions.csv and predictions.geojson
+    summary.json   the figures of the run and the time of each stage
+
+Each stage resumes from what an interrupted run left (the libraries it calls resume), so
+re-running the same command finishes the job.
+"""
+import dataclasses
+import json
+import os
+import pathlib
+import time
+
+import numpy as np
+
+from geoest.demo import cities
+from geoest.demo import data as demo_data
+from geoest.errors import InputError
+from geoest.scene.places365 import CONCEPTS
+
+DEFAULT_NUM_IMAGES = 4000
+DEFAULT_IMAGE_SIZE = 96    # shorter side of the demo photos (px); the model sees 64 px crops
+NUM_PREDICTED = 8
+TRIVIAL = "trivial"
+GIN_FILE = "demo.gin"
+
+
+@dataclasses.dataclass
+class DemoResult:
+    """What `run_demo` produced: the output folder, the Table-6 summary and the checks."""
+    output_dir: pathlib.Path
+    summary: dict          # evaluation summary: {method: {output: {"all": summarize(...), ...}}}
+    checks: dict           # {description: bool}
+    seconds: dict          # stage -> wall-clock seconds
+    artifacts: dict        # description -> path
+
+
+def partition_thresholds(num_train: int) -> tuple:
+    """§3.1 thresholds scaled to the demo's size: (tau_min, (tau_max coarse, middle, fine)).
+
+    MP-16's 4.7 M photos use tau_min 50 and tau_max 5,000 / 2,000 / 1,000 (Table 1); the
+    demo's few thousand photos around 92 cities need about one cell per continent-region,
+    per country-sized area and per city (landmark) for the coarse, middle and fine levels.
+    """
+    tau_max = tuple(max(3, round(num_train / k)) for k in (20, 50, 100))
+    tau_min = max(1, round(tau_max[-1] / 10))
+    return tau_min, tau_max
+
+
+def build_partitionings(meta_csv, output_dir) -> list:
+    """Builds the coarse, middle and fine partitionings (§3.1) of the photos in `meta_csv`."""
+    from geoest.data.meta import read_meta_csv
+    from geoest.geo import Partitioning
+
+    meta = read_meta_csv(meta_csv)
+    tau_min, tau_max = partition_thresholds(len(meta))
+    output_dir = pathlib.Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for t in tau_max:
+        name = f"cells_{tau_min}_{t}"
+        path = output_dir / f"{name}.csv"
+        if path.exists():
+            parts.append(Partitioning.from_csv(path))
+            continue
+        p = Partitioning.build(meta.lat_deg, meta.lon_deg, tau_min=tau_min, tau_max=t, name=name)
+        p.to_csv(path)
+        parts.append(p)
+    return parts
+
+
+def build_records(photos: demo_data.DemoDataset, output_dir, image_size: int) -> dict:
+    """Writes each split of the demo photos as TFRecords; returns split -> file pattern."""
+    from geoest.data.build import build_tfrecords
+
+    patterns = {}
+    for split in demo_data.SPLITS:
+        shards = max(1, photos.num_images[split] // 1000)
+        summary = build_tfrecords(photos.image_dir, photos.meta_csv[split], output_dir, num_shards=shards,
+                                  shorter_side=image_size, workers=os.cpu_count(), prefix=split)
+        print(f"  {split}: {summary.report()}")
+        patterns[split] = str(pathlib.Path(output_dir) / f"{split}-*.tfrecord")
+    return patterns
+
+
+def train_model(model_dir, patterns: dict, partitionings_dir, parts, gin_params=(), extra_gin_files=()):
+    """Trains base(M, f*) with gin/demo.gin on the demo's records (resumes in model_dir)."""
+    import gin
+
+    from geoest.training import train
+    from geoest.training.config import parse_gin
+
+    gin.clear_config()
+    bindings = [f"TRAIN_FILES = '{patterns['train']}'", f"VALIDATION_FILES = '{patterns['val']}'",
+                f"PARTITIONINGS_DIR = '{partitionings_dir}'"]
+    bindings += [f"{macro} = '{p.name}.csv'" for macro, p in zip(("COARSE", "MIDDLE", "FINE"), parts)]
+    parse_gin([GIN_FILE, *extra_gin_files], [*bindings, *gin_params])
+    try:
+        train(str(model_dir), variant=[pathlib.Path(f).stem for f in (GIN_FILE, *extra_gin_files)])
+    finally:
+        gin.clear_config()
+
+
+def train_isns(output_dir, base_dir, patterns, partitionings_dir, parts, epochs: int, gin_params=()) -> dict:
+    """§3.3 ISNs: base(M) fine-tuned on the photos of each concept (probability > tau_S, §4)."""
+    dirs = {}
+    for concept in CONCEPTS:
+        model_dir = pathlib.Path(output_dir) / f"isn_{concept}"
+        print(f"\n== ISN {concept}: fine-tuning base(M) on {concept} photos (tau_S = 0.3) ==", flush=True)
+        train_model(model_dir, patterns, partitionings_dir, parts, [
+            f"train.init_from = '{base_dir}'", f"train_dataset.concept = '{concept}'",
+            "train_dataset.tau_s = 0.3", "make_optimizer.learning_rate = 0.005", f"train.epochs = {epochs}",
+            "make_optimizer.decay_every_epochs = 100", *gin_params])
+        dirs[concept] = model_dir
+    return dirs
+
+
+def trivial_method(parts):
+    """The trivial predictor: every photo at the mean coordinate (Class2GPS) of the largest cell."""
+    from geoest.inference.core import Locator
+    from geoest.inference.evaluation import Method
+
+    def probabilities(batch):
+        n = len(batch["id"])
+        return {p.name: np.tile(np.eye(len(p))[np.argmax(p.counts)], (n, 1)) for p in parts}
+
+    return Method(TRIVIAL, Locator(parts, hierarchy=False), probabilities)
+
+
+def evaluate_models(output_dir, test_pattern, num_test: int, model_dir, isn_dirs=None):
+    """Table 6 on the test split for base(M), the ISNs (when given) and the trivial predictor."""
+    from geoest.inference.evaluation import evaluate, load_methods, record_batches
+
+    specs = [f"base_M={model_dir}"]
+    methods, image_size = load_methods(specs, [f"{c}={d}" for c, d in (isn_dirs or {}).items()])
+    methods.append(trivial_method(methods[0].locator.partitionings))
+    batches = record_batches(test_pattern, 32, image_size)
+    return evaluate(methods, batches, output_dir, total=num_test)
+
+
+def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: int = NUM_PREDICTED) -> dict:
+    """Locates a few test photos, one per continent first; writes predictions.csv and .geojson."""
+    import pandas as pd
+
+    from geoest.data.pipeline import image_dataset
+    from geoest.geo import great_circle_km
+    from geoest.inference.evaluation import load_methods
+    from geoest.inference.prediction import predict_images, write_geojson
+
+    meta = pd.read_csv(photos.meta_csv["test"])
+    truth = photos.photos["test"]
+    # One photo per continent first, then the next ones in test order.
+    continent = cities.CONTINENT[truth.city]
+    firsts = [int(np.flatnonzero(continent == c)[0]) for c in np.unique(continent)]
+    rows = sorted((firsts + [r for r in range(len(meta)) if r not in firsts])[:count])
+    paths = [str(photos.image_dir / meta.IMG_ID[r]) for r in rows]
+    (methods, image_size) = load_methods([f"base_M={model_dir}"])
+    method = methods[0]
+    output_dir = pathlib.Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, geojson_path = output_dir / "predictions.csv", output_dir / "predictions.geojson"
+    predict_images(method, paths, csv_path,
+                   lambda todo: image_dataset(todo, 16, image_size=image_size).as_numpy_iterator())
+    write_geojson(csv_path, method.locator, geojson_path)
+    predicted = pd.read_csv(csv_path).set_index("image")
+    lines = []
+    for r, path in zip(rows, paths):
+        if path not in predicted.index:
+            continue
+        got = predicted.loc[path]
+        dist = float(great_circle_km(meta.LAT[r], meta.LON[r], got["lat"], got["lon"]))
+        city = cities.NAMES[truth.city[r]]
+        where = f"near {city}" if truth.at_city[r] else f"countryside, nearest city {city}"
+        lines.append(f"  {meta.IMG_ID[r]}  {CONCEPTS[truth.scene[r]]:7s} taken at ({meta.LAT[r]:7.2f}, "
+                     f"{meta.LON[r]:8.2f}) {where}; predicted ({got['lat']:7.2f}, {got['lon']:8.2f}): "
+                     f"{dist:,.0f} km off")
+    return {"csv": csv_path, "geojson": geojson_path, "lines": lines}
+
+
+def check_claims(summary: dict, fine: str) -> dict:
+    """The demo's acceptance checks: base(M, f*) beats the trivial predictor clearly at 25 and 750 km,
+    and f* is at least as good as the finest partitioning alone at 25 km (§3.4, Table 3)."""
+    from geoest.inference.core import HIERARCHY
+
+    def acc(method, output, km):
+        return summary[method][output]["all"]["accuracy"][str(km)]
+
+    trivial = {km: max(acc(TRIVIAL, o, km) for o in summary[TRIVIAL] if o != HIERARCHY) for km in (25, 750)}
+    return {
+        f"f* beats the trivial predictor at 25 km ({acc('base_M', HIERARCHY, 25):.1%} vs {trivial[25]:.1%})":
+            acc("base_M", HIERARCHY, 25) >= trivial[25] + 0.05,
+        f"f* beats the trivial predictor at 750 km ({acc('base_M', HIERARCHY, 750):.1%} vs {trivial[750]:.1%})":
+            acc("base_M", HIERARCHY, 750) >= trivial[750] + 0.05,
+        f"f* >= finest partitioning alone at 25 km ({acc('base_M', HIERARCHY, 25):.1%} vs "
+        f"{acc('base_M', fine, 25):.1%})": acc("base_M", HIERARCHY, 25) >= acc("base_M", fine, 25),
+    }
+
+
+def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
+             image_size: int = DEFAULT_IMAGE_SIZE, isns: bool = True, isn_epochs: int = 2,
+             gin_params=(), num_predicted: int = NUM_PREDICTED) -> DemoResult:
+    """Generates the demo data, builds partitionings and records, trains, evaluates and predicts.
+
+    Args:
+      output_dir: the one folder for every artifact (see the module docstring).
+      num_images: photos over all splits (75 % train, 10 % validation, 15 % test).
+      seed: the seed of the photo collection.
+      image_size: shorter side of the photos (px).
+      isns: also fine-tune and evaluate the three ISNs.
+      isn_epochs: epochs of each ISN's fine-tuning.
+      gin_params: extra gin bindings for training, after gin/demo.gin (e.g. "train.epochs = 2").
+      num_predicted: test photos to locate into predictions.geojson.
+    Returns:
+      DemoResult with the evaluation summary, the checks and where each artifact is.
+    """
+    output_dir = pathlib.Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    seconds = {}
+
+    def stage(name, title):
+        print(f"\n== {title} ==", flush=True)
+        seconds[name] = time.time()
+
+    def done(name):
+        seconds[name] = round(time.time() - seconds[name], 1)
+
+    stage("photos", f"1/6 photos: {num_images} synthetic photos around {len(cities.CITIES)} cities")
+    photos = demo_data.generate(output_dir / "photos", num_images=num_images, seed=seed, image_size=image_size)
+    done("photos")
+
+    stage("partitionings", "2/6 partitionings (§3.1): coarse, middle and fine S2 cells of the training photos")
+    parts = build_partitionings(photos.meta_csv["train"], output_dir / "partitionings")
+    for label, p in zip(("coarse", "middle", "fine"), parts):
+        print(f"  {label:6s} {p.name}: {len(p)} cells")
+    cells_png = output_dir / "partitionings" / "cells.png"
+    if not cells_png.exists():
+        from geoest.inference.report import plot_cells
+        plot_cells(parts[-1], cells_png)
+    done("partitionings")
+
+    stage("records", "3/6 TFRecords")
+    patterns = build_records(photos, output_dir / "tfrecords", image_size)
+    done("records")
+
+    stage("train", "4/6 training base(M, f*) with gin/demo.gin")
+    model_dir = output_dir / "model"
+    train_model(model_dir, patterns, output_dir / "partitionings", parts, gin_params)
+    isn_dirs = None
+    if isns:
+        isn_dirs = train_isns(output_dir, model_dir, patterns, output_dir / "partitionings", parts,
+                              isn_epochs, gin_params)
+    done("train")
+
+    stage("evaluate", "5/6 evaluation on the test photos (Table 6; trivial = every photo at the largest cell)")
+    summary = evaluate_models(output_dir / "evaluation", patterns["test"], photos.num_images["test"],
+                              model_dir, isn_dirs)
+    done("evaluate")
+
+    stage("predict", f"6/6 locating {num_predicted} test photos")
+    predicted = predict_photos(output_dir / "predictions", photos, model_dir, num_predicted)
+    print("\n".join(predicted["lines"]))
+    done("predict")
+
+    checks = check_claims(summary, parts[-1].name)
+    artifacts = {
+        "photos and Im2GPS-format meta CSVs": photos.root,
+        "partitionings (coarse, middle, fine) and a map of the fine cells": output_dir / "partitionings",
+        "TFRecords": output_dir / "tfrecords",
+        "trained base(M, f*) model (best.keras), checkpoints, logs, operative_config.gin": model_dir,
+        **({f"ISN {c}": d for c, d in isn_dirs.items()} if isn_dirs else {}),
+        "Table 6 (table6.txt), accuracy plot (accuracy.png), results CSVs": output_dir / "evaluation",
+        "predictions (CSV) and their map (GeoJSON)": predicted["geojson"],
+    }
+    result = DemoResult(output_dir, summary, checks, seconds, artifacts)
+    (output_dir / "summary.json").write_text(json.dumps({
+        "num_images": photos.num_images, "seed": seed, "partitionings": {p.name: len(p) for p in parts},
+        "seconds": seconds, "checks": checks, "evaluation": summary,
+        "artifacts": {k: str(v) for k, v in artifacts.items()}}, indent=1) + "\n")
+    return result
+
+
+def closing_summary(result: DemoResult) -> str:
+    """The text the demo ends with: checks, stage times and where each artifact is."""
+    lines = ["", "== summary =="]
+    lines += [f"  [{'ok' if ok else 'FAILED'}] {text}" for text, ok in result.checks.items()]
+    total = sum(result.seconds.values())
+    lines.append("  time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
+                 + f"; total {total / 60:.1f} min on {os.cpu_count()} CPU cores")
+    lines.append("  artifacts:")
+    lines += [f"    {path}  -  {what}" for what, path in result.artifacts.items()]
+    lines.append(f"    {result.output_dir / 'summary.json'}  -  all figures and stage times")
+    return "\n".join(lines)
+
+
+__all__ = ["DemoResult", "partition_thresholds", "run_demo", "closing_summary", "InputError"]
