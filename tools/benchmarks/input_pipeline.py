@@ -1,0 +1,154 @@
+"""Input pipeline throughput: §4 training and §3.4 evaluation pipelines next to plain decoding.
+
+python tools/benchmarks/input_pipeline.py [--num_images=3000 --runs=5 --batch_size=128 \
+    --work_dir=DIR --partitioning_csvs=a.csv,b.csv,c.csv]
+
+Generates MP-16-like JPEGs (shorter side 320 px, landscape and portrait, 3:4 to 9:16) at
+clustered coordinates, writes them as TFRecord shards, then times one pass over them with
+  * plain:  TFRecordDataset -> parse -> tf.io.decode_jpeg (the decoder's ceiling),
+  * train:  geoest.data.pipeline.train_dataset (crop window, flip, resize, labels for three
+            partitionings from lat/lon),
+  * eval:   geoest.data.pipeline.eval_dataset (full decode, resize, three crops),
+and prints the median images/s of --runs passes (after one warm-up pass) and os.cpu_count().
+"""
+import io
+import os
+import pathlib
+import statistics
+import tempfile
+import time
+
+import numpy as np
+from absl import app, flags
+from PIL import Image
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("num_images", 3000, "JPEGs to generate.")
+flags.DEFINE_integer("runs", 5, "Timed passes per pipeline (median reported).")
+flags.DEFINE_integer("batch_size", 128, "Batch size (§4).")
+flags.DEFINE_integer("num_shards", 8, "TFRecord shards.")
+flags.DEFINE_string("work_dir", None, "Where to put the generated shards (reused if there).")
+flags.DEFINE_list("partitioning_csvs", [], "Partitionings for the labels; default three built "
+                  "from the generated coordinates.")
+
+
+def _photo(rng) -> bytes:
+    """A 320 px shorter-side JPEG with photo-like detail (smooth shapes plus fine noise)."""
+    longer = int(rng.choice([427, 480, 569]))
+    height, width = (320, longer) if rng.random() < 0.75 else (longer, 320)
+    coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    base = np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC),
+                      np.int16)
+    noise = rng.normal(0, 10, (height, width, 1)).astype(np.int16)
+    out = io.BytesIO()
+    Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(
+        out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def _points(n, rng):
+    centres = rng.uniform([-50, -170], [65, 170], (40, 2))
+    which = rng.integers(0, len(centres), n)
+    lat = np.clip(centres[which, 0] + rng.normal(0, 2, n), -89, 89)
+    lon = np.clip(centres[which, 1] + rng.normal(0, 2, n), -179, 179)
+    return lat, lon
+
+
+def _make_shards(work_dir: pathlib.Path, num_images: int, num_shards: int):
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from geoest.data import records
+
+    pattern = str(work_dir / "bench-*.tfrecord")
+    if len(tf.io.gfile.glob(pattern)) == num_shards:
+        return pattern
+    rng = np.random.default_rng(0)
+    lat, lon = _points(num_images, rng)
+    writers = [tf.io.TFRecordWriter(str(work_dir / f"bench-{k:03d}.tfrecord"))
+               for k in range(num_shards)]
+    sizes = []
+    for i in tqdm(range(num_images), desc="generating JPEGs", unit="img"):
+        jpeg = _photo(rng)
+        sizes.append(len(jpeg))
+        writers[i % num_shards].write(records.encode_example(
+            jpeg, f"{i}.jpg", lat[i], lon[i], probs3=rng.dirichlet(np.ones(3))))
+    for writer in writers:
+        writer.close()
+    print(f"generated {num_images} JPEGs, median {statistics.median(sizes) / 1024:.0f} KiB")
+    return pattern
+
+
+def _images_per_second(make_dataset, count_fn, runs: int):
+    """Median over `runs` passes (after a warm-up pass) of images per wall-clock second and
+    per CPU-second of this process (the latter is robust to other jobs on the machine)."""
+    rates, cpu_rates = [], []
+    for run in range(runs + 1):
+        ds = make_dataset()
+        start, cpu_start = time.perf_counter(), time.process_time()
+        n = sum(count_fn(element) for element in ds)
+        if run:                        # the first pass warms up (tracing, file cache)
+            rates.append(n / (time.perf_counter() - start))
+            cpu_rates.append(n / (time.process_time() - cpu_start))
+    return statistics.median(rates), statistics.median(cpu_rates)
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+
+    from geoest.data import pipeline
+    from geoest.geo import Partitioning
+
+    work_dir = pathlib.Path(FLAGS.work_dir or tempfile.mkdtemp(prefix="geoest_bench_"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    pattern = _make_shards(work_dir, FLAGS.num_images, FLAGS.num_shards)
+    files = sorted(tf.io.gfile.glob(pattern))
+    if FLAGS.partitioning_csvs:
+        partitionings = [Partitioning.from_csv(path) for path in FLAGS.partitioning_csvs]
+    else:
+        lat, lon = _points(50_000, np.random.default_rng(0))
+        partitionings = [Partitioning.build(lat, lon, tau_min=50, tau_max=tau_max)
+                         for tau_max in (5000, 2000, 1000)]
+
+    def plain(batch: bool):
+        def decode(serialized):
+            features = tf.io.parse_single_example(
+                serialized, {"image/encoded": tf.io.FixedLenFeature([], tf.string)})
+            image = tf.io.decode_jpeg(features["image/encoded"], channels=3)
+            return image if batch else tf.shape(image)
+        ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+            tf.data.TFRecordDataset, cycle_length=len(files),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        # Decoded photos differ in shape: a ragged batch holds them.
+        return (ds.ragged_batch if batch else ds.batch)(FLAGS.batch_size).prefetch(
+            tf.data.AUTOTUNE)
+
+    def train():
+        return pipeline.train_dataset(pattern, partitionings, FLAGS.batch_size,
+                                      shuffle_buffer=1000, repeat=False)
+
+    def evaluation():
+        return pipeline.eval_dataset(pattern, FLAGS.batch_size, partitionings=partitionings)
+
+    results = {
+        "plain decode_jpeg": _images_per_second(
+            lambda: plain(False), lambda b: int(b.shape[0]), FLAGS.runs),
+        "plain decode_jpeg + batch": _images_per_second(
+            lambda: plain(True), lambda b: int(b.nrows()), FLAGS.runs),
+        "train pipeline": _images_per_second(train, lambda b: int(b[0].shape[0]), FLAGS.runs),
+        "eval pipeline (3 crops)": _images_per_second(
+            evaluation, lambda b: int(b["crops"].shape[0]), FLAGS.runs),
+    }
+    print(f"os.cpu_count() = {os.cpu_count()}; {FLAGS.num_images} images, "
+          f"median of {FLAGS.runs} runs, batch {FLAGS.batch_size}")
+    print(f"  {'':28s} {'images/s':>9s} {'images/CPU-s':>13s}")
+    for name, (rate, cpu_rate) in results.items():
+        print(f"  {name:28s} {rate:9.1f} {cpu_rate:13.1f}")
+    train, plain_rate = results["train pipeline"], results["plain decode_jpeg"]
+    print(f"  train / plain decode_jpeg = {train[0] / plain_rate[0]:.0%} (wall), "
+          f"{train[1] / plain_rate[1]:.0%} (CPU)")
+
+if __name__ == "__main__":
+    app.run(main)
