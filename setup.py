@@ -10,11 +10,12 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["geoest", "geoest.*"]),
-    package_data={"geoest": ["gin/**/*.gin"]},
+    package_data={"geoest": ["gin/*.gin", "gin/base/*.gin"]},  # geoest/gin links to gin/
     install_requires=[
         "tensorflow>=2.16",          # Keras 3 is TensorFlow's Keras from 2.16 on
         "keras>=3.3",
         "tensorflow-datasets>=4.9",
+        "tensorboard>=2.16",
         "s2geometry>=0.11",
         "numpy>=1.26",
         "absl-py>=2.0",

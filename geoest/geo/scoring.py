@@ -7,10 +7,10 @@ import numpy as np
 
 from geoest.errors import InputError
 from geoest.geo.distance import THRESHOLDS_KM, accuracy_at, great_circle_km
+from geoest.scene.places365 import CONCEPTS  # S3_Label 0, 1, 2 (§3.2)
 
 RESULTS_COLUMNS = ("img_id", "gt_lat", "predicted_lat", "gt_long", "predicted_long",
                    "great_circle_distance")
-CONCEPTS = ("indoor", "natural", "urban")  # S3_Label 0, 1, 2 (§3.2)
 
 
 def summarize(dist_km) -> dict:
