@@ -81,9 +81,22 @@ def prepare_image(path, shorter_side: int = SHORTER_SIDE, quality: int = JPEG_QU
         return None, f"{CORRUPT} ({e})"
 
 
-def _prepare_task(task):
-    index, path, shorter_side = task
-    return (index,) + prepare_image(path, shorter_side)
+def prepare_task(task):
+    """`prepare_image` for a worker pool: (row, path, shorter_side) -> (row, jpeg, reason)."""
+    row, path, shorter_side = task
+    return (row,) + prepare_image(path, shorter_side)
+
+
+def worker_pool(workers: int | None):
+    """A process pool whose workers never inherit the caller's TensorFlow threads
+    (forkserver where available, else spawn)."""
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method).Pool(workers or os.cpu_count() or 1)
+
+
+def reason_kind(reason: str) -> str:
+    """The reason without its details: one of MISSING, EMPTY, NOT_JPEG, CORRUPT."""
+    return reason.split(" (")[0]
 
 
 @dataclasses.dataclass
@@ -112,10 +125,6 @@ class BuildSummary:
             shown = ", ".join(ids[:max_ids]) + (", ..." if len(ids) > max_ids else "")
             lines.append(f"  {len(ids)} skipped, {reason}: {shown}")
         return "\n".join(lines)
-
-
-def _general_reason(reason: str) -> str:
-    return reason.split(" (")[0]
 
 
 def shard_rows(num_rows: int, num_shards: int, seed: int = 0) -> list:
@@ -183,7 +192,6 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
     if num_shards < 1:
         raise InputError(f"num_shards must be >= 1, got {num_shards}")
     prefix = prefix or pathlib.Path(meta_csv).stem
-    workers = workers or os.cpu_count() or 1
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     _check_previous_build(output_dir / f"{prefix}-build.json", {
@@ -213,13 +221,10 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
              for k in todo for i in rows_per_shard[k]]
     bar = tqdm(total=len(tasks), unit="img", disable=not progress, smoothing=0.05,
                desc=f"{prefix}: {len(todo)} shards")
-    # forkserver/spawn: workers never inherit this process's TensorFlow threads.
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
     results = iter(())
-    with context.Pool(workers) as pool:
+    with worker_pool(workers) as pool:
         if tasks:
-            results = pool.imap(_prepare_task, tasks, chunksize=8)
+            results = pool.imap(prepare_task, tasks, chunksize=8)
         for k in todo:
             tmp_path = paths[k].with_name(paths[k].name + ".tmp")
             written, skipped = 0, collections.defaultdict(list)
@@ -229,7 +234,7 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
                     bar.update(1)
                     if jpeg is None:
                         logging.warning("skipped %s: %s", meta.ids[i], reason)
-                        skipped[_general_reason(reason)].append(meta.ids[i])
+                        skipped[reason_kind(reason)].append(meta.ids[i])
                         continue
                     writer.write(records.encode_example(
                         jpeg, meta.ids[i], meta.lat_deg[i], meta.lon_deg[i],

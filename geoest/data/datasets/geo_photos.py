@@ -14,12 +14,9 @@ counted and logged with their IMG_ID.
 """
 import collections
 import logging
-import multiprocessing
-import os
 import pathlib
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from geoest.data import build, records
@@ -91,12 +88,11 @@ class _GeoPhotos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         tasks = [(i, str(images_dir / image_id), self.SHORTER_SIDE)
                  for i, image_id in enumerate(meta.ids)]
         skipped = collections.Counter()
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        with multiprocessing.get_context(method).Pool(self.WORKERS or os.cpu_count()) as pool:
-            for i, jpeg, reason in pool.imap(build._prepare_task, tasks, chunksize=8):
+        with build.worker_pool(self.WORKERS) as pool:
+            for i, jpeg, reason in pool.imap(build.prepare_task, tasks, chunksize=8):
                 if jpeg is None:
                     logging.warning("%s: skipped %s: %s", self.name, meta.ids[i], reason)
-                    skipped[reason.split(" (")[0]] += 1
+                    skipped[build.reason_kind(reason)] += 1
                     continue
                 yield meta.ids[i], {
                     "image": {"encoded": jpeg, "id": meta.ids[i],
