@@ -7,9 +7,10 @@ three partitionings (§3.1), writes TFRecords, trains base(M, f*) with gin/demo.
 three ISNs (§3.3), evaluates them beside the trivial predictor (Table 6), locates a few photos
 into a GeoJSON map and ends with a summary naming every artifact. Re-running resumes.
 """
+import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from geoest.errors import InputError
 
@@ -25,6 +26,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # TensorFlow's start-up chatter
+    logging.set_verbosity(logging.WARNING)              # progress bars and epoch lines say enough
     from geoest.demo.run import closing_summary, run_demo
 
     try:

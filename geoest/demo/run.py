@@ -90,9 +90,10 @@ def build_records(photos: demo_data.DemoDataset, output_dir, image_size: int) ->
     return patterns
 
 
-def train_model(model_dir, patterns: dict, partitionings_dir, parts, gin_params=(), extra_gin_files=()):
+def train_model(model_dir, patterns: dict, partitionings_dir, parts, gin_params=(), seed: int = 0):
     """Trains base(M, f*) with gin/demo.gin on the demo's records (resumes in model_dir)."""
     import gin
+    import keras
 
     from geoest.training import train
     from geoest.training.config import parse_gin
@@ -101,14 +102,16 @@ def train_model(model_dir, patterns: dict, partitionings_dir, parts, gin_params=
     bindings = [f"TRAIN_FILES = '{patterns['train']}'", f"VALIDATION_FILES = '{patterns['val']}'",
                 f"PARTITIONINGS_DIR = '{partitionings_dir}'"]
     bindings += [f"{macro} = '{p.name}.csv'" for macro, p in zip(("COARSE", "MIDDLE", "FINE"), parts)]
-    parse_gin([GIN_FILE, *extra_gin_files], [*bindings, *gin_params])
+    parse_gin([GIN_FILE], [*bindings, *gin_params])
+    keras.utils.set_random_seed(seed)  # the initial weights; gin/demo.gin fixes the input order
     try:
-        train(str(model_dir), variant=[pathlib.Path(f).stem for f in (GIN_FILE, *extra_gin_files)])
+        train(str(model_dir), variant=[pathlib.Path(GIN_FILE).stem])
     finally:
         gin.clear_config()
 
 
-def train_isns(output_dir, base_dir, patterns, partitionings_dir, parts, epochs: int, gin_params=()) -> dict:
+def train_isns(output_dir, base_dir, patterns, partitionings_dir, parts, epochs: int, gin_params=(),
+               seed: int = 0) -> dict:
     """§3.3 ISNs: base(M) fine-tuned on the photos of each concept (probability > tau_S, §4)."""
     dirs = {}
     for concept in CONCEPTS:
@@ -117,7 +120,7 @@ def train_isns(output_dir, base_dir, patterns, partitionings_dir, parts, epochs:
         train_model(model_dir, patterns, partitionings_dir, parts, [
             f"train.init_from = '{base_dir}'", f"train_dataset.concept = '{concept}'",
             "train_dataset.tau_s = 0.3", "make_optimizer.learning_rate = 0.005", f"train.epochs = {epochs}",
-            "make_optimizer.decay_every_epochs = 100", *gin_params])
+            "make_optimizer.decay_every_epochs = 100", *gin_params], seed=seed)
         dirs[concept] = model_dir
     return dirs
 
@@ -251,11 +254,11 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
 
     stage("train", "4/6 training base(M, f*) with gin/demo.gin")
     model_dir = output_dir / "model"
-    train_model(model_dir, patterns, output_dir / "partitionings", parts, gin_params)
+    train_model(model_dir, patterns, output_dir / "partitionings", parts, gin_params, seed=seed)
     isn_dirs = None
     if isns:
         isn_dirs = train_isns(output_dir, model_dir, patterns, output_dir / "partitionings", parts,
-                              isn_epochs, gin_params)
+                              isn_epochs, gin_params, seed=seed)
     done("train")
 
     stage("evaluate", "5/6 evaluation on the test photos (Table 6; trivial = every photo at the largest cell)")
