@@ -305,13 +305,18 @@ def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: i
         lambda s: _label_stage(s, skip_log, partitionings, scene_level=scene_level,
                                concept=concept, tau_s=tau_s, scene_matrices=scene_matrices),
         num_parallel_calls=AUTOTUNE, deterministic=deterministic).unbatch()
-    # One augmentation seed per photo: reproducible with a seed, whatever the parallelism.
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+    # One augmentation seed per photo, (pipeline seed, position in the stream): reproducible
+    # with a seed whatever the parallelism, and no second data source to confuse auto-sharding.
+    base_seed = seed if seed is not None else int(np.random.default_rng().integers(2**31))
+    if input_context is not None:
+        base_seed = base_seed * 1000 + input_context.input_pipeline_id
+    ds = ds.enumerate()
 
-    def parse(example, element_seed):
+    def parse(position, example):
         labels = {name: example[name] for name in names}
         if scene_level is not None:
             labels["scene"] = example["scene"]
+        element_seed = tf.stack([tf.constant(base_seed, tf.int64), position])
         return train_image(example["encoded"], element_seed, image_size), labels
 
     ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
