@@ -71,7 +71,9 @@ def test_predictions_geojson(demo):
     for point in points:
         lon, lat = point["geometry"]["coordinates"]
         assert -90 <= lat <= 90 and -180 <= lon <= 180
-    assert "predictions (CSV) and their map (GeoJSON)" in run.closing_summary(demo)
+    text = run.closing_summary(demo)
+    assert "predictions (CSV) and their map (GeoJSON)" in text
+    assert len(demo.findings) == 5 and all(line in text for line in demo.findings)
 
 
 def test_rerun_resumes_without_retraining(demo):

@@ -40,6 +40,7 @@ class DemoResult:
     checks: dict           # {description: bool}
     seconds: dict          # stage -> wall-clock seconds
     artifacts: dict        # description -> path
+    findings: list         # the paper's observations in the demo's figures, one line each
 
 
 def partition_thresholds(num_train: int) -> tuple:
@@ -104,10 +105,16 @@ def train_model(model_dir, patterns: dict, partitionings_dir, parts, gin_params=
     bindings += [f"{macro} = '{p.name}.csv'" for macro, p in zip(("COARSE", "MIDDLE", "FINE"), parts)]
     parse_gin([GIN_FILE], [*bindings, *gin_params])
     keras.utils.set_random_seed(seed)  # the initial weights; gin/demo.gin fixes the input order
+    if (pathlib.Path(model_dir) / "checkpoints").is_dir():
+        print(f"  resuming from the checkpoints in {model_dir}", flush=True)
     try:
         train(str(model_dir), variant=[pathlib.Path(GIN_FILE).stem])
     finally:
         gin.clear_config()
+    best = json.loads((pathlib.Path(model_dir) / "best.json").read_text())
+    print(f"  best on validation: epoch {best['epoch']}, f* within 25 km "
+          f"{best.get('val_hierarchy_acc_25km', float('nan')):.1%}, within 750 km "
+          f"{best.get('val_hierarchy_acc_750km', float('nan')):.1%}", flush=True)
 
 
 def train_isns(output_dir, base_dir, patterns, partitionings_dir, parts, epochs: int, gin_params=(),
@@ -206,6 +213,32 @@ def check_claims(summary: dict, fine: str) -> dict:
     }
 
 
+def findings(summary: dict, parts) -> list:
+    """The paper's observations as they show in the demo's figures (Table 3, Table 6, §3.3-3.4)."""
+    from geoest.inference.core import HIERARCHY
+
+    def acc(method, output, km):
+        return f"{summary[method][output]['all']['accuracy'][str(km)]:.1%}"
+
+    names = [p.name for p in parts]
+    lines = [
+        "finer cells locate cities (§3.1, Table 3): within 25 km, coarse / middle / fine = "
+        + " / ".join(acc("base_M", n, 25) for n in names),
+        "coarser cells are surer of the country: within 750 km, coarse / middle / fine = "
+        + " / ".join(acc("base_M", n, 750) for n in names),
+        f"the hierarchy f* (§3.4) refines the fine cells with the coarse ones: {acc('base_M', HIERARCHY, 25)} "
+        f"within 25 km, {acc('base_M', HIERARCHY, 750)} within 750 km",
+    ]
+    if "ISNs" in summary:
+        lines.append(f"scene-specific ISNs (§3.3): f* {acc('ISNs', HIERARCHY, 25)} within 25 km, "
+                     f"{acc('ISNs', HIERARCHY, 750)} within 750 km")
+    concepts = [c for c in CONCEPTS if c in summary["base_M"][HIERARCHY]]
+    if concepts:
+        lines.append("per scene (Table 4, Fig. 5), f* within 25 km: " + ", ".join(
+            f"{c} {summary['base_M'][HIERARCHY][c]['accuracy']['25']:.1%}" for c in concepts))
+    return lines
+
+
 def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
              image_size: int = DEFAULT_IMAGE_SIZE, isns: bool = True, isn_epochs: int = 2,
              gin_params=(), num_predicted: int = NUM_PREDICTED) -> DemoResult:
@@ -281,10 +314,10 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
         "Table 6 (table6.txt), accuracy plot (accuracy.png), results CSVs": output_dir / "evaluation",
         "predictions (CSV) and their map (GeoJSON)": predicted["geojson"],
     }
-    result = DemoResult(output_dir, summary, checks, seconds, artifacts)
+    result = DemoResult(output_dir, summary, checks, seconds, artifacts, findings(summary, parts))
     (output_dir / "summary.json").write_text(json.dumps({
         "num_images": photos.num_images, "seed": seed, "partitionings": {p.name: len(p) for p in parts},
-        "seconds": seconds, "checks": checks, "evaluation": summary,
+        "seconds": seconds, "checks": checks, "findings": result.findings, "evaluation": summary,
         "artifacts": {k: str(v) for k, v in artifacts.items()}}, indent=1) + "\n")
     return result
 
@@ -292,6 +325,7 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
 def closing_summary(result: DemoResult) -> str:
     """The text the demo ends with: checks, stage times and where each artifact is."""
     lines = ["", "== summary =="]
+    lines += [f"  {line}" for line in result.findings]
     lines += [f"  [{'ok' if ok else 'FAILED'}] {text}" for text, ok in result.checks.items()]
     total = sum(result.seconds.values())
     lines.append("  time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
