@@ -117,3 +117,16 @@ def test_city_motifs_are_distinct_and_survive_flips():
         np.testing.assert_array_equal(mask, mask[:, ::-1])
     region = np.flatnonzero(cities.REGION == cities.REGION[0])
     assert len(set(cities.CITY_IN_REGION[region])) == len(region)
+
+
+def test_scene_labels_follow_the_places365_hierarchy(places365_dir, small):
+    from geoest.scene.places365 import load_scene_hierarchy
+
+    hierarchy = load_scene_hierarchy(places365_dir / "scene_hierarchy_places365.csv",
+                                     places365_dir / "categories_places365.txt")
+    for concept, categories in data.SCENE_CATEGORIES.items():
+        for s365, s16 in categories:
+            assert hierarchy.s3_matrix[s365, concept] > 0       # §3.2: the category is of that concept
+            assert hierarchy.s16_matrix[s365, s16] > 0
+    meta = pd.concat([pd.read_csv(p) for p in small.meta_csv.values()])
+    assert (hierarchy.s3_matrix[meta["S365_Label"], meta["S3_Label"]] > 0).all()

@@ -137,9 +137,10 @@ def trivial_method(parts):
     from geoest.inference.core import Locator
     from geoest.inference.evaluation import Method
 
+    largest = {p.name: np.eye(len(p))[np.argmax(p.counts)] for p in parts}   # one-hot [n_cells]
+
     def probabilities(batch):
-        n = len(batch["id"])
-        return {p.name: np.tile(np.eye(len(p))[np.argmax(p.counts)], (n, 1)) for p in parts}
+        return {name: np.tile(onehot, (len(batch["id"]), 1)) for name, onehot in largest.items()}
 
     return Method(TRIVIAL, Locator(parts, hierarchy=False), probabilities)
 
@@ -171,7 +172,7 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
     firsts = [int(np.flatnonzero(continent == c)[0]) for c in np.unique(continent)]
     rows = sorted((firsts + [r for r in range(len(meta)) if r not in firsts])[:count])
     paths = [str(photos.image_dir / meta.IMG_ID[r]) for r in rows]
-    (methods, image_size) = load_methods([f"base_M={model_dir}"])
+    methods, image_size = load_methods([f"base_M={model_dir}"])
     method = methods[0]
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -186,8 +187,9 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
             continue
         got = predicted.loc[path]
         dist = float(great_circle_km(meta.LAT[r], meta.LON[r], got["lat"], got["lon"]))
-        city = cities.NAMES[truth.city[r]]
-        where = f"near {city}" if truth.at_city[r] else f"countryside, nearest city {city}"
+        city = truth.city[r]
+        region = cities.REGIONS[cities.REGION[city]]
+        where = f"in {cities.NAMES[city]}" if truth.at_city[r] else f"outside the cities, {region}"
         lines.append(f"  {meta.IMG_ID[r]}  {CONCEPTS[truth.scene[r]]:7s} taken at ({meta.LAT[r]:7.2f}, "
                      f"{meta.LON[r]:8.2f}) {where}; predicted ({got['lat']:7.2f}, {got['lon']:8.2f}): "
                      f"{dist:,.0f} km off")
