@@ -9,8 +9,10 @@ or corrupt is skipped, counted and reported with its IMG_ID; it never stops a bu
 This module imports TensorFlow only when writing, so the worker processes stay light.
 """
 import collections
+import concurrent.futures
 import dataclasses
 import io
+import itertools
 import json
 import logging
 import math
@@ -92,6 +94,18 @@ def worker_pool(workers: int | None):
     (forkserver where available, else spawn)."""
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     return multiprocessing.get_context(method).Pool(workers or os.cpu_count() or 1)
+
+
+def thread_map(fn, tasks, workers: int | None, window: int = 256):
+    """`map(fn, tasks)` on a thread pool, in order, with at most `window` tasks in flight."""
+    tasks = iter(tasks)
+    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        pending = collections.deque(pool.submit(fn, t) for t in itertools.islice(tasks, window))
+        while pending:
+            result = pending.popleft().result()
+            for t in itertools.islice(tasks, 1):
+                pending.append(pool.submit(fn, t))
+            yield result
 
 
 def reason_kind(reason: str) -> str:

@@ -88,21 +88,22 @@ class _GeoPhotos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         tasks = [(i, str(images_dir / image_id), self.SHORTER_SIDE)
                  for i, image_id in enumerate(meta.ids)]
         skipped = collections.Counter()
-        with build.worker_pool(self.WORKERS) as pool:
-            for i, jpeg, reason in pool.imap(build.prepare_task, tasks, chunksize=8):
-                if jpeg is None:
-                    logging.warning("%s: skipped %s: %s", self.name, meta.ids[i], reason)
-                    skipped[build.reason_kind(reason)] += 1
-                    continue
-                yield meta.ids[i], {
-                    "image": {"encoded": jpeg, "id": meta.ids[i],
-                              "latitude": meta.lat_deg[i], "longitude": meta.lon_deg[i]},
-                    "scene": {
-                        "probs365": _nan(records.NUM_S365) if meta.probs365 is None
-                        else meta.probs365[i],
-                        "probs3": _nan(records.NUM_S3) if meta.probs3 is None else meta.probs3[i],
-                    },
-                }
+        # Threads, not processes: TFDS may run inside a process that already holds TF and test
+        # threads, where forking is unsafe; PIL releases the GIL while decoding and resizing.
+        for i, jpeg, reason in build.thread_map(build.prepare_task, tasks, self.WORKERS):
+            if jpeg is None:
+                logging.warning("%s: skipped %s: %s", self.name, meta.ids[i], reason)
+                skipped[build.reason_kind(reason)] += 1
+                continue
+            yield meta.ids[i], {
+                "image": {"encoded": jpeg, "id": meta.ids[i],
+                          "latitude": meta.lat_deg[i], "longitude": meta.lon_deg[i]},
+                "scene": {
+                    "probs365": _nan(records.NUM_S365) if meta.probs365 is None
+                    else meta.probs365[i],
+                    "probs3": _nan(records.NUM_S3) if meta.probs3 is None else meta.probs3[i],
+                },
+            }
         logging.info("%s: %d of %d photos prepared; skipped %s", self.name,
                      len(meta) - sum(skipped.values()), len(meta), dict(skipped) or "none")
 
