@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from geoest.demo import run
+from geoest.errors import InputError
 from geoest.inference.core import HIERARCHY
 
 SMALL = dict(num_images=400, seed=1, image_size=48, isns=True, isn_epochs=1, num_predicted=4,
@@ -82,3 +83,8 @@ def test_rerun_resumes_without_retraining(demo):
     again = run.run_demo(demo.output_dir, **SMALL)
     assert model.stat().st_mtime_ns == before
     assert again.summary["base_M"][HIERARCHY]["all"] == demo.summary["base_M"][HIERARCHY]["all"]
+
+
+def test_other_settings_in_the_same_folder_are_refused(demo):
+    with pytest.raises(InputError, match="other settings"):
+        run.run_demo(demo.output_dir, **{**SMALL, "seed": 2})

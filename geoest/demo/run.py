@@ -30,6 +30,7 @@ DEFAULT_IMAGE_SIZE = 96    # shorter side of the demo photos (px); the model see
 NUM_PREDICTED = 8
 TRIVIAL = "trivial"
 GIN_FILE = "demo.gin"
+SETTINGS = "demo_settings.json"
 
 
 @dataclasses.dataclass
@@ -241,6 +242,18 @@ def findings(summary: dict, parts) -> list:
     return lines
 
 
+def _check_settings(path: pathlib.Path, settings: dict) -> None:
+    """Resuming is only right for the same settings: records them, or refuses other ones."""
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored != settings:
+            raise InputError(f"{path.parent} holds a demo run with other settings {stored} (from {path}); "
+                             f"this run asks for {settings}. Choose another --output_dir or delete that one.")
+        print(f"resuming the demo in {path.parent}", flush=True)
+        return
+    path.write_text(json.dumps(settings) + "\n")
+
+
 def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
              image_size: int = DEFAULT_IMAGE_SIZE, isns: bool = True, isn_epochs: int = 2,
              gin_params=(), num_predicted: int = NUM_PREDICTED) -> DemoResult:
@@ -260,6 +273,8 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
     """
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    _check_settings(output_dir / SETTINGS, {"num_images": num_images, "seed": seed, "image_size": image_size,
+                                            "isns": isns, "isn_epochs": isn_epochs, "gin_params": list(gin_params)})
     seconds = {}
 
     def stage(name, title):
@@ -338,4 +353,4 @@ def closing_summary(result: DemoResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DemoResult", "partition_thresholds", "run_demo", "closing_summary", "InputError"]
+__all__ = ["DemoResult", "closing_summary", "findings", "partition_thresholds", "run_demo"]
