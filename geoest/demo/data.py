@@ -64,7 +64,7 @@ MOTIFS = ("circle", "square", "triangle", "cross", "diamond", "ring")    # by ci
 # Places365 categories a photo of each concept is labelled with (§3.2): (S365 index, S16 index)
 # as in categories_places365.txt and the level-2 columns of the official scene hierarchy.
 SCENE_CATEGORIES = {
-    INDOOR: ((52, 2), (203, 2), (215, 2), (236, 5), (284, 0)),       # bedroom, kitchen, living room, museum, restaurant
+    INDOOR: ((52, 2), (203, 2), (215, 2), (236, 5), (284, 0)),       # bedroom, kitchen, living, museum, restaurant
     NATURAL: ((48, 6), (151, 8), (232, 7), (205, 6), (116, 7)),      # beach, forest path, mountain, lake, desert
     URBAN: ((125, 15), (307, 15), (319, 15), (270, 11), (334, 11)),  # downtown, skyscraper, street, plaza, tower
 }

@@ -26,7 +26,8 @@ from geoest.errors import InputError
 from geoest.scene.places365 import CONCEPTS
 
 DEFAULT_NUM_IMAGES = 4000
-DEFAULT_IMAGE_SIZE = 96    # shorter side of the demo photos (px); the model sees 64 px crops
+DEFAULT_IMAGE_SIZE = 96    # shorter side of the demo photos (px); gin/demo.gin trains on 48 px crops
+DEFAULT_ISN_EPOCHS = 2
 NUM_PREDICTED = 8
 TRIVIAL = "trivial"
 GIN_FILE = "demo.gin"
@@ -255,8 +256,9 @@ def _check_settings(path: pathlib.Path, settings: dict) -> None:
 
 
 def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
-             image_size: int = DEFAULT_IMAGE_SIZE, isns: bool = True, isn_epochs: int = 2,
-             gin_params=(), num_predicted: int = NUM_PREDICTED) -> DemoResult:
+             image_size: int = DEFAULT_IMAGE_SIZE, isns: bool = True,
+             isn_epochs: int = DEFAULT_ISN_EPOCHS, gin_params=(),
+             num_predicted: int = NUM_PREDICTED) -> DemoResult:
     """Generates the demo data, builds partitionings and records, trains, evaluates and predicts.
 
     Args:
@@ -273,8 +275,9 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
     """
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    _check_settings(output_dir / SETTINGS, {"num_images": num_images, "seed": seed, "image_size": image_size,
-                                            "isns": isns, "isn_epochs": isn_epochs, "gin_params": list(gin_params)})
+    _check_settings(output_dir / SETTINGS, {
+        "num_images": num_images, "seed": seed, "image_size": image_size, "isns": isns,
+        "isn_epochs": isn_epochs, "gin_params": list(gin_params)})
     seconds = {}
 
     def stage(name, title):
