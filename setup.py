@@ -15,6 +15,7 @@ setup(
         "tensorflow>=2.16",          # Keras 3 is TensorFlow's Keras from 2.16 on
         "keras>=3.3",
         "tensorflow-datasets>=4.9",
+        "importlib_resources>=6",   # tensorflow-datasets needs it to prepare data sets
         "tensorboard>=2.16",
         "s2geometry>=0.11",
         "numpy>=1.26",
