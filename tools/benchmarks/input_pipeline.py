@@ -6,6 +6,9 @@ python tools/benchmarks/input_pipeline.py [--num_images=3000 --runs=5 --batch_si
 Generates MP-16-like JPEGs (shorter side 320 px, landscape and portrait, 3:4 to 9:16) at
 clustered coordinates, writes them as TFRecord shards, then times one pass over them with
   * plain:  TFRecordDataset -> parse -> tf.io.decode_jpeg (the decoder's ceiling),
+  * plain + resize + batch: plain, then resize to 224x224, [-1, 1] float32, batch: the least
+            work that yields what a training step takes (float32 [B, 224, 224, 3]), so the
+            ceiling for any pipeline with that output,
   * train:  geoest.data.pipeline.train_dataset (crop window, flip, resize, labels for three
             partitionings from lat/lon),
   * eval:   geoest.data.pipeline.eval_dataset (full decode, resize, three crops),
@@ -125,6 +128,19 @@ def main(argv):
         return (ds.ragged_batch if batch else ds.batch)(FLAGS.batch_size).prefetch(
             tf.data.AUTOTUNE)
 
+    def plain_resized():
+        def decode(serialized):
+            features = tf.io.parse_single_example(
+                serialized, {"image/encoded": tf.io.FixedLenFeature([], tf.string)})
+            image = tf.io.decode_jpeg(features["image/encoded"], channels=3)
+            return tf.image.resize(image, [224, 224]) / 127.5 - 1.0
+        ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+            tf.data.TFRecordDataset, cycle_length=len(files),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        return ds.batch(FLAGS.batch_size, num_parallel_calls=tf.data.AUTOTUNE,
+                        deterministic=False).prefetch(tf.data.AUTOTUNE)
+
     def train():
         return pipeline.train_dataset(pattern, partitionings, FLAGS.batch_size,
                                       shuffle_buffer=1000, repeat=False)
@@ -137,6 +153,8 @@ def main(argv):
             lambda: plain(False), lambda b: int(b.shape[0]), FLAGS.runs),
         "plain decode_jpeg + batch": _images_per_second(
             lambda: plain(True), lambda b: int(b.nrows()), FLAGS.runs),
+        "plain + resize + batch": _images_per_second(
+            plain_resized, lambda b: int(b.shape[0]), FLAGS.runs),
         "train pipeline": _images_per_second(train, lambda b: int(b[0].shape[0]), FLAGS.runs),
         "eval pipeline (3 crops)": _images_per_second(
             evaluation, lambda b: int(b["crops"].shape[0]), FLAGS.runs),
@@ -149,6 +167,9 @@ def main(argv):
     train, plain_rate = results["train pipeline"], results["plain decode_jpeg"]
     print(f"  train / plain decode_jpeg = {train[0] / plain_rate[0]:.0%} (wall), "
           f"{train[1] / plain_rate[1]:.0%} (CPU)")
+    floor = results["plain + resize + batch"]
+    print(f"  train / plain + resize + batch = {train[0] / floor[0]:.0%} (wall), "
+          f"{train[1] / floor[1]:.0%} (CPU)")
 
 if __name__ == "__main__":
     app.run(main)
