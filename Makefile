@@ -3,9 +3,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PYTEST_ARGS ?= -n 2 -m "not slow"
+PYTEST_ARGS ?= -n 2
 
-.PHONY: install test test-all demo bench clean
+.PHONY: install test test-fast demo clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ install: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS) tests
 
-test-all: $(VENV)/.installed
-	$(PY) -m pytest -n 2 tests
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -n 2 -m "not slow" tests
 
 demo: $(VENV)/.installed
 	$(PY) -m geoest.demo --output_dir=demo_output
