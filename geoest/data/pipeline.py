@@ -154,12 +154,17 @@ def _label_stage(serialized, skip_log: SkipLog, partitionings, *, scene_level=No
         p_concept = out["probs3"][:, CONCEPTS.index(concept)]
         reason = drop(tf.math.is_nan(p_concept), _REASONS.index(NO_SCENE))
         reason = drop(~(p_concept > tau_s), _REASONS.index(BELOW_TAU_S))
+    return _drop_logged(out, reason, skip_log)
+
+
+def _drop_logged(batch, reason, skip_log):
+    """Drops the rows of a dict of [N, ...] tensors whose reason is >= 0, logging their ids."""
     keep = reason < 0
     logged = skip_log.record_tf(tf.boolean_mask(reason, ~keep),
-                                tf.boolean_mask(out["id"], ~keep))
+                                tf.boolean_mask(batch["id"], ~keep))
     with tf.control_dependencies([logged]):
         keep = tf.identity(keep)
-    return {key: tf.boolean_mask(value, keep) for key, value in out.items()}
+    return {key: tf.boolean_mask(value, keep) for key, value in batch.items()}
 
 
 def sample_crop_window(image_shape, seed):
@@ -393,12 +398,7 @@ def image_dataset(paths, batch_size: int = 32, *, image_size: int = 224,
              for magic in (b"\x89PNG", b"GIF8", b"BM")]), axis=0)
         reason = tf.where(known, tf.where(is_jpeg & ~has_end, _REASONS.index(TRUNCATED), -1),
                           _REASONS.index(NOT_JPEG))
-        keep = reason < 0
-        logged = skip_log.record_tf(tf.boolean_mask(reason, ~keep),
-                                    tf.boolean_mask(batch["id"], ~keep))
-        with tf.control_dependencies([logged]):
-            keep = tf.identity(keep)
-        return {key: tf.boolean_mask(value, keep) for key, value in batch.items()}
+        return _drop_logged(batch, reason, skip_log)
 
     def read(path):
         contents = tf.io.read_file(path)
