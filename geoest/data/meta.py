@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 
 from geoest.errors import InputError
+from geoest.scene.meta import PROB_COLUMNS as PROBS3_COLUMNS   # S3 order of §3.2
+from geoest.scene.meta import prob365_columns
 
 ID_COLUMN = "IMG_ID"
 LAT_COLUMN = "LAT"
 LON_COLUMN = "LON"
-PROBS3_COLUMNS = ("Prob_indoor", "Prob_natural", "Prob_urban")   # S3 order of §3.2
-PROBS365_COLUMNS = tuple(f"prob365_{i}" for i in range(365))
+PROBS365_COLUMNS = prob365_columns()
 
 
 @dataclasses.dataclass

@@ -21,11 +21,11 @@ import tensorflow as tf
 
 from geoest.data import records
 from geoest.errors import InputError
+from geoest.scene.meta import TAU_S             # §4: ISN training images have p(concept) > 0.3
+from geoest.scene.places365 import CONCEPTS     # S3 order (§3.2)
+from geoest.scene.places365 import LEVELS as SCENE_LEVELS
 
 AUTOTUNE = tf.data.AUTOTUNE
-CONCEPTS = ("indoor", "natural", "urban")     # S3 order (§3.2)
-SCENE_LEVELS = {"S3": 3, "S16": 16, "S365": 365}
-TAU_S = 0.3                                   # §4: ISN training images have p(concept) > 0.3
 
 # §4 augmentation: a crop covering 70-100 % of the area, aspect ratio 3/4 to 4/3.
 CROP_AREA_RANGE = (0.7, 1.0)
