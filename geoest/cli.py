@@ -1,19 +1,22 @@
-"""What every absl main shares: bad input ends in one clear line, not a traceback."""
+"""What every absl main shares: bad input ends in one clear line and exit status 2, not a traceback."""
 import functools
 import sys
 
 from geoest.errors import InputError
 
+EXIT_BAD_INPUT = 2
+
 
 def clear_input_errors(main):
-    """Wraps an absl `main(argv)`: an InputError prints `error: <message>` and exits with 2."""
+    """Wraps an absl `main(argv)`: an InputError prints `error: <message>` on one line of stderr and
+    exits with status 2. Every geoest main goes through it."""
 
     @functools.wraps(main)
     def wrapped(argv):
         try:
             return main(argv)
         except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
+            print("error: " + " ".join(str(err).split()), file=sys.stderr)
+            sys.exit(EXIT_BAD_INPUT)
 
     return wrapped

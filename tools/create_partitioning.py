@@ -2,7 +2,10 @@
 
 python tools/create_partitioning.py --meta_csv=META.csv --tau_min=50 --tau_max=1000 \
     --output=cells_50_1000.csv [--lat_column=LAT --lon_column=LON --id_column=IMG_ID \
-    --min_level=2 --max_level=30]
+    --min_level=2 --max_level=30 --overwrite]
+
+The output is never the meta CSV; an existing output is replaced only when it is what this run
+writes, or with --overwrite.
 """
 import logging
 import time
@@ -11,6 +14,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from geoest.cli import clear_input_errors
+from geoest.files import check_output, write_deterministic
 from geoest.geo import Partitioning
 from geoest.geo.meta import read_coordinates
 
@@ -24,6 +28,7 @@ flags.DEFINE_string("lon_column", "LON", "Longitude column (degrees).")
 flags.DEFINE_string("id_column", "IMG_ID", "Photo id column.")
 flags.DEFINE_integer("min_level", 2, "S2 level to start the subdivision at.")
 flags.DEFINE_integer("max_level", 30, "S2 level to stop splitting at.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --output that holds another partitioning.")
 flags.mark_flags_as_required(["meta_csv", "output"])
 
 
@@ -32,6 +37,7 @@ def main(argv):
     del argv
     logging.getLogger("geoest").setLevel(logging.INFO)
     start = time.perf_counter()
+    output = check_output(FLAGS.output, inputs=[FLAGS.meta_csv])
     lat, lon = read_coordinates(FLAGS.meta_csv, FLAGS.lat_column, FLAGS.lon_column,
                                 FLAGS.id_column)
     absl_logging.info("read %d photos from %s in %.1f s", len(lat), FLAGS.meta_csv,
@@ -39,7 +45,7 @@ def main(argv):
     p = Partitioning.build(lat, lon, tau_min=FLAGS.tau_min, tau_max=FLAGS.tau_max,
                            min_level=FLAGS.min_level, max_level=FLAGS.max_level,
                            source=FLAGS.meta_csv)
-    p.to_csv(FLAGS.output)
+    write_deterministic(output, p.to_csv, overwrite=FLAGS.overwrite)
     levels = p.levels
     print(f"{FLAGS.output}: {len(p)} cells (levels {levels.min()}-{levels.max()}) holding "
           f"{p.counts.sum()} of {len(lat)} photos; {len(lat) - p.counts.sum()} photos in cells "

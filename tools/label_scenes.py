@@ -30,6 +30,8 @@ flags.DEFINE_string("places365_dir", None, "Directory with categories_places365.
 flags.DEFINE_boolean("download", False, "Fetch the two Places365 files from their official "
                      "sources into --places365_dir if they are not there.")
 flags.DEFINE_integer("workers", None, "Image-decoding threads (default: CPU count).")
+flags.DEFINE_boolean("allow_absolute_paths", False, "Read absolute IMG_IDs as they are (otherwise "
+                     "they are skipped and listed, like IMG_IDs whose '..' leaves --images_dir).")
 flags.mark_flags_as_required(["images_dir", "meta_csv", "output_csv"])
 FLAGS = flags.FLAGS
 
@@ -44,7 +46,8 @@ def main(argv):
     summary = labeler.label_images(
         model, hierarchy, FLAGS.images_dir, FLAGS.meta_csv, FLAGS.output_csv,
         batch_size=FLAGS.batch_size, preprocess=FLAGS.preprocess,
-        image_size=FLAGS.image_size, all_probs=FLAGS.all_probs, workers=FLAGS.workers)
+        image_size=FLAGS.image_size, all_probs=FLAGS.all_probs, workers=FLAGS.workers,
+        allow_absolute_paths=FLAGS.allow_absolute_paths)
     print(f"{summary.output_csv}: {summary.labeled} images labelled, {summary.resumed} done "
           f"before, {len(summary.failed)} unreadable")
     for img_id, reason in summary.failed[:10]:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from geoest.errors import InputError
+from geoest.files import ENCODING, decode_error
 from geoest.scene.meta import PROB_COLUMNS as PROBS3_COLUMNS   # S3 order of §3.2
 from geoest.scene.meta import prob365_columns
 
@@ -70,23 +71,26 @@ def read_meta_csv(path, id_column: str = ID_COLUMN, lat_column: str = LAT_COLUMN
     """Reads and checks a meta CSV.
 
     Raises:
-      InputError: naming the file and row, for a missing file or column, an empty or
-        duplicate IMG_ID, a coordinate that is not a number in degrees, or a probability
+      InputError: naming the file and row, for a missing file or column, a byte that is not
+        UTF-8, an empty or duplicate IMG_ID, a coordinate that is not a number in degrees, or a probability
         outside [0, 1].
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise InputError(f"meta CSV {path} does not exist")
     try:
-        header = pd.read_csv(path, nrows=0).columns
+        header = pd.read_csv(path, nrows=0, encoding=ENCODING).columns
         # 365 probability columns of MP-16 (4.7 M rows) only fit in memory as float32.
         dtypes = {c: np.float32 for c in PROBS365_COLUMNS if c in header}
         try:
-            frame = pd.read_csv(path, dtype={id_column: str, **dtypes}, keep_default_na=False)
+            frame = pd.read_csv(path, dtype={id_column: str, **dtypes}, keep_default_na=False,
+                                encoding=ENCODING)
         except ValueError:  # a probability that is not a number: read as text to name its row
-            frame = pd.read_csv(path, dtype={id_column: str}, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise InputError(f"{path}: not a readable CSV ({e})") from e
+            frame = pd.read_csv(path, dtype={id_column: str}, keep_default_na=False, encoding=ENCODING)
+    except UnicodeDecodeError:
+        raise decode_error(path) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise InputError(f"{path}: not a readable CSV ({' '.join(str(e).split())})") from None
     missing = [c for c in (id_column, lat_column, lon_column) if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {missing}; expected a header with "

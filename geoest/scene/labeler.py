@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from geoest.errors import InputError
+from geoest.files import ENCODING, check_output, decode_error, path_inside
 from geoest.scene import meta
 from geoest.scene.places365 import SceneHierarchy, default_cache_dir
 
@@ -201,7 +202,9 @@ def read_image_meta(meta_csv):
     import pandas as pd
 
     try:
-        frame = pd.read_csv(meta_csv, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(meta_csv, dtype=str, keep_default_na=False, encoding=ENCODING)
+    except UnicodeDecodeError:
+        raise decode_error(meta_csv) from None
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise InputError(f"{meta_csv}: cannot read it as a CSV ({e})") from e
     required = (meta.ID_COLUMN, meta.LAT_COLUMN, meta.LON_COLUMN)
@@ -267,7 +270,8 @@ def _format(values) -> list:
 
 def label_images(model, hierarchy: SceneHierarchy, images_dir, meta_csv, output_csv, *,
                  batch_size: int = 32, preprocess: str = "caffe", image_size: int = 224,
-                 all_probs: bool = False, workers: int | None = None) -> LabelSummary:
+                 all_probs: bool = False, workers: int | None = None,
+                 allow_absolute_paths: bool = False) -> LabelSummary:
     """§3.2: labels the images of a meta CSV with S3 / S16 / S365 scene labels.
 
     Writes ``output_csv`` in the Im2GPS meta format (`meta.META_COLUMNS`, plus
@@ -287,6 +291,8 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, meta_csv, output_
       image_size: input side for models that accept any size.
       all_probs: also write the 365 category probabilities.
       workers: image-decoding threads (default: CPU count).
+      allow_absolute_paths: read absolute IMG_IDs as they are; otherwise they, and IMG_IDs
+        whose ".." leaves images_dir, are listed as errors and never opened.
     Returns:
       A `LabelSummary`.
     """
@@ -301,6 +307,7 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, meta_csv, output_
     frame = read_image_meta(meta_csv)
     output_csv = pathlib.Path(output_csv)
     output_csv.parent.mkdir(parents=True, exist_ok=True)
+    check_output(output_csv, inputs=[meta_csv], flag="output_csv")
     summary = LabelSummary(output_csv=output_csv, errors_csv=errors_path(output_csv))
 
     header = list(meta.META_COLUMNS)
@@ -316,8 +323,11 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, meta_csv, output_
     todo = list(frame[pending_rows].itertuples(index=False, name=None))
 
     def load(row):
+        path, outside = path_inside(images_dir, row[0], allow_absolute_paths)
+        if path is None:
+            return row, None, outside          # never opened
         try:
-            return row, load_image(images_dir / row[0], size), None
+            return row, load_image(path, size), None
         except _UNREADABLE as e:
             return row, None, f"{type(e).__name__}: {e}"
 

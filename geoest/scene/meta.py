@@ -10,6 +10,7 @@ import pathlib
 import numpy as np
 
 from geoest.errors import InputError
+from geoest.files import ENCODING, decode_error
 from geoest.scene.places365 import CONCEPTS
 
 ID_COLUMN, AUTHOR_COLUMN, LAT_COLUMN, LON_COLUMN = "IMG_ID", "AUTHOR", "LAT", "LON"
@@ -45,7 +46,9 @@ def scene_statistics(meta_csv, tau_s: float = TAU_S) -> dict:
     meta_csv = pathlib.Path(meta_csv)
     needed = ("S3_Label",) + PROB_COLUMNS
     try:
-        frame = pd.read_csv(meta_csv, usecols=lambda c: c in needed)
+        frame = pd.read_csv(meta_csv, usecols=lambda c: c in needed, encoding=ENCODING)
+    except UnicodeDecodeError:
+        raise decode_error(meta_csv) from None
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise InputError(f"{meta_csv}: cannot read it as a CSV ({e})") from e
     missing = [c for c in needed if c not in frame.columns]

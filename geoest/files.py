@@ -1,0 +1,179 @@
+"""Files a command reads and writes, so that a run never leaves a user's files wrong or half-written.
+
+* Outputs are written whole or not at all: `atomic_path` / `write_text` write a temporary file
+  beside the target and rename it, so an interrupted run leaves the old file or the new one.
+* Outputs never replace inputs (`check_output`), and an existing output is replaced only when the
+  command owns it: `claim_outputs` keeps a small manifest of what a command wrote and from which
+  inputs; a file it did not write for the same inputs is refused unless the user says --overwrite.
+* Paths read from a CSV stay inside their folder (`path_inside`).
+* Text files are UTF-8; a byte that is not is named by line (`utf8_error`).
+"""
+import contextlib
+import filecmp
+import hashlib
+import json
+import os
+import pathlib
+
+from geoest.errors import InputError
+
+ENCODING = "utf-8"      # meta CSVs, partitionings, results: the one encoding geoest reads and writes
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path` (same suffix); renamed to `path` when the block ends
+    without an exception, removed otherwise."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path, text: str) -> None:
+    """Writes `text` (UTF-8) to `path` whole or not at all."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding=ENCODING)
+
+
+def write_deterministic(path, write, *, overwrite: bool = False, flag: str = "--overwrite") -> None:
+    """Writes a file whose bytes follow from the command's inputs alone: `write(tmp_path)`, then a rename.
+
+    An existing `path` with other bytes was not written by this command from these inputs: it is
+    replaced only with `overwrite`, else left as it was and refused.
+    """
+    path = pathlib.Path(path)
+    with atomic_path(path) as tmp:
+        write(tmp)
+        if path.exists() and not overwrite and not filecmp.cmp(tmp, path, shallow=False):
+            raise InputError(f"{path} exists and differs from what this run writes; pass {flag} to "
+                             "replace it, or write elsewhere")
+
+
+def _same_file(a: pathlib.Path, b: pathlib.Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(path, *, inputs=(), flag: str = "--output") -> pathlib.Path:
+    """Checks that an output file can be written: its folder exists and it is none of `inputs`.
+
+    Raises:
+      InputError: naming the flag and the path.
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise InputError(f"{flag}={path} is a folder; expected a file name")
+    if not path.parent.is_dir():
+        raise InputError(f"{flag}={path}: the folder {path.parent} does not exist; create it first")
+    for source in inputs:
+        if source is not None and _same_file(path, pathlib.Path(source)):
+            raise InputError(f"{flag}={path} is an input of this command ({source}); "
+                             "choose another output file")
+    return path
+
+
+def file_identity(path) -> dict:
+    """What a run depends on in a file without reading it: its absolute path, size and mtime."""
+    path = pathlib.Path(path)
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def digest(chunks) -> str:
+    """sha256 hex digest of an iterable of bytes."""
+    hasher = hashlib.sha256()
+    for chunk in chunks:
+        hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def claim_outputs(manifest, inputs: dict, outputs, *, overwrite: bool = False,
+                  command: str = "this command", flag: str = "--overwrite") -> bool:
+    """Takes ownership of `outputs` for a run on `inputs`, or refuses.
+
+    `manifest` (JSON) records the inputs of the run that wrote the outputs and which files it
+    wrote. An existing output is replaced only when that manifest says this command wrote it for
+    the same inputs, or with `overwrite`.
+
+    Args:
+      manifest: path of the manifest file.
+      inputs: JSON-able identity of everything the outputs depend on (files, models, options).
+      outputs: paths this run may write (existing or not).
+      overwrite: replace outputs this command does not own.
+    Returns:
+      True when the outputs there were written for the same inputs (a run may resume from them);
+      False when the run starts afresh.
+    Raises:
+      InputError naming the first output that belongs to someone else, and what changed.
+    """
+    manifest = pathlib.Path(manifest)
+    inputs = json.loads(json.dumps(inputs))          # as it reads back (tuples become lists)
+    previous = {}
+    if manifest.is_file():
+        try:
+            previous = json.loads(manifest.read_text(encoding=ENCODING))
+        except (ValueError, UnicodeDecodeError):
+            previous = {}
+    same = previous.get("inputs") == inputs
+    owned = set(previous.get("files", [])) if same else set()
+    names = {pathlib.Path(o): os.path.relpath(o, manifest.parent) for o in outputs}
+    for path, name in names.items():
+        if path.exists() and name not in owned and not overwrite:
+            if previous.get("inputs") is not None and not same:
+                old = previous["inputs"]
+                changed = sorted(k for k in set(old) | set(inputs) if old.get(k) != inputs.get(k))
+                why = (f"was written by {command} from other inputs (changed: {', '.join(changed)}; "
+                       f"see {manifest})")
+            else:
+                why = f"was not written by {command} for these inputs"
+            raise InputError(f"{path} {why}; pass {flag} to replace it, or write elsewhere")
+    write_text(manifest, json.dumps({"inputs": inputs, "files": sorted(owned | set(names.values()))},
+                                    indent=1) + "\n")
+    return same
+
+
+OUTSIDE_ABSOLUTE = "absolute path (allow with --allow_absolute_paths)"
+OUTSIDE_PARENT = "path leaves --images_dir"
+
+
+def path_inside(folder, relative: str, allow_absolute: bool = False):
+    """`folder / relative` when that stays inside `folder`, judged on the path's text alone.
+
+    Returns:
+      (path, None), or (None, reason) for an absolute path (unless `allow_absolute`, then the
+      path itself) or one whose ".." parts climb out of `folder`. Nothing is opened.
+    """
+    if os.path.isabs(relative) or (os.name == "nt" and os.path.splitdrive(relative)[0]):
+        if allow_absolute:
+            return pathlib.Path(relative), None
+        return None, OUTSIDE_ABSOLUTE
+    normal = os.path.normpath(relative)
+    if normal == os.pardir or normal.startswith(os.pardir + os.sep):
+        return None, OUTSIDE_PARENT
+    return pathlib.Path(folder) / normal, None
+
+
+def utf8_error(path) -> str | None:
+    """Where `path` stops being UTF-8: "line L, byte B: 0xXX is not UTF-8", or None.
+
+    Reads line by line: meant for the error path, after a fast reader has failed.
+    """
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                line.decode(ENCODING)
+            except UnicodeDecodeError as err:
+                return f"line {number}, byte {err.start + 1}: 0x{line[err.start]:02x} is not {ENCODING}"
+    return None
+
+
+def decode_error(path) -> InputError:
+    """The InputError for a text file that is not UTF-8, naming the line of the first bad byte."""
+    where = utf8_error(path) or "a byte that is not " + ENCODING
+    return InputError(f"{path}: {where}; save the file as {ENCODING}")
