@@ -1,6 +1,8 @@
 """tf.data input pipelines: §4 training augmentation, §3.4 three-crop evaluation.
 
 Stages (decoder, then parser):
+  0. each shard on its own: a corrupt or truncated record ends that shard there (its records
+     before it are kept) instead of failing a batch; the shard is named in the `SkipLog`.
   1. records -> batches of serialized examples -> `records.parse_example` (vectorised),
      a label per partitioning from latitude/longitude (`Partitioning.assign_tf`, §3.1), the
      scene label, the ISN filter (§4) and a cheap JPEG check; dropped records are counted in
@@ -31,6 +33,8 @@ AUTOTUNE = tf.data.AUTOTUNE
 CROP_AREA_RANGE = (0.7, 1.0)
 CROP_ASPECT_RANGE = (3 / 4, 4 / 3)
 _PARSE_BATCH = 1024           # records parsed and labelled together (vectorised)
+_COUNT_CHUNK = 32             # records of one shard counted per call into the SkipLog
+_RECORD_FRAMING = 16          # bytes around each TFRecord: length, its CRC, the data's CRC
 
 # Why a record was dropped (SkipLog keys). The first two are unreadable photos.
 NOT_JPEG = "not a JPEG (empty, PNG, other)"
@@ -40,20 +44,70 @@ NO_SCENE = "no scene probabilities"
 BELOW_TAU_S = "concept probability <= tau_S"
 _REASONS = (NOT_JPEG, TRUNCATED, NO_CELL, NO_SCENE, BELOW_TAU_S)
 _UNREADABLE = (NOT_JPEG, TRUNCATED)
+DAMAGED_SHARD = "in a damaged shard (corrupt or truncated record)"
 
 
 class SkipLog:
     """Counts the records a pipeline drops, by reason, and names every unreadable photo.
 
     Pass one to a pipeline factory and read it while or after iterating:
-    `log.counts` {reason: n}; `log.unreadable` [(IMG_ID, reason)]. Unreadable photos are also
-    logged as warnings. Thread-safe (tf.data calls it from several threads).
+    `log.counts` {reason: n}; `log.unreadable` [(IMG_ID, reason)]; `log.damaged` {shard:
+    (records read before the damage, bytes read)}, checked at the end of each pass over a shard;
+    `log.records_read`. Unreadable photos and damaged shards are also logged as warnings.
+    Thread-safe (tf.data calls it from several threads).
     """
 
     def __init__(self):
         self.counts = collections.Counter()
         self.unreadable = []
+        self.shard_sizes = {}     # shard path -> bytes, of the shards a pipeline reads
+        self.damaged = {}         # shard path -> (records read before the damage, bytes read)
+        self.records_read = 0     # records read from shards, over all passes
+        self.bytes_read = 0
+        self._passes = {}         # shard path -> [records, bytes] read in the current pass
         self._lock = threading.Lock()
+
+    def add(self, image_id: str, reason: str) -> None:
+        """Counts one photo skipped before any pipeline saw it (missing, outside its folder)."""
+        with self._lock:
+            self.counts[reason] += 1
+            self.unreadable.append((image_id, reason))
+        logging.warning("skipped image %s: %s", image_id, reason)
+
+    def _count_read(self, path, records, size):
+        path = path.numpy().decode("utf-8", "replace")
+        with self._lock:
+            done = self._passes.setdefault(path, [0, 0])
+            if records:
+                done[0] += int(records)
+                done[1] += int(size)
+                self.records_read += int(records)
+                self.bytes_read += int(size)
+                return np.int32(0)
+            expected = self.shard_sizes.get(path)       # an empty chunk: the end of a pass
+            if expected is not None and done[1] != expected and path not in self.damaged:
+                self.damaged[path] = tuple(done)
+                logging.warning("shard %s is damaged: record %d (byte %d of %d) cannot be read; "
+                                "the rest of the shard is skipped", path, done[0], done[1], expected)
+            self._passes[path] = [0, 0]
+        return np.int32(0)
+
+    def count_read_tf(self, path, chunk):
+        """Graph op: counts a chunk (string [k]) of records read from shard `path`; an empty chunk
+        ends a pass over the shard, which is then checked against its size."""
+        size = tf.reduce_sum(tf.cast(tf.strings.length(chunk), tf.int64)) \
+            + _RECORD_FRAMING * tf.cast(tf.size(chunk), tf.int64)
+        return tf.py_function(self._count_read, [path, tf.size(chunk), size], tf.int32)
+
+    def lost_in_damaged_shards(self) -> int:
+        """Records estimated lost past the damage of each damaged shard: its unread bytes over its
+        mean record size (over all shards when none of its records could be read); at least one."""
+        lost = 0
+        for path, (records, size) in self.damaged.items():
+            per_record = size / records if records else (self.bytes_read / max(self.records_read, 1))
+            unread = self.shard_sizes[path] - size
+            lost += max(1, round(unread / per_record)) if per_record else 1
+        return lost
 
     def _record(self, reason_codes, ids):
         with self._lock:
@@ -232,12 +286,14 @@ def three_crops(image, image_size: int = 224):
     return _to_unit_range(tf.stack(crops))
 
 
-def _record_files(file_pattern, shuffle: bool, seed, input_context):
+def _record_files(file_pattern, shuffle: bool, seed, input_context, skip_log: SkipLog | None = None):
     patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
     files = tf.io.gfile.glob(patterns[0]) if len(patterns) == 1 else sum(
         (tf.io.gfile.glob(p) for p in patterns), [])
     if not files:
         raise InputError(f"no TFRecord files match {file_pattern!r}")
+    if skip_log is not None:
+        skip_log.shard_sizes.update({f: tf.io.gfile.stat(f).length for f in files})
     files = tf.data.Dataset.from_tensor_slices(sorted(files))
     if input_context is not None and input_context.num_input_pipelines > 1:
         files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
@@ -246,9 +302,23 @@ def _record_files(file_pattern, shuffle: bool, seed, input_context):
     return files
 
 
-def _read_records(files, deterministic: bool):
+def _shard_records(path, skip_log: SkipLog):
+    """The serialized records of one shard. A corrupt or truncated record ends the shard there
+    (TFRecords cannot be resynchronised), keeping every record before it; `skip_log` counts the
+    records read and names the shard when a pass over it stops short of its size."""
+    chunks = tf.data.TFRecordDataset(path, buffer_size=8 << 20).ignore_errors().batch(_COUNT_CHUNK)
+    chunks = chunks.concatenate(tf.data.Dataset.from_tensors(tf.constant([], tf.string)))  # end of pass
+
+    def count(chunk):
+        with tf.control_dependencies([skip_log.count_read_tf(path, chunk)]):
+            return tf.identity(chunk)
+
+    return chunks.map(count).unbatch()
+
+
+def _read_records(files, deterministic: bool, skip_log: SkipLog):
     return files.interleave(
-        lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20),
+        lambda f: _shard_records(f, skip_log),
         cycle_length=16, block_length=1, num_parallel_calls=AUTOTUNE,
         deterministic=deterministic)
 
@@ -286,7 +356,7 @@ def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: i
       repeat: repeat forever.
       seed: shuffling and augmentation seed; default 0 when deterministic, else random.
       skip_log: a SkipLog to count what is dropped: photos in no cell of some partitioning,
-        photos filtered by scene, and unreadable photos (named).
+        photos filtered by scene, unreadable photos (named) and damaged shards (named).
       input_context: a `tf.distribute.InputContext`, to shard files and split the batch.
 
     Returns:
@@ -301,7 +371,8 @@ def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: i
         batch_size = input_context.get_per_replica_batch_size(batch_size)
     names = [p.name for p in partitionings]
 
-    ds = _read_records(_record_files(file_pattern, True, seed, input_context), deterministic)
+    ds = _read_records(_record_files(file_pattern, True, seed, input_context, skip_log), deterministic,
+                       skip_log)
     if shuffle_buffer > 1:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -345,7 +416,9 @@ def eval_dataset(file_pattern, batch_size: int, *, image_size: int = 224, partit
     """The §3.4 evaluation pipeline: every record once, in file order, three crops each.
 
     Photos in no cell are kept (their label is -1); unreadable photos are dropped and named
-    in `skip_log`.
+    in `skip_log`, and so is a damaged shard (its records before the damage are kept).
+    Photos whose JPEG data fails to decode are dropped too: `skip_log.records_read` less
+    the photos yielded and `skip_log.counts` says how many.
 
     Returns:
       tf.data.Dataset of {"crops": float32 [B, 3, S, S, 3] in [-1, 1], "id": string [B],
@@ -356,8 +429,8 @@ def eval_dataset(file_pattern, batch_size: int, *, image_size: int = 224, partit
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
     names = [p.name for p in partitionings]
-    files = _record_files(file_pattern, False, None, input_context)
-    ds = files.flat_map(lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20))
+    files = _record_files(file_pattern, False, None, input_context, skip_log)
+    ds = files.flat_map(lambda f: _shard_records(f, skip_log))
     ds = ds.batch(_PARSE_BATCH).map(
         lambda s: _label_stage(s, skip_log, partitionings, scene_matrices=scene_matrices,
                                drop_no_cell=False),
