@@ -7,7 +7,10 @@
         --model_dir=runs/base_M --images_dir=im2gps3k/ --meta_csv=im2gps3k_places365.csv --output_dir=eval/isn
 
 Writes per method (<name> = the model dir's folder name, or "ISNs") results_<output>.csv in the
-published format, plus summary.json, table6.txt and accuracy.png in --output_dir.
+published format, plus summary.json, table6.txt and accuracy.png in --output_dir. Re-running the
+same command resumes; another test set or other models into the same --output_dir are refused, and
+files evaluate did not write there are never replaced (unless --overwrite). Unreadable photos and
+damaged shards are skipped and named; losing more than --max_skipped of the test set fails.
 """
 import sys
 
@@ -34,6 +37,12 @@ flags.DEFINE_enum("centers", "mean", ["mean", "geometric"], "Class2GPS: cell mea
                   "the S2 cell's centre (base-vgg_c).")
 flags.DEFINE_enum("reference", None, ["im2gps", "im2gps3k"], "Print the paper's Table 6 rows beside.")
 flags.DEFINE_integer("batch_size", 16, "Images per batch (each gives 3 crops).")
+flags.DEFINE_bool("overwrite", False, "Replace files in --output_dir that this evaluation did not write "
+                  "(another test set's or models' results, a file of yours), and start afresh.")
+flags.DEFINE_float("max_skipped", 0.01, "The largest fraction of the test set that may be skipped "
+                   "(unreadable photos, damaged shards) before evaluate fails; 1 accepts any loss.")
+flags.DEFINE_bool("allow_absolute_paths", False, "Read absolute IMG_IDs of --meta_csv as they are "
+                  "(otherwise they are skipped and named, like IMG_IDs whose '..' leaves --images_dir).")
 FLAGS = flags.FLAGS
 
 
@@ -60,11 +69,19 @@ def main(argv):
         from geoest.data.meta import read_meta_csv
         total = len(read_meta_csv(FLAGS.meta_csv))
         batches = evaluation.image_batches(FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, image_size,
-                                           hierarchy, skip_log)
-    evaluation.evaluate(methods, batches, FLAGS.output_dir, total=total, reference=FLAGS.reference)
-    if skip_log.unreadable:
-        print(f"skipped {len(skip_log.unreadable)} unreadable image(s): "
-              + ", ".join(f"{i} ({why})" for i, why in skip_log.unreadable[:20]), file=sys.stderr)
+                                           hierarchy, skip_log, allow_absolute_paths=FLAGS.allow_absolute_paths)
+    test_set = evaluation.test_set_identity(FLAGS.test_records, FLAGS.images_dir, FLAGS.meta_csv)
+    try:
+        evaluation.evaluate(methods, batches, FLAGS.output_dir, total=total, reference=FLAGS.reference,
+                            test_set=test_set, overwrite=FLAGS.overwrite, skip_log=skip_log,
+                            max_skipped=FLAGS.max_skipped)
+    finally:
+        for path, (records, size) in skip_log.damaged.items():
+            print(f"damaged shard {path}: unreadable from record {records} (byte {size}); its earlier "
+                  "records were scored", file=sys.stderr)
+        if skip_log.unreadable:
+            print(f"skipped {len(skip_log.unreadable)} unreadable image(s): "
+                  + ", ".join(f"{i} ({why})" for i, why in skip_log.unreadable[:20]), file=sys.stderr)
     print(f"results, summary.json, table6.txt and accuracy.png in {FLAGS.output_dir}")
 
 

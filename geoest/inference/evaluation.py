@@ -10,7 +10,10 @@ writes, per method and output (each partitioning and the hierarchy f*):
   <output_dir>/accuracy.png                    accuracy against distance
 Per-scene rows (Table 4, Figure 5) group images by the S3 label of the test data (argmax of its
 scene probabilities) when it has one. An interrupted run resumes from
-<output_dir>/evaluate_partial.npz.
+<output_dir>/evaluate_partial.npz. <output_dir>/evaluate.json records the test set and models the
+files there were written for: a run on another test set or other models is refused rather than
+mixed in, and files evaluate did not write are never replaced (unless `overwrite`). Every file is
+written under a temporary name and renamed.
 """
 import dataclasses
 import json
@@ -21,12 +24,17 @@ from typing import Callable
 import numpy as np
 
 from geoest.errors import InputError
+from geoest.files import atomic_path, claim_outputs, digest, file_identity, path_inside, write_text
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
 from geoest.inference.isn import IsnEnsemble
 from geoest.inference.report import plot_accuracy, table6
 from geoest.scene.places365 import CONCEPTS
 
 PARTIAL = "evaluate_partial.npz"
+MANIFEST = "evaluate.json"
+MISSING = "missing file"
+UNDECODABLE = "JPEG data that cannot be decoded"
+MAX_SKIPPED = 0.01     # the largest fraction of a test set evaluate skips without failing
 
 
 @dataclasses.dataclass
@@ -37,17 +45,26 @@ class Method:
     locator: its partitionings' standard / hierarchical geo-classification and Class2GPS.
     probabilities: batch dict -> {output: float [batch, n]} mean crop probabilities.
     concepts: for ISNs, batch dict -> int64 [batch] S3 concept each image is routed to.
+    source: what its answers depend on (model files, partitionings, routing), JSON-able.
     """
     name: str
     locator: Locator
     probabilities: Callable
     concepts: Callable | None = None
+    source: dict = dataclasses.field(default_factory=dict)
 
 
 def model_method(name: str, geo_model, centers: str = "mean") -> Method:
     """A single trained model (`geoest.inference.modeldir.GeoModel`), three-crop inference."""
     return Method(name, Locator(geo_model.partitionings, centers),
-                  lambda batch: {k: v.numpy() for k, v in crop_probabilities(geo_model.model, batch["crops"]).items()})
+                  lambda batch: {k: v.numpy() for k, v in crop_probabilities(geo_model.model, batch["crops"]).items()},
+                  source=_model_source(geo_model, centers))
+
+
+def _model_source(geo_model, centers: str) -> dict:
+    return {"model": file_identity(geo_model.path), "centers": centers,
+            "partitionings": {p.name: digest([p.cell_ids.astype("<u8").tobytes(), p.centers.astype("<f8").tobytes()])
+                              for p in geo_model.partitionings}}
 
 
 def isn_method(name: str, geo_models: dict, scenes, centers: str = "mean") -> Method:
@@ -57,7 +74,8 @@ def isn_method(name: str, geo_models: dict, scenes, centers: str = "mean") -> Me
         raise InputError(f"the ISNs were trained on different partitionings: {layouts}")
     ensemble = IsnEnsemble({c: m.model for c, m in geo_models.items()}, scenes)
     return Method(name, Locator(next(iter(geo_models.values())).partitionings, centers),
-                  ensemble.probabilities, ensemble.concepts)
+                  ensemble.probabilities, ensemble.concepts,
+                  source={c: _model_source(m, centers) for c, m in geo_models.items()})
 
 
 def parse_named(spec: str, default_name: str | None = None):
@@ -124,6 +142,8 @@ def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_from_log
             scenes = ModelScenes(classifier, output=None, from_logits=scene_from_logits,
                                  scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess)
         methods.append(isn_method("ISNs", geo_models, scenes, centers))
+        methods[-1].source["routing"] = (file_identity(model_file(scene_model) if pathlib.Path(scene_model).is_dir()
+                                                       else scene_model) if scene_model else "test data")
     if not methods:
         raise InputError("nothing to run: give --model_dir and/or --isn_dirs")
     if len(sizes) != 1:
@@ -139,12 +159,15 @@ def record_batches(file_pattern, batch_size: int, image_size: int, scene_hierarc
                                  skip_log=skip_log).as_numpy_iterator()
 
 
-def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_hierarchy=None, skip_log=None):
+def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_hierarchy=None, skip_log=None,
+                  allow_absolute_paths: bool = False):
     """Test batches from image files and a meta CSV (IMG_ID = path under images_dir, LAT, LON and
     optional scene columns), as numpy dicts; the number of images is `len(read_meta_csv(...))`.
 
     Scene probabilities: the Prob_* columns, else the prob365_* columns aggregated to S3 with
-    `scene_hierarchy`, else unknown (NaN).
+    `scene_hierarchy`, else unknown (NaN). An IMG_ID that is absolute (unless `allow_absolute_paths`)
+    or whose ".." leaves images_dir is never opened; it is skipped and named in `skip_log`, like a
+    missing file.
     """
     from geoest.data import pipeline
     from geoest.data.meta import read_meta_csv
@@ -155,19 +178,54 @@ def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_
         probs3 = scene_hierarchy.aggregate(meta.probs365, "S3")
     if probs3 is None:
         probs3 = np.full((len(meta), len(CONCEPTS)), np.nan, np.float32)
-    paths = [str(pathlib.Path(images_dir) / image_id) for image_id in meta.ids]
-    missing = [image_id for image_id, path in zip(meta.ids, paths) if not pathlib.Path(path).is_file()]
-    if missing:
-        logging.warning("%d test image(s) missing from %s, e.g. %s", len(missing), images_dir, missing[:5])
-        if skip_log is not None:
-            skip_log.unreadable.extend((image_id, "missing file") for image_id in missing)
-    row_of = {path: k for k, path in enumerate(paths)}
+    skip_log = skip_log if skip_log is not None else pipeline.SkipLog()
+    row_of = {}
+    for k, image_id in enumerate(meta.ids):
+        path, outside = path_inside(images_dir, image_id, allow_absolute_paths)
+        if path is None or not path.is_file():
+            skip_log.add(image_id, outside or MISSING)
+        else:
+            row_of[str(path)] = k
+    if not row_of:
+        return
     ids = np.array(meta.ids)
-    for batch in pipeline.image_dataset(paths, batch_size, image_size=image_size,
+    for batch in pipeline.image_dataset(list(row_of), batch_size, image_size=image_size,
                                         skip_log=skip_log).as_numpy_iterator():
         rows = np.array([row_of[p.decode()] for p in batch["id"]])
         yield {"crops": batch["crops"], "id": ids[rows], "lat": meta.lat_deg[rows], "lon": meta.lon_deg[rows],
                "probs3": probs3[rows]}
+
+
+def test_set_identity(test_records=None, images_dir=None, meta_csv=None) -> dict:
+    """What an evaluation's results depend on in its test set: each TFRecord file's path, size and
+    modification time; or the meta CSV's content digest and the images folder."""
+    if test_records:
+        import tensorflow as tf
+
+        return {"records": [file_identity(f) for f in sorted(tf.io.gfile.glob(test_records))]}
+    with open(meta_csv, "rb") as f:
+        return {"meta_csv": digest(iter(lambda: f.read(1 << 20), b"")),
+                "images_dir": str(pathlib.Path(images_dir).resolve())}
+
+
+def skipped_photos(skip_log, yielded: int, expected: int | None = None) -> dict:
+    """{reason: n} of the test photos that were not scored.
+
+    Args:
+      skip_log: the `geoest.data.pipeline.SkipLog` of the test batches.
+      yielded: photos the batches held.
+      expected: photos in the test set when known (meta CSV rows); else the records read.
+    """
+    from geoest.data.pipeline import DAMAGED_SHARD
+
+    counts = {reason: n for reason, n in skip_log.counts.items() if n}
+    read = expected if expected is not None else skip_log.records_read
+    undecodable = read - yielded - sum(counts.values())
+    if undecodable > 0:
+        counts[UNDECODABLE] = undecodable
+    if skip_log.damaged:
+        counts[DAMAGED_SHARD] = skip_log.lost_in_damaged_shards()
+    return counts
 
 
 def output_label(output: str) -> str:
@@ -182,10 +240,12 @@ def _to_str(values) -> np.ndarray:
 class _Store:
     """Per-image results accumulated over batches, saved for resume."""
 
-    def __init__(self, path: pathlib.Path, keys):
+    def __init__(self, path: pathlib.Path, keys, resume: bool = True):
         self.path, self.keys = path, ["id", "lat", "lon", "scene"] + list(keys)
         self.columns = {k: [] for k in self.keys}
         self.done = set()
+        if path.exists() and not resume:
+            path.unlink()
         if path.exists():
             with np.load(path, allow_pickle=False) as saved:
                 if sorted(saved.files) == sorted(self.keys):
@@ -204,9 +264,8 @@ class _Store:
         return {k: np.concatenate(v) if v else np.zeros(0) for k, v in self.columns.items()}
 
     def save(self):
-        tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(tmp, **self.arrays())
-        tmp.replace(self.path)
+        with atomic_path(self.path) as tmp:
+            np.savez(tmp, **self.arrays())
 
 
 def _subset(batch: dict, keep: np.ndarray) -> dict:
@@ -214,7 +273,8 @@ def _subset(batch: dict, keep: np.ndarray) -> dict:
 
 
 def evaluate(methods, batches, output_dir, *, total: int | None = None, reference: str | None = None,
-             save_every: int = 20) -> dict:
+             save_every: int = 20, test_set: dict | None = None, overwrite: bool = False, skip_log=None,
+             max_skipped: float = MAX_SKIPPED) -> dict:
     """Evaluate methods on test batches and write results, summary, table and plot.
 
     Args:
@@ -225,8 +285,17 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
       total: number of test images, for the progress bar.
       reference: "im2gps" / "im2gps3k" to print the paper's Table 6 rows beside.
       save_every: batches between saves of the partial results (resume).
+      test_set: what the batches come from (`test_set_identity`); with the methods' sources, the
+        inputs a resumed or repeated run must share with the files already in output_dir.
+      overwrite: replace files in output_dir that evaluate did not write for these inputs.
+      skip_log: the batches' `SkipLog`: the photos skipped are reported by reason, and more than
+        `max_skipped` of the test set (a fraction) fails the run before anything but the
+        partial results is written.
     Returns:
       the summary dict written to summary.json.
+    Raises:
+      InputError: output_dir holds files of another evaluation or someone else's (and not
+        `overwrite`), the test set yielded no images, or it lost more than `max_skipped`.
     """
     from tqdm import tqdm
 
@@ -236,13 +305,21 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     if len(set(names)) != len(names) or not names:
         raise InputError(f"method names {names} must be unique and at least one")
     output_dir = pathlib.Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise InputError(f"output_dir {output_dir} is a file; expected a folder")
     output_dir.mkdir(parents=True, exist_ok=True)
+    outputs = [output_dir / name for name in (PARTIAL, "table6.txt", "summary.json", "accuracy.png")]
+    outputs += [output_dir / m.name / f"results_{o}.csv" for m in methods for o in m.locator.names]
+    resume = claim_outputs(output_dir / MANIFEST, {"test set": test_set, "methods": {m.name: m.source for m in methods}},
+                           outputs, overwrite=overwrite, command="geoest.evaluate")
     keys = [f"{m.name}/{o}/{c}" for m in methods for o in m.locator.names for c in ("lat", "lon")]
     keys += [f"{m.name}/routed" for m in methods if m.concepts]
-    store = _Store(output_dir / PARTIAL, keys)
+    store = _Store(output_dir / PARTIAL, keys, resume)
     progress = tqdm(total=total, initial=len(store.done), unit="img", desc="evaluate")
+    yielded = 0
     for step, batch in enumerate(batches):
         ids = _to_str(batch["id"])
+        yielded += len(ids)
         keep = np.array([i not in store.done for i in ids], bool)
         if not keep.any():
             continue
@@ -267,8 +344,8 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     progress.close()
     store.save()
     data = store.arrays()
-    if len(data["id"]) == 0:
-        raise InputError("the test set yielded no images")
+    skipped = skipped_photos(skip_log, yielded, total) if skip_log is not None else {}
+    _check_skipped(len(data["id"]), skipped, max_skipped)
 
     summary, rows, curves = {}, [], {}
     for method in methods:
@@ -276,8 +353,8 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
         (output_dir / method.name).mkdir(exist_ok=True)
         for output in method.locator.names:
             pred_lat, pred_lon = data[f"{method.name}/{output}/lat"], data[f"{method.name}/{output}/lon"]
-            dist_km = write_results_csv(output_dir / method.name / f"results_{output}.csv", data["id"],
-                                        data["lat"], data["lon"], pred_lat, pred_lon)
+            with atomic_path(output_dir / method.name / f"results_{output}.csv") as tmp:
+                dist_km = write_results_csv(tmp, data["id"], data["lat"], data["lon"], pred_lat, pred_lon)
             entry = {"all": summarize(dist_km)}
             if (data["scene"] >= 0).any():   # the same keys as tools/score_predictions.py --meta_csv
                 entry.update({concept: summarize(dist_km[data["scene"] == index])
@@ -295,14 +372,33 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
                     + table6([(label, summary[m.name][o][concept]) for m in methods for o in m.locator.names
                               for label in [f"{m.name} ({output_label(o)})"]])
                     for i, concept in enumerate(CONCEPTS) if (data["scene"] == i).any()]
-    (output_dir / "table6.txt").write_text(table + "\n" + "".join(scene_tables) + "\n", encoding="utf-8")
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    plot_accuracy(curves, output_dir / "accuracy.png", title=f"{len(data['id'])} test images")
+    write_text(output_dir / "table6.txt", table + "\n" + "".join(scene_tables) + "\n")
+    write_text(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    with atomic_path(output_dir / "accuracy.png") as tmp:
+        plot_accuracy(curves, tmp, title=f"{len(data['id'])} test images")
     print(table)
     print("".join(scene_tables))
+    print(skipped_line(len(data["id"]), skipped))
     (output_dir / PARTIAL).unlink()
     return summary
 
 
+def skipped_line(scored: int, skipped: dict) -> str:
+    """The closing summary: photos scored and skipped, by reason."""
+    line = f"{scored} test photos scored, {sum(skipped.values())} skipped"
+    return line + (": " + ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items())) if skipped else "")
+
+
+def _check_skipped(scored: int, skipped: dict, max_skipped: float) -> None:
+    lost = sum(skipped.values())
+    if scored == 0:
+        raise InputError("the test set yielded no images" + (f" ({skipped_line(0, skipped)})" if lost else ""))
+    fraction = lost / (scored + lost)
+    if fraction > max_skipped:
+        raise InputError(f"{skipped_line(scored, skipped)}: {fraction:.1%} of the test set, more than the "
+                         f"{max_skipped:.1%} allowed; no results written (the partial results are kept). "
+                         f"Repair the test set, or accept the loss with --max_skipped={min(1.0, fraction + 0.005):.3f}")
+
+
 __all__ = ["Method", "model_method", "isn_method", "evaluate", "record_batches", "image_batches",
-           "output_label"]
+           "output_label", "test_set_identity", "skipped_photos"]
