@@ -6,15 +6,19 @@
 Each image is three-crop classified; with two or more partitionings the hierarchical f*
 prediction is the answer (lat, lon, cell), and every partitioning's own answer is listed too. With
 --isn_dirs, each photo goes to the ISN of its scene, predicted by --scene_model (an MTN model dir
-or a scene classifier). Unreadable files are listed and skipped; re-running resumes.
+or a scene classifier). Unreadable files are listed and skipped; re-running resumes. Rows of
+another model are never appended to --output, and an existing --output or --geojson that predict
+did not write for this model is replaced only with --overwrite.
 """
 import glob
+import os
 import sys
 
 from absl import app, flags
 
 from geoest.cli import clear_input_errors
 from geoest.errors import InputError
+from geoest.files import check_output
 
 flags.DEFINE_string("model_dir", None, "Trained model dir (best.keras and partitionings/).")
 flags.DEFINE_list("isn_dirs", [], "Instead of --model_dir: indoor=DIR,natural=DIR,urban=DIR, routed by --scene_model.")
@@ -23,29 +27,44 @@ flags.DEFINE_bool("scene_from_logits", True, "The scene model outputs logits (MT
 flags.DEFINE_enum("scene_preprocess", "tf", ["tf", "caffe", "torch", "none"], "The scene model's input "
                   "convention: tf = [-1, 1] like the geo models; caffe for the converted Places365 ResNet-152.")
 flags.DEFINE_string("places365_dir", None, "Folder with the Places365 hierarchy files (S16 / S365 scenes).")
-flags.DEFINE_list("images", None, "Image files or glob patterns ('photos/**/*.jpg'), comma-separated.",
-                  required=True)
+flags.DEFINE_list("images", None, "Image files, folders (their image files) or glob patterns "
+                  "('photos/**/*.jpg'), comma-separated.", required=True)
 flags.DEFINE_string("output", "predictions.csv", "Predictions CSV (appended to when it exists: resume).")
 flags.DEFINE_string("geojson", None, "Optional GeoJSON map: a point per photo and its top cells' polygons.")
 flags.DEFINE_integer("top_k", 5, "Cells listed (and drawn) per photo.")
 flags.DEFINE_list("partitionings", [], "Partitioning CSVs (default: those in the model dir).")
 flags.DEFINE_enum("centers", "mean", ["mean", "geometric"], "Class2GPS: cell mean coordinate or S2 cell centre.")
 flags.DEFINE_integer("batch_size", 16, "Images per batch.")
+flags.DEFINE_bool("overwrite", False, "Replace an --output / --geojson written for another model or not by "
+                  "predict (instead of refusing).")
 FLAGS = flags.FLAGS
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
 def image_paths(patterns) -> list:
-    """Sorted files matching the patterns (a plain path matches itself)."""
-    paths = sorted({p for pattern in patterns for p in glob.glob(pattern, recursive=True)})
+    """Sorted files matching the patterns (a plain path matches itself; a folder stands for the
+    image files directly in it)."""
+    paths = set()
+    for match in (p for pattern in patterns for p in glob.glob(pattern, recursive=True)):
+        if os.path.isdir(match):
+            paths.update(os.path.join(match, name) for name in os.listdir(match)
+                         if name.lower().endswith(IMAGE_SUFFIXES) and os.path.isfile(os.path.join(match, name)))
+        else:
+            paths.add(match)
     if not paths:
         raise InputError(f"no files match --images={','.join(patterns)}")
-    return paths
+    return sorted(paths)
 
 
 @clear_input_errors
 def main(argv):
     del argv
     paths = image_paths(FLAGS.images)
+    check_output(FLAGS.output, inputs=paths)
+    if FLAGS.geojson:
+        check_output(FLAGS.geojson, inputs=paths + [FLAGS.output], flag="--geojson")
     from geoest.inference import evaluation, prediction
 
     if bool(FLAGS.model_dir) == bool(FLAGS.isn_dirs):
@@ -61,12 +80,15 @@ def main(argv):
     skip_log = SkipLog()
     batches = lambda paths: image_dataset(paths, FLAGS.batch_size, image_size=image_size,
                                           skip_log=skip_log).as_numpy_iterator()
-    result = prediction.predict_images(method, paths, FLAGS.output, batches, top_k=FLAGS.top_k)
+    result = prediction.predict_images(method, paths, FLAGS.output, batches, top_k=FLAGS.top_k,
+                                       geojson=FLAGS.geojson, overwrite=FLAGS.overwrite)
     reasons = dict(skip_log.unreadable)
     for path in result["unreadable"]:
         print(f"unreadable, skipped: {path} ({reasons.get(path, 'cannot be decoded')})", file=sys.stderr)
     print(f"{result['predicted']} photos located ({result['skipped_done']} already in {FLAGS.output}, "
           f"{len(result['unreadable'])} unreadable) -> {FLAGS.output}")
+    if result["predicted"] + result["skipped_done"] == 0:
+        raise InputError(f"none of the {len(paths)} files matching --images could be read as an image")
     if FLAGS.geojson:
         n = prediction.write_geojson(FLAGS.output, method.locator, FLAGS.geojson)
         print(f"map of {n} photos and their top cells -> {FLAGS.geojson}")

@@ -180,7 +180,8 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
     output_dir.mkdir(parents=True, exist_ok=True)
     csv_path, geojson_path = output_dir / "predictions.csv", output_dir / "predictions.geojson"
     predict_images(method, paths, csv_path,
-                   lambda todo: image_dataset(todo, 16, image_size=image_size).as_numpy_iterator())
+                   lambda todo: image_dataset(todo, 16, image_size=image_size).as_numpy_iterator(),
+                   geojson=geojson_path)
     write_geojson(csv_path, method.locator, geojson_path)
     predicted = pd.read_csv(csv_path).set_index("image")
     lines = []

@@ -8,6 +8,8 @@ import json
 
 import numpy as np
 
+from geoest.files import atomic_path
+
 
 def _unit(lat_deg, lon_deg):
     lat, lon = np.radians(lat_deg), np.radians(lon_deg)
@@ -84,6 +86,6 @@ def point_feature(lat_deg: float, lon_deg: float, properties: dict) -> dict:
 
 
 def write(path, features) -> None:
-    """Write a FeatureCollection."""
-    with open(path, "w", encoding="utf-8") as f:
+    """Write a FeatureCollection, whole or not at all (a temporary file, then a rename)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump({"type": "FeatureCollection", "features": features}, f)

@@ -6,7 +6,9 @@ The predictions CSV has one row per readable image:
   <output>_lat, <output>_lon, <output>_cell, <output>_probability     (every partitioning and f*)
 `top_cells` / `top_probabilities` list the k best cells, space-separated. Re-running the same
 command appends only the images not yet in the CSV (resume). Unreadable files are reported and
-skipped.
+skipped. `<predictions CSV>.json` records the model and options that wrote the CSV (and the map):
+rows of another model are never appended, and a file predict did not write for the same model is
+never replaced, unless `overwrite`.
 """
 import csv
 import pathlib
@@ -14,6 +16,7 @@ import pathlib
 import numpy as np
 
 from geoest.errors import InputError
+from geoest.files import claim_outputs
 from geoest.inference import geojson
 
 
@@ -48,7 +51,14 @@ def _done(output_csv: pathlib.Path, columns) -> set:
         return {row["image"] for row in reader}
 
 
-def predict_images(method, paths, output_csv, batches, *, top_k: int = 5) -> dict:
+def manifest_path(output_csv) -> pathlib.Path:
+    """The JSON beside a predictions CSV naming the model and options that wrote it."""
+    output_csv = pathlib.Path(output_csv)
+    return output_csv.with_name(output_csv.name + ".json")
+
+
+def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, geojson=None,
+                   overwrite: bool = False) -> dict:
     """Run a method (`geoest.inference.evaluation.Method`) over images and write the CSV.
 
     Args:
@@ -58,14 +68,21 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5) -> dic
       batches: callable(paths) -> iterable of dicts {"crops": [B, 3, S, S, 3], "id": [B] path}
         holding the readable images only.
       top_k: cells listed per image.
+      geojson: the map this run will draw with `write_geojson`, claimed with the CSV.
+      overwrite: replace a CSV (and map) written for another model or not by predict.
     Returns:
       {"predicted": n new rows, "skipped_done": n, "unreadable": [paths]}.
+    Raises:
+      InputError: the CSV or map exists and this command does not own it for the same model.
     """
     from tqdm import tqdm
 
     output_csv = pathlib.Path(output_csv)
     columns = _columns(method.locator.names)
-    done = _done(output_csv, columns)
+    resume = claim_outputs(manifest_path(output_csv), {"method": method.source, "top_k": top_k},
+                           [output_csv] + ([pathlib.Path(geojson)] if geojson else []), overwrite=overwrite,
+                           command="geoest.predict")
+    done = _done(output_csv, columns) if resume else set()
     todo = [p for p in paths if p not in done]
     seen = set()
     new_file = not done
