@@ -3,8 +3,11 @@
 Worker processes read and shrink the photos (shorter side 320 px by default, re-encoded as
 JPEG only when needed); the calling process writes shard after shard. Each shard is written
 under a temporary name and renamed when complete, so an interrupted build resumes by skipping
-the shards already there. A file that is missing, empty, not a JPEG (a PNG, say), truncated
-or corrupt is skipped, counted and reported with its IMG_ID; it never stops a build.
+the shards already there, after checking that the meta CSV's rows (a digest) and the build options
+are those of the shards there; a build from other rows or options is refused (or, with
+`overwrite`, started afresh), never mixed in. A file that is missing, empty, not a JPEG (a PNG,
+say), truncated or corrupt is skipped, counted and reported with its IMG_ID; it never stops a
+build. An IMG_ID that is absolute or climbs out of images_dir is skipped and named, never opened.
 
 This module imports TensorFlow only when writing, so the worker processes stay light.
 """
@@ -19,6 +22,7 @@ import math
 import multiprocessing
 import os
 import pathlib
+import re
 import time
 
 import numpy as np
@@ -26,6 +30,7 @@ from PIL import Image
 
 from geoest.data import meta as meta_lib
 from geoest.errors import InputError
+from geoest.files import digest, write_text
 
 SHORTER_SIDE = 320
 JPEG_QUALITY = 90
@@ -153,21 +158,40 @@ def shard_paths(output_dir, prefix: str, num_shards: int) -> list:
             for k in range(num_shards)]
 
 
-def _check_previous_build(options_path: pathlib.Path, options: dict):
-    if options_path.exists():
-        previous = json.loads(options_path.read_text())
-        if previous != options:
-            raise InputError(
-                f"{options_path.parent} holds a build with other options ({previous}); "
-                f"this one is {options}. Use another --output_dir or remove it.")
-    else:
-        options_path.write_text(json.dumps(options, indent=1))
+def meta_digest(meta) -> str:
+    """sha256 of what a build writes from a meta CSV: its IMG_IDs, coordinates and scene probabilities."""
+    parts = ["\n".join(meta.ids).encode("utf-8"), meta.lat_deg.tobytes(), meta.lon_deg.tobytes()]
+    parts += [b"probs365", meta.probs365.tobytes()] if meta.probs365 is not None else []
+    parts += [b"probs3", meta.probs3.tobytes()] if meta.probs3 is not None else []
+    return digest(parts)
+
+
+def _check_previous_build(options_path: pathlib.Path, options: dict, paths, overwrite: bool):
+    """Writes the build's options, or checks that those of the shards there are the same.
+
+    With other options (or none recorded beside existing shards), refuses, or with `overwrite`
+    removes the shards and log of the earlier build.
+    """
+    log_path = options_path.with_name(options_path.name.replace("-build.json", "-build.jsonl"))
+    earlier = [p for p in paths if p.exists()] + [p for p in (log_path,) if p.exists()]
+    previous = json.loads(options_path.read_text()) if options_path.exists() else None
+    if previous == options:
+        return
+    if (previous is not None or earlier) and not overwrite:
+        changed = sorted(k for k in set(previous or {}) | set(options)
+                         if (previous or {}).get(k) != options.get(k))
+        raise InputError(f"{options_path.parent} holds shards built with other options or meta CSV rows (changed: {', '.join(changed)}; "
+                         f"see {options_path.name}); pass --overwrite to rebuild them, or use another --output_dir")
+    for path in earlier:
+        path.unlink()
+    write_text(options_path, json.dumps(options, indent=1))
 
 
 def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None = None,
                     shorter_side: int = SHORTER_SIDE, workers: int | None = None,
                     prefix: str | None = None, seed: int = 0,
-                    progress: bool = True) -> BuildSummary:
+                    progress: bool = True, overwrite: bool = False,
+                    allow_absolute_paths: bool = False) -> BuildSummary:
     """Writes the photos of `meta_csv` found under `images_dir` as TFRecord shards.
 
     Rows are spread over the shards in a fixed pseudo-random order (`seed`), so every shard
@@ -184,13 +208,15 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
       prefix: shard name prefix; default the meta CSV's stem.
       seed: the row order over shards.
       progress: show a tqdm bar with images/s.
+      overwrite: rebuild an output_dir holding shards of this prefix from other rows or options.
+      allow_absolute_paths: read absolute IMG_IDs as they are (else skipped and named).
 
     Returns:
       BuildSummary over all shards, including those of earlier runs.
 
     Raises:
-      InputError: for a bad meta CSV or images_dir, or an output_dir holding a build with
-        other options.
+      InputError: for a bad meta CSV or images_dir, or an output_dir holding a build from other
+        meta CSV rows or options (unless `overwrite`).
     """
     from geoest.data import records   # imports TensorFlow
     import tensorflow as tf
@@ -208,12 +234,15 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
     prefix = prefix or pathlib.Path(meta_csv).stem
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    paths = shard_paths(output_dir, prefix, num_shards)
+    shard_name = re.compile(rf"{re.escape(prefix)}-\d{{5}}-of-\d{{5}}\.tfrecord(\.tmp)?")
+    earlier_shards = [p for p in output_dir.iterdir() if shard_name.fullmatch(p.name)]
     _check_previous_build(output_dir / f"{prefix}-build.json", {
-        "meta_csv_rows": len(meta), "num_shards": num_shards, "shorter_side": shorter_side,
-        "seed": seed})
+        "meta_csv_rows": len(meta), "meta_csv_digest": meta_digest(meta), "num_shards": num_shards,
+        "shorter_side": shorter_side, "seed": seed, "images_dir": str(images_dir.resolve()),
+        "allow_absolute_paths": allow_absolute_paths}, sorted(set(earlier_shards) | set(paths)), overwrite)
 
     rows_per_shard = shard_rows(len(meta), num_shards, seed)
-    paths = shard_paths(output_dir, prefix, num_shards)
     log_path = output_dir / f"{prefix}-build.jsonl"
     finished = {}
     if log_path.exists():
@@ -231,8 +260,9 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
         logging.info("resuming: %d of %d shards already written in %s",
                      summary.resumed_shards, num_shards, output_dir)
 
-    tasks = [(int(i), str(images_dir / meta.ids[i]), shorter_side)
-             for k in todo for i in rows_per_shard[k]]
+    image_paths, outside = meta.image_paths(images_dir, allow_absolute_paths)
+    tasks = [(int(i), image_paths[i], shorter_side)
+             for k in todo for i in rows_per_shard[k] if i not in outside]
     bar = tqdm(total=len(tasks), unit="img", disable=not progress, smoothing=0.05,
                desc=f"{prefix}: {len(todo)} shards")
     results = iter(())
@@ -243,7 +273,11 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
             tmp_path = paths[k].with_name(paths[k].name + ".tmp")
             written, skipped = 0, collections.defaultdict(list)
             with tf.io.TFRecordWriter(str(tmp_path)) as writer:
-                for _ in range(len(rows_per_shard[k])):
+                for row in rows_per_shard[k]:
+                    if row in outside:                  # never opened
+                        logging.warning("skipped %s: %s", meta.ids[row], outside[row])
+                        skipped[outside[row]].append(meta.ids[row])
+                        continue
                     i, jpeg, reason = next(results)
                     bar.update(1)
                     if jpeg is None:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from geoest.errors import InputError
-from geoest.files import ENCODING, decode_error
+from geoest.files import ENCODING, decode_error, path_inside
 from geoest.scene.meta import PROB_COLUMNS as PROBS3_COLUMNS   # S3 order of §3.2
 from geoest.scene.meta import prob365_columns
 
@@ -44,6 +44,23 @@ class Meta:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def image_paths(self, images_dir, allow_absolute_paths: bool = False):
+        """Where each row's photo is: `images_dir / IMG_ID`, never outside images_dir.
+
+        Returns:
+          (paths, outside): {row: path str} of the rows whose IMG_ID stays inside images_dir
+          (or is absolute, with `allow_absolute_paths`), and {row: reason} of the others, whose
+          files must not be opened (`geoest.files.path_inside`).
+        """
+        paths, outside = {}, {}
+        for row, image_id in enumerate(self.ids):
+            path, reason = path_inside(images_dir, image_id, allow_absolute_paths)
+            if path is None:
+                outside[row] = reason
+            else:
+                paths[row] = str(path)
+        return paths, outside
 
 
 def _bad_row(path, index: int, image_id, what: str) -> InputError:

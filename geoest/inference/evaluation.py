@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from geoest.errors import InputError
-from geoest.files import atomic_path, claim_outputs, digest, file_identity, path_inside, write_text
+from geoest.files import atomic_path, claim_outputs, digest, file_identity, write_text
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
 from geoest.inference.isn import IsnEnsemble
 from geoest.inference.report import plot_accuracy, table6
@@ -179,13 +179,15 @@ def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_
     if probs3 is None:
         probs3 = np.full((len(meta), len(CONCEPTS)), np.nan, np.float32)
     skip_log = skip_log if skip_log is not None else pipeline.SkipLog()
+    paths, outside = meta.image_paths(images_dir, allow_absolute_paths)
+    for k, reason in outside.items():
+        skip_log.add(meta.ids[k], reason)
     row_of = {}
-    for k, image_id in enumerate(meta.ids):
-        path, outside = path_inside(images_dir, image_id, allow_absolute_paths)
-        if path is None or not path.is_file():
-            skip_log.add(image_id, outside or MISSING)
+    for k, path in paths.items():
+        if pathlib.Path(path).is_file():
+            row_of[path] = k
         else:
-            row_of[str(path)] = k
+            skip_log.add(meta.ids[k], MISSING)
     if not row_of:
         return
     ids = np.array(meta.ids)
