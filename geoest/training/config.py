@@ -2,6 +2,7 @@
 import logging
 import os
 import pathlib
+import re
 
 import gin
 
@@ -22,7 +23,9 @@ def parse_gin(gin_files=(), gin_params=()) -> None:
     """Parses gin files (path, or name under gin/: "isn_urban.gin", "gin/isn_urban.gin") and bindings.
 
     Raises:
-      InputError: a missing file or an unknown / malformed binding, with gin's message.
+      InputError: a missing file or an unknown / malformed binding, with gin's message, or a
+        macro set by a binding that nothing uses (a misspelt `IMAGENET_WEIGHT=...` would
+        otherwise be ignored).
     """
     import geoest.data.pipeline  # noqa: F401  registers the configurables the gin files bind
     import geoest.training  # noqa: F401
@@ -36,6 +39,33 @@ def parse_gin(gin_files=(), gin_params=()) -> None:
         raise InputError(f"gin files {list(gin_files)} / bindings {list(gin_params)}: {error}") from error
     finally:
         logging.getLogger().removeFilter(quiet)
+    unused = unused_macros(gin_params)
+    if unused:
+        known = sorted(name for name, kind in gin.config._CONFIG if kind == "gin.macro")  # noqa: SLF001
+        raise InputError(f"--gin_param sets the macro(s) {', '.join(unused)} that no gin file uses (a typo?); "
+                         f"the macros of this configuration are {', '.join(n for n in known if n not in unused)}")
+
+
+def unused_macros(gin_params=()) -> list:
+    """The macros that `gin_params` bind (`NAME = value`) and no parsed binding refers to (`%NAME`)."""
+    bound = {m.group(1) for binding in gin_params for line in str(binding).splitlines()
+             for m in [re.match(r"\s*([A-Za-z_]\w*)\s*=", line)] if m}
+    used = set()
+
+    def walk(value):
+        if isinstance(value, gin.config.ConfigurableReference):
+            parts = value.scoped_selector.split("/")
+            if parts[-1] == "gin.macro" and len(parts) > 1:
+                used.add(parts[-2])
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, (list, tuple, set)):
+            for item in value:
+                walk(item)
+
+    walk(list(gin.config._CONFIG.values()))  # noqa: SLF001 (gin has no public view of its bindings)
+    return sorted(bound - used)
 
 
 class _QuietFileLookups(logging.Filter):

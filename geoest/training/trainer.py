@@ -8,7 +8,9 @@ Files in model_dir:
   variant.json               gin files and heads of the run; another variant in this dir is refused
   partitionings/*.csv        the partitionings of the geo heads (Class2GPS needs them)
   train_images.json          images per epoch, counted once
+  train.lock                 held while a run trains here (pid and host); a second run is refused
 """
+import functools
 import importlib.util
 import json
 import logging
@@ -20,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from geoest.errors import InputError
+from geoest.files import hold_lock
 from geoest.geo import Hierarchy, Partitioning
 from geoest.models import (SCENE_CLASSES, SCENE_HEAD, Top1Accuracy, add_weight_decay, build_model, make_losses,
                            output_sizes)
@@ -32,6 +35,7 @@ BEST_MODEL = "best.keras"
 CHECKPOINTS = "checkpoints"
 VARIANT = "variant.json"
 OPERATIVE_CONFIG = "operative_config.gin"
+LOCK = "train.lock"
 
 
 def load_partitionings(files, directory=None) -> list:
@@ -82,7 +86,24 @@ def initialize_from(model: keras.Model, path: str) -> None:
     logging.info("initialised from %s", source_path)
 
 
+def _holding_model_dir(train_fn):
+    """Runs `train_fn` while holding model_dir/train.lock (on the chief, which writes model_dir), so
+    that two trainings never interleave their checkpoints, logs and best model."""
+
+    @functools.wraps(train_fn)
+    def holding(model_dir, strategy=None, **kwargs):
+        strategy = strategy or tf.distribute.get_strategy()
+        if not is_chief(strategy):
+            return train_fn(model_dir, strategy, **kwargs)
+        os.makedirs(model_dir, exist_ok=True)
+        with hold_lock(os.path.join(model_dir, LOCK), f"model dir {model_dir}"):
+            return train_fn(model_dir, strategy, **kwargs)
+
+    return holding
+
+
 @gin.configurable(denylist=["model_dir", "strategy", "variant", "callbacks"])
+@_holding_model_dir
 def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, variant=(), callbacks=(),
           partitionings=gin.REQUIRED, partitionings_dir=None, scene_level=None, inputs=gin.REQUIRED,
           image_size=224, batch_size=128, epochs=15, steps_per_epoch=None, validation_steps=None,
