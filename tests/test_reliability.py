@@ -341,18 +341,28 @@ def test_predict_never_replaces_a_users_map_nor_mixes_models(world, tmp_path):
     assert output.read_text() == rows
 
 
-@pytest.mark.parametrize("name", ["table6.txt", "base_M/results_hierarchy.csv"])
-def test_evaluate_never_replaces_a_users_file(world, tmp_path, name):
-    mine = tmp_path / name
-    mine.parent.mkdir(parents=True, exist_ok=True)
-    mine.write_text("mine\n")
-    args = ["-m", "geoest.evaluate", f"--model_dir={world['model_dir']}", f"--test_records={world['other']}",
-            f"--output_dir={tmp_path}"]
-    _one_line_error(_run(*args), name, "--overwrite")
-    assert mine.read_text() == "mine\n"
-    assert _run(*args, "--overwrite").returncode == 0
-    assert mine.read_text() != "mine\n"
-    assert _run(*args).returncode == 0              # now evaluate's own, for the same inputs
+def test_evaluate_never_replaces_a_users_file(world, tmp_path):
+    from geoest.inference.evaluation import evaluate, load_methods, record_batches, test_set_identity
+
+    table, results = tmp_path / "table6.txt", tmp_path / "base_M" / "results_hierarchy.csv"
+    results.parent.mkdir()
+    for mine in (table, results):
+        mine.write_text("mine\n")
+    result = _run("-m", "geoest.evaluate", f"--model_dir={world['model_dir']}", f"--test_records={world['other']}",
+                  f"--output_dir={tmp_path}")
+    _one_line_error(result, "--overwrite")
+    assert table.read_text() == results.read_text() == "mine\n"
+
+    methods, _ = load_methods([str(world["model_dir"])])
+    run = lambda **kw: evaluate(methods, record_batches(str(world["other"]), 16, SIZE), tmp_path,
+                                test_set=test_set_identity(str(world["other"])), **kw)
+    table.unlink()
+    with pytest.raises(InputError, match="results_hierarchy.csv.*--overwrite"):
+        run()
+    assert results.read_text() == "mine\n"
+    run(overwrite=True)
+    assert "mine" not in results.read_text() and "mine" not in table.read_text()
+    run()                                   # now evaluate's own files, for the same inputs
 
 
 def test_writes_are_whole_or_not_at_all(tmp_path):
