@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from geoest.files import atomic_path, write_text
 from geoest.geo import THRESHOLDS_KM, great_circle_km
 from geoest.models import SparseCrossEntropy
 from geoest.training.inputs import LAT, LON
@@ -143,9 +144,10 @@ class GeoValidation(keras.callbacks.Callback):
             path = self.best_path
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             # A functional view of the same layers: saved without optimizer state.
-            keras.Model(self.model.inputs, self.model.outputs, name=self.model.name).save(path)
+            # Whole or not at all: a run killed while saving keeps the previous best model.
+            with atomic_path(path) as tmp:
+                keras.Model(self.model.inputs, self.model.outputs, name=self.model.name).save(tmp)
             record = {"epoch": epoch + 1, "step": int(self.model.optimizer.iterations.numpy()),
                       self.monitor: value, **{k: v for k, v in logs.items() if k.startswith("val_")}}
-            with open(os.path.splitext(path)[0] + ".json", "w", encoding="utf-8") as f:
-                json.dump(record, f, indent=1, default=float)
+            write_text(os.path.splitext(path)[0] + ".json", json.dumps(record, indent=1, default=float))
             logging.info("epoch %d: %s = %s, model saved to %s", epoch + 1, self.monitor, value, self.best_path)
