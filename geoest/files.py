@@ -237,7 +237,7 @@ def hold_lock(path, what: str = "this folder", flag: str = "--model_dir"):
                     continue
                 except (OSError, ValueError):
                     holder = {}
-            if _running(holder):
+            if holder and _running(holder):      # an unreadable lock is a run that died writing it
                 elsewhere = holder.get("host") != me["host"]
                 raise InputError(
                     f"{what} is in use by another run: process {holder.get('pid')} on {holder.get('host')} "
