@@ -104,10 +104,12 @@ def initialize_from(model: keras.Model, path: str) -> None:
 
 def _holding_model_dir(train_fn):
     """Runs `train_fn` while holding model_dir/train.lock (on the chief, which writes model_dir), so
-    that two trainings never interleave their checkpoints, logs and best model."""
+    that two trainings never interleave their checkpoints, logs and best model. An unchecked Keras
+    is refused first, before the model dir is touched."""
 
     @functools.wraps(train_fn)
     def holding(model_dir, strategy=None, **kwargs):
+        check_keras_version()
         strategy = strategy or tf.distribute.get_strategy()
         if not is_chief(strategy):
             return train_fn(model_dir, strategy, **kwargs)
@@ -147,7 +149,6 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
     Returns:
       The trained model (the last step's weights; the best one is in model_dir/best.keras).
     """
-    check_keras_version()
     strategy = strategy or tf.distribute.get_strategy()
     # Other workers write to a scratch dir: saving is collective, so they save too, but elsewhere.
     run_dir = model_dir if is_chief(strategy) else scratch_dir(strategy)
