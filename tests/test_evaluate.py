@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import inference_helpers as helpers
-from geoest.geo.scoring import score_file
+from geoest.geo.scoring import read_results_csv, score_file
 from geoest.inference import HIERARCHY, crop_probabilities
 from geoest.inference.core import Locator
 from geoest.inference.evaluation import PARTIAL, evaluate, image_batches, load_methods, model_method
@@ -81,10 +81,12 @@ def _flat(tree, prefix=""):
 
 
 def _read_results(path):
+    """(header, rows [img_id, gt_lat, predicted_lat, gt_long, predicted_long]) of a results file."""
+    results = read_results_csv(path)
     with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        return header, list(reader)
+        header = next(csv.reader(f))
+    return header, [[i, *values] for i, *values in zip(results.ids, results.gt_lat_deg, results.pred_lat_deg,
+                                                         results.gt_lon_deg, results.pred_lon_deg)]
 
 
 def test_evaluate_writes_published_format_and_score_predictions_agrees(world, tmp_path):
@@ -115,6 +117,8 @@ def test_evaluate_writes_published_format_and_score_predictions_agrees(world, tm
             scores = score_file(results, world["meta_csv"])
         assert _flat(scores) == pytest.approx(_flat(summary["base_M"][output]), rel=1e-9)
         assert summary["base_M"][output]["all"]["count"] == N_TEST
+        stated = read_results_csv(results).summary   # the published summary block, checked against the rows
+        assert stated["city acc (25km)"] == round(summary["base_M"][output]["all"]["accuracy"]["25"], 6)
         assert sum(summary["base_M"][output][c]["count"] for c in ("indoor", "natural", "urban")) == N_TEST
     table = (out / "table6.txt").read_text()
     assert "urban (" in table and "Continent 2,500 km" in table
