@@ -231,3 +231,38 @@ def test_isn_ensemble_routes_by_an_mtn_scene_head(world, tmp_path):
     summary = evaluate([method], iter(batches), tmp_path / "eval")
     assert summary["ISNs"]["routed_images"] == {c: int((expected == k).sum())
                                                 for k, c in enumerate(("indoor", "natural", "urban"))}
+
+
+def test_a_softmax_scene_classifier_routes_by_the_readme_command_line(world, tmp_path, places365_dir):
+    """A stand-in Places365 classifier ending in a softmax, 99 % sure of /b/badlands (natural), sends
+    every photo to the natural ISN: its probabilities are used as they are (no second softmax, which
+    would give S3 ~ [0.43, 0.18, 0.39] and route to the indoor ISN)."""
+    import keras
+
+    from geoest.scene.places365 import load_default_hierarchy
+
+    parts = world["parts"]
+    sizes = {p.name: len(p) for p in parts}
+    for k, concept in enumerate(("indoor", "natural", "urban")):
+        helpers.save_model_dir(helpers.constant_model(sizes, {p.name: k for p in parts}, image_size=SIZE), parts,
+                               tmp_path / f"isn_{concept}")
+    hierarchy = load_default_hierarchy(places365_dir)
+    natural = hierarchy.categories.index("/b/badlands")
+    assert hierarchy.s3_matrix[natural].tolist() == [0, 1, 0]
+    bias = np.zeros(365, np.float32)
+    bias[natural] = np.log(0.99 * 364 / 0.01)          # softmax: 0.99 on badlands, 0.01 spread
+    images = keras.Input((SIZE, SIZE, 3))
+    probs = keras.layers.Dense(365, activation="softmax", kernel_initializer="zeros",
+                               bias_initializer=keras.initializers.Constant(bias), name="predictions")(
+        keras.layers.GlobalAveragePooling2D()(images))
+    classifier = tmp_path / "scene_classifier.keras"
+    keras.Model(images, probs).save(classifier)
+
+    out = tmp_path / "eval"
+    isn_dirs = ",".join(f"{c}={tmp_path / f'isn_{c}'}" for c in ("indoor", "natural", "urban"))
+    result = _run("-m", "geoest.evaluate", f"--isn_dirs={isn_dirs}", f"--model_dir={world['model_dir']}",
+                  f"--images_dir={world['images_dir']}", f"--meta_csv={world['meta_csv']}", f"--output_dir={out}",
+                  f"--scene_model={classifier}", f"--places365_dir={places365_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ISNs"]["routed_images"] == {"indoor": 0, "natural": N_TEST, "urban": 0}

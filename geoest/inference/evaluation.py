@@ -80,7 +80,7 @@ def load_scene_hierarchy_dir(places365_dir):
     return load_scene_hierarchy(*resolve_places365_files(places365_dir))
 
 
-def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_from_logits: bool = True,
+def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_output: str | None = None,
                  scene_preprocess: str = "tf", scene_hierarchy=None, partitioning_csvs=(), centers: str = "mean"):
     """The methods to evaluate or predict with, from training model dirs.
 
@@ -90,7 +90,8 @@ def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_from_log
       scene_model: routing for the ISNs: None (the test data's scene probabilities), an MTN's
         model dir (its "scene" head) or a scene classifier file (.keras with one output, or the
         Places365 ResNet-152's .weights.h5).
-      scene_from_logits: the scene model outputs logits (an MTN) rather than probabilities.
+      scene_output: "probabilities" or "logits", only for a scene model whose last activation does
+        not tell (`geoest.inference.isn.output_kind`); None otherwise.
       scene_preprocess: the scene model's input convention ("tf" = [-1, 1]; "caffe" for the
         converted Places365 release; see `geoest.scene.labeler.PREPROCESSING`).
       scene_hierarchy: Places365 hierarchy, needed for 16 or 365 scene outputs.
@@ -115,14 +116,15 @@ def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_from_log
         if scene_model is None:
             scenes = data_scenes
         elif pathlib.Path(scene_model).is_dir():
-            scenes = ModelScenes(load_keras_model(model_file(scene_model)), from_logits=scene_from_logits,
-                                 scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess)
+            path = model_file(scene_model)
+            scenes = ModelScenes(load_keras_model(path), scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess,
+                                 source=str(path), kind=scene_output)
         else:
             from geoest.scene.labeler import load_scene_classifier
             classifier = (load_scene_classifier(scene_model) if str(scene_model).endswith(".weights.h5")
                           else load_keras_model(scene_model))
-            scenes = ModelScenes(classifier, output=None, from_logits=scene_from_logits,
-                                 scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess)
+            scenes = ModelScenes(classifier, output=None, scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess,
+                                 source=str(scene_model), kind=scene_output)
         methods.append(isn_method("ISNs", geo_models, scenes, centers))
     if not methods:
         raise InputError("nothing to run: give --model_dir and/or --isn_dirs")
