@@ -94,6 +94,27 @@ def count_images(dataset: tf.data.Dataset, description: str) -> int:
 
 
 @gin.configurable
+def synthetic_partitioning(name: str = "synthetic", tau_max: int = 100, tau_min: int = 5,
+                           num_photos: int = 4000, seed: int = 0):
+    """§3.1 on generated photo coordinates (clustered around eight cities): a partitioning that needs
+    no file, for smoke runs (`smoke.gin`). The same arguments give the same cells.
+
+    Returns:
+      `geoest.geo.Partitioning` named `name`.
+    """
+    from geoest.geo import Partitioning
+
+    rng = np.random.default_rng(seed)
+    cities = np.array([[48.86, 2.35], [40.71, -74.0], [35.68, 139.69], [-33.87, 151.21],
+                       [-22.91, -43.17], [30.04, 31.24], [55.75, 37.62], [1.35, 103.82]])
+    city = rng.integers(len(cities), size=num_photos)
+    spread = rng.choice([0.05, 0.5, 3.0], size=num_photos, p=[0.5, 0.35, 0.15])
+    lat = np.clip(cities[city, 0] + rng.normal(size=num_photos) * spread, -89.0, 89.0)
+    lon = (cities[city, 1] + rng.normal(size=num_photos) * spread + 180.0) % 360.0 - 180.0
+    return Partitioning.build(lat, lon, tau_min=tau_min, tau_max=tau_max, name=name)
+
+
+@gin.configurable
 def synthetic_inputs(partitionings, batch_size, image_size, scene_level, *, num_images=256,
                      num_validation=64, seed=0) -> Inputs:
     """A small learnable dataset: photos at real cell centres whose colours encode lat and lon.

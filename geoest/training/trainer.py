@@ -35,13 +35,32 @@ OPERATIVE_CONFIG = "operative_config.gin"
 
 
 def load_partitionings(files, directory=None) -> list:
-    """Partitioning CSVs (coarse to fine); relative names are looked up in `directory`."""
-    paths = [f if directory is None or os.path.isabs(f) else os.path.join(directory, f) for f in files]
-    for path in paths:
+    """Partitionings (coarse to fine) from CSV files, or given as `Partitioning`s (smoke.gin's synthetic
+    ones); relative file names are looked up in `directory`."""
+    parts = []
+    for f in files:
+        if isinstance(f, Partitioning):
+            parts.append(f)
+            continue
+        path = f if directory is None or os.path.isabs(f) else os.path.join(directory, f)
         if not os.path.isfile(path):
             raise InputError(f"partitioning file {path} does not exist; expected a cells_*.csv file "
                              "(set PARTITIONINGS_DIR or train.partitionings)")
-    return [Partitioning.from_csv(path) for path in paths]
+        parts.append(Partitioning.from_csv(path))
+    return parts
+
+
+def fetch_backbone_weights() -> None:
+    """Makes sure the ImageNet weights the gin config asks for (§4) are in Keras' cache, before any
+    data is read: offline, a run stops at once with the file to place and where."""
+    import inspect
+
+    from geoest.models.backbones import imagenet_weights
+
+    arguments = {name: p.default for name, p in inspect.signature(build_model).parameters.items()}
+    arguments.update(gin.get_bindings(build_model))
+    if arguments["weights"] == "imagenet":
+        imagenet_weights(arguments["backbone"])
 
 
 def check_variant(model_dir: str, variant: dict) -> None:
@@ -111,6 +130,7 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
       The trained model (the last step's weights; the best one is in model_dir/best.keras).
     """
     strategy = strategy or tf.distribute.get_strategy()
+    fetch_backbone_weights()
     # Other workers write to a scratch dir: saving is collective, so they save too, but elsewhere.
     run_dir = model_dir if is_chief(strategy) else scratch_dir(strategy)
     os.makedirs(run_dir, exist_ok=True)
