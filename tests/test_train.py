@@ -270,3 +270,31 @@ def test_offline_the_paper_variant_stops_with_one_imagenet_error(tmp_path):
     assert errors[0].endswith("--gin_param='IMAGENET_WEIGHTS=None'")
     assert done.stderr.rstrip().endswith(errors[0])    # nothing after it (no gin note)
     assert not os.path.exists(tmp_path / "base_M")
+
+
+def test_finetune_stage_starts_from_the_model_and_stops_when_validation_converges(cells, tmp_path):
+    """gin/finetune.gin on top of a variant (§4): init from the trained model, lr 0.001, up to five epochs,
+    stopped once the validation loss no longer improves; a re-run does not train again."""
+    _configure(cells, "train.steps_per_epoch = 2")
+    train(str(tmp_path / "base"))
+    gin.clear_config()
+    with pytest.raises(InputError, match="FINETUNE_FROM"):
+        parse_gin(["finetune.gin"])
+    gin.clear_config()
+    parse_gin(["finetune.gin"], [f"FINETUNE_FROM = '{tmp_path / 'base'}'"])
+    assert gin.query_parameter("make_optimizer.learning_rate") == 0.001 and gin.query_parameter("train.epochs") == 5
+    assert gin.query_parameter("train.patience") == 1
+    # With learning rate 0 the validation loss stays the same: no improvement after epoch 1.
+    tuning = [f"train.init_from = '{tmp_path / 'base'}'", "train.epochs = 5", "train.patience = 1",
+              "make_optimizer.learning_rate = 0.0", "train.steps_per_epoch = 2"]
+    _configure(cells, *tuning)
+    record = Record()
+    tuned = train(str(tmp_path / "tuned"), callbacks=[record])
+    base = keras.saving.load_model(tmp_path / "base" / "best.keras", compile=False)
+    np.testing.assert_array_equal(np.asarray(tuned.get_layer("fine").kernel), np.asarray(base.get_layer("fine").kernel))
+    assert len(record.losses) == 2 and int(tuned.optimizer.iterations.numpy()) == 4
+    assert json.loads((tmp_path / "tuned" / "best.json").read_text())["epoch"] == 1
+    _configure(cells, *tuning)
+    again = Record()
+    train(str(tmp_path / "tuned"), callbacks=[again])
+    assert again.start_step is None

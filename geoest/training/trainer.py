@@ -105,7 +105,7 @@ def initialize_from(model: keras.Model, path: str) -> None:
 def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, variant=(), callbacks=(),
           partitionings=gin.REQUIRED, partitionings_dir=None, scene_level=None, inputs=gin.REQUIRED,
           image_size=224, batch_size=128, epochs=15, steps_per_epoch=None, validation_steps=None,
-          checkpoint_every_n_steps=1000, keep_checkpoints=3, init_from=None, monitor="val_loss",
+          checkpoint_every_n_steps=1000, keep_checkpoints=3, init_from=None, monitor="val_loss", patience=None,
           mixed_precision=None, jit_compile=False, steps_per_execution=1) -> keras.Model:
     """Trains one variant (§3.3, §4); re-running with the same model_dir resumes.
 
@@ -122,8 +122,10 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
       epochs, steps_per_epoch: §4: 15 epochs; steps per epoch from the number of images when None.
       validation_steps: batches per validation (all when None).
       checkpoint_every_n_steps, keep_checkpoints: checkpoint frequency and how many to keep.
-      init_from: a .keras model or model dir to start from (ISN fine-tuning from base_M, §4).
+      init_from: a .keras model or model dir to start from (§4 fine-tuning, `gin/finetune.gin`; ISNs
+        from base_M).
       monitor: the val_* metric choosing the best model (minimised when it names a loss).
+      patience: stop when `monitor` has not improved for this many epochs (None: run every epoch).
       mixed_precision: None, "mixed_float16" (GPU) or "mixed_bfloat16" (TPU).
       jit_compile, steps_per_execution: XLA and steps per compiled call, passed to `compile`.
     Returns:
@@ -162,11 +164,11 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
         train_data = data.train.map(lambda x, y: (x, {k: y[k] for k in names}))
         validation = GeoValidation(data.validation, parts, hierarchy, strategy, loss_weights,
                                    os.path.join(run_dir, BEST_MODEL),
-                                   monitor=monitor, steps=validation_steps)
+                                   monitor=monitor, steps=validation_steps, patience=patience)
         all_callbacks = [validation, PeriodicCheckpoint(manager, checkpoint_every_n_steps),
                          *_log_callbacks(os.path.join(run_dir, "logs")), *callbacks]
         _build_for_fit(model, train_data.element_spec)
-        _fit(model, train_data, epochs, steps_per_epoch, all_callbacks)
+        _fit(model, train_data, epochs, steps_per_epoch, all_callbacks, validation.converged)
         _save_operative_config(run_dir)
         return model
     finally:
@@ -254,11 +256,14 @@ def _build_for_fit(model, element_spec) -> None:
         model.train_step = lambda data: {k: tf.reshape(v, [1]) for k, v in step(data).items()}
 
 
-def _fit(model, train_data, epochs, steps_per_epoch, callbacks) -> None:
-    """Runs the remaining steps; a run stopped mid-epoch first finishes that epoch."""
+def _fit(model, train_data, epochs, steps_per_epoch, callbacks, converged) -> None:
+    """Runs the remaining steps; a run stopped mid-epoch first finishes that epoch.
+
+    converged(epochs_done) -> bool stops the run early (the validation loss no longer improves).
+    """
     step = int(model.optimizer.iterations.numpy())
     epoch, done_in_epoch = divmod(step, steps_per_epoch)
-    if epoch >= epochs:
+    if epoch >= epochs or (not done_in_epoch and converged(epoch)):
         logging.info("training already finished: step %d of %d", step, epochs * steps_per_epoch)
         return
     if done_in_epoch:
@@ -266,6 +271,6 @@ def _fit(model, train_data, epochs, steps_per_epoch, callbacks) -> None:
         model.fit(train_data, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps_per_epoch - done_in_epoch,
                   callbacks=callbacks, shuffle=False, verbose=2)
         epoch += 1
-    if epoch < epochs:
+    if epoch < epochs and not converged(epoch):
         model.fit(train_data, epochs=epochs, initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
                   callbacks=callbacks, shuffle=False, verbose=2)
