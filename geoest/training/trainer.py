@@ -7,13 +7,14 @@ Files in model_dir:
   operative_config.gin       the gin parameters the run used
   variant.json               gin files and heads of the run; another variant in this dir is refused
   partitionings/*.csv        the partitionings of the geo heads (Class2GPS needs them)
-  train_images.json          images per epoch, counted once
+  train_images.json          images per epoch, counted once from the records (no photo decoded)
 """
 import importlib.util
 import json
 import logging
 import os
 import shutil
+import time
 
 import gin
 import keras
@@ -25,7 +26,7 @@ from geoest.models import (SCENE_CLASSES, SCENE_HEAD, Top1Accuracy, add_weight_d
                            output_sizes)
 from geoest.training.callbacks import GeoValidation, PeriodicCheckpoint
 from geoest.training.distribute import is_chief, scratch_dir
-from geoest.training.inputs import count_images, require_images
+from geoest.training.inputs import require_images
 from geoest.training.optimization import make_optimizer
 
 BEST_MODEL = "best.keras"
@@ -194,7 +195,10 @@ def _steps_per_epoch(model_dir, data, batch_size) -> int:
         with open(cache, encoding="utf-8") as f:
             images = json.load(f)["train_images"]
     else:
-        images = count_images(data.train_once, data.description)
+        start = time.perf_counter()
+        images = data.count()
+        logging.info("%d training images in %s (counted in %.1f s)", images, data.description,
+                     time.perf_counter() - start)
         with open(cache, "w", encoding="utf-8") as f:
             json.dump({"train_images": images}, f)
     return max(1, images // batch_size)
