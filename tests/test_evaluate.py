@@ -266,3 +266,18 @@ def test_a_softmax_scene_classifier_routes_by_the_readme_command_line(world, tmp
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ISNs"]["routed_images"] == {"indoor": 0, "natural": N_TEST, "urban": 0}
+
+
+def test_an_mtn_is_scored_on_its_scene_labels(world, tmp_path):
+    """An MTN(S16) model: scene top-1 accuracy at S16 against the meta CSV's S16_Label (all 0 here)."""
+    parts = world["parts"]
+    mtn = helpers.tiny_model({p.name: len(p) for p in parts}, image_size=SIZE, scene_classes=16, seed=4)
+    helpers.save_model_dir(mtn, parts, tmp_path / "mtn_s16")
+    methods, _ = load_methods([str(tmp_path / "mtn_s16")])
+    batches = list(image_batches(world["images_dir"], world["meta_csv"], 8, SIZE))
+    assert all((b["scene_labels"] == [[int(np.argmax(p)), 0, 0] for p in b["probs3"]]).all() for b in batches)
+    summary = evaluate(methods, iter(batches), tmp_path / "eval")
+    predicted = np.concatenate([crop_probabilities(mtn, b["crops"])["scene"].numpy().argmax(axis=1) for b in batches])
+    assert summary["mtn_s16"]["scene_accuracy"] == {"level": "S16", "count": N_TEST,
+                                                    "top1": pytest.approx(float(np.mean(predicted == 0)))}
+    assert "mtn_s16 scene top-1 (S16" in (tmp_path / "eval" / "table6.txt").read_text()
