@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import inference_helpers as helpers
-from geoest.geo.scoring import read_results_csv, score_file
+from geoest.geo.scoring import read_results_csv
 from geoest.inference import HIERARCHY, crop_probabilities
 from geoest.inference.core import Locator
-from geoest.inference.evaluation import PARTIAL, evaluate, image_batches, load_methods, model_method
+from geoest.inference.evaluation import PARTIAL, evaluate, image_batches, load_methods, model_method, score_file
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -147,7 +147,7 @@ def test_predictions_are_the_models_class2gps(world, tmp_path):
         for k, p in enumerate(locator.partitionings[:-1]):
             joint = joint * probs[p.name][:, parents[:, k]]
         for image_id, cls in zip(batch["id"], joint.argmax(axis=1)):
-            np.testing.assert_allclose(got[image_id.decode()], fine.centers[cls])
+            np.testing.assert_allclose(got[image_id.decode()], fine.centers[cls], rtol=0, atol=1e-6)  # 6 decimals
 
 
 def test_isn_ensemble_routes_by_meta_scene(world, tmp_path):
@@ -178,7 +178,7 @@ def test_isn_ensemble_routes_by_meta_scene(world, tmp_path):
     fine = parts[-1]
     for i, image_id in enumerate(world["ids"]):
         concept = ("indoor", "natural", "urban")[concepts[i]]
-        np.testing.assert_allclose(got[image_id], fine.centers[winners[concept][fine.name]])
+        np.testing.assert_allclose(got[image_id], fine.centers[winners[concept][fine.name]], rtol=0, atol=1e-6)
 
 
 def test_evaluate_resumes_from_partial_results(world, tmp_path):

@@ -10,7 +10,8 @@ import tensorflow as tf
 from geoest.errors import InputError
 from geoest.geo import accuracy_at, great_circle_km
 from geoest.geo.distance import great_circle_km_tf
-from geoest.geo.scoring import read_results_csv, score_file, summarize, write_results_csv
+from geoest.geo.scoring import read_results_csv, summarize, write_results_csv
+from geoest.inference.evaluation import score_file
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 PUBLISHED = REPO.parent / "shared" / "data" / "published"

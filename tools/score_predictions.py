@@ -10,7 +10,7 @@ import json
 from absl import app, flags
 
 from geoest.cli import clear_input_errors
-from geoest.geo.scoring import score_file
+from geoest.inference.evaluation import score_file
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("predictions_csv", None, "Results CSV to score.")

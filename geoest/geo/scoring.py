@@ -6,7 +6,8 @@ then an empty line, the summary header `SUMMARY_COLUMNS` and one summary row: th
 images within 1 / 25 / 200 / 750 / 2500 km and the mean distance in km. The published files mix
 CRLF and LF line endings; coordinates carry 6 decimals, distances 2, the summary's fractions 6 and
 its mean 2. `write_results_csv` writes that layout, `read_results_csv` reads it (and the same rows
-without a summary block) and checks the summary against the rows.
+without a summary block) and checks the summary against the rows. Scores per scene concept (Table 4)
+are `geoest.inference.evaluation.score_file`.
 """
 import csv
 import dataclasses
@@ -17,7 +18,6 @@ import numpy as np
 
 from geoest.errors import InputError
 from geoest.geo.distance import THRESHOLDS_KM, accuracy_at, great_circle_km
-from geoest.scene.places365 import CONCEPTS  # S3_Label 0, 1, 2 (§3.2)
 
 RESULTS_COLUMNS = ("img_id", "gt_lat", "predicted_lat", "gt_long", "predicted_long",
                    "great_circle_distance")
@@ -172,44 +172,3 @@ def _read_summary(path, block, dist_km) -> dict:
             raise InputError(f"{path}: line {line}: the summary gives {name} = {s:g} but its "
                              f"{len(dist_km)} rows give {a:g}")
     return dict(zip(SUMMARY_COLUMNS, stated.tolist()))
-
-
-def read_scene_labels(meta_csv) -> dict:
-    """IMG_ID -> S3 label (0 indoor, 1 natural, 2 urban) from an Im2GPS-format meta CSV."""
-    import pandas as pd
-
-    meta_csv = pathlib.Path(os.fspath(meta_csv))
-    if not meta_csv.is_file():
-        raise InputError(f"{meta_csv}: meta CSV not found")
-    df = pd.read_csv(meta_csv, dtype={"IMG_ID": str})
-    for column in ("IMG_ID", "S3_Label"):
-        if column not in df.columns:
-            raise InputError(f"{meta_csv}: no column {column!r}; the header has "
-                             f"{', '.join(df.columns)}")
-    labels = pd.to_numeric(df["S3_Label"], errors="coerce")
-    bad = ~labels.isin([0, 1, 2]).to_numpy()
-    if bad.any():
-        line = int(np.argmax(bad)) + 2
-        raise InputError(f"{meta_csv}: line {line}: S3_Label {df['S3_Label'].iloc[line - 2]!r} "
-                         "is not 0 (indoor), 1 (natural) or 2 (urban)")
-    return dict(zip(df["IMG_ID"], labels.astype(int)))
-
-
-def score_file(predictions_csv, meta_csv=None) -> dict:
-    """Scores of a results file: {"all": summary} plus one summary per concept with a meta CSV.
-
-    Images of the results file missing from the meta CSV are an error naming the first one.
-    """
-    results = read_results_csv(predictions_csv)
-    ids, dist = results.ids, results.dist_km
-    scores = {"all": summarize(dist)}
-    if meta_csv is not None:
-        scene = read_scene_labels(meta_csv)
-        missing = [i for i in ids if i not in scene]
-        if missing:
-            raise InputError(f"{meta_csv}: no row for image {missing[0]!r} of "
-                             f"{predictions_csv} ({len(missing)} images missing)")
-        labels = np.array([scene[i] for i in ids])
-        for k, concept in enumerate(CONCEPTS):
-            scores[concept] = summarize(dist[labels == k])
-    return scores

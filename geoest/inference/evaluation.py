@@ -219,6 +219,31 @@ def scene_accuracy(predicted, labels, level: str) -> dict:
     return {"level": level, "count": int(known.sum()), "top1": top1}
 
 
+def score_file(predictions_csv, meta_csv=None) -> dict:
+    """Scores of a results file in the published layout (`geoest.geo.scoring.read_results_csv`):
+    {"all": summarize(...)} plus, with an Im2GPS-format meta CSV, one per S3 concept (Table 4) —
+    what summary.json holds for the output that wrote the file.
+
+    Images of the results file missing from the meta CSV are an error naming the first one.
+    """
+    from geoest.geo.scoring import read_results_csv, summarize
+    from geoest.scene.meta import read_s3_labels
+
+    results = read_results_csv(predictions_csv)
+    ids, dist = results.ids, results.dist_km
+    scores = {"all": summarize(dist)}
+    if meta_csv is not None:
+        scene = read_s3_labels(meta_csv)
+        missing = [i for i in ids if i not in scene]
+        if missing:
+            raise InputError(f"{meta_csv}: no row for image {missing[0]!r} of "
+                             f"{predictions_csv} ({len(missing)} images missing)")
+        labels = np.array([scene[i] for i in ids])
+        for k, concept in enumerate(CONCEPTS):
+            scores[concept] = summarize(dist[labels == k])
+    return scores
+
+
 def output_label(output: str) -> str:
     """How Table 3 writes an output: f* for the hierarchy, else the partitioning's name."""
     return "f*" if output == HIERARCHY else output
@@ -368,4 +393,4 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
 
 
 __all__ = ["Method", "model_method", "isn_method", "evaluate", "record_batches", "image_batches",
-           "output_label"]
+           "output_label", "scene_accuracy", "score_file"]
