@@ -262,7 +262,7 @@ def test_a_softmax_scene_classifier_routes_by_the_readme_command_line(world, tmp
     isn_dirs = ",".join(f"{c}={tmp_path / f'isn_{c}'}" for c in ("indoor", "natural", "urban"))
     result = _run("-m", "geoest.evaluate", f"--isn_dirs={isn_dirs}", f"--model_dir={world['model_dir']}",
                   f"--images_dir={world['images_dir']}", f"--meta_csv={world['meta_csv']}", f"--output_dir={out}",
-                  f"--scene_model={classifier}", f"--places365_dir={places365_dir}")
+                  f"--scene_model={classifier}", "--scene_preprocess=caffe", f"--places365_dir={places365_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ISNs"]["routed_images"] == {"indoor": 0, "natural": N_TEST, "urban": 0}
