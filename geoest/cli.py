@@ -16,7 +16,9 @@ def clear_input_errors(main):
         try:
             return main(argv)
         except InputError as err:
-            print("error: " + " ".join(str(err).split()), file=sys.stderr)
+            # Gin appends "In call to configurable ..." lines to errors raised inside configurables.
+            message = str(err).split("\n  In call to configurable")[0]
+            print("error: " + " ".join(message.split()), file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
 
     return wrapped
