@@ -125,12 +125,13 @@ def initialize_from(model: keras.Model, path: str) -> None:
 def _holding_model_dir(train_fn):
     """Runs `train_fn` while holding model_dir/train.lock (on the chief, which writes model_dir), so
     that two trainings never interleave their checkpoints, logs and best model. An unchecked Keras
-    is refused first, before the model dir is touched."""
+    and missing ImageNet weights are refused first, before the model dir is touched."""
 
     @functools.wraps(train_fn)
     def holding(model_dir, strategy=None, **kwargs):
         check_keras_version()
         strategy = strategy or tf.distribute.get_strategy()
+        fetch_backbone_weights()
         if not is_chief(strategy):
             return train_fn(model_dir, strategy, **kwargs)
         os.makedirs(model_dir, exist_ok=True)
@@ -172,7 +173,6 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
       The trained model (the last step's weights; the best one is in model_dir/best.keras).
     """
     strategy = strategy or tf.distribute.get_strategy()
-    fetch_backbone_weights()
     # Other workers write to a scratch dir: saving is collective, so they save too, but elsewhere.
     run_dir = model_dir if is_chief(strategy) else scratch_dir(strategy)
     os.makedirs(run_dir, exist_ok=True)
