@@ -24,8 +24,8 @@ def parse_gin(gin_files=(), gin_params=()) -> None:
 
     Raises:
       InputError: a missing file or an unknown / malformed binding, with gin's message, or a
-        macro set by a binding that nothing uses (a misspelt `IMAGENET_WEIGHT=...` would
-        otherwise be ignored).
+        macro set by a binding that no gin file defines and nothing uses (a misspelt
+        `IMAGENET_WEIGHT=...` would otherwise be ignored).
     """
     import geoest.data.pipeline  # noqa: F401  registers the configurables the gin files bind
     import geoest.training  # noqa: F401
@@ -34,16 +34,21 @@ def parse_gin(gin_files=(), gin_params=()) -> None:
     quiet = _QuietFileLookups()
     logging.getLogger().addFilter(quiet)
     try:
-        gin.parse_config_files_and_bindings(list(gin_files), list(gin_params))
+        gin.parse_config_files_and_bindings(list(gin_files), [], finalize_config=False)
+        from_files = _macros()
+        gin.parse_config_files_and_bindings([], list(gin_params))
     except (ValueError, OSError, SyntaxError) as error:
         raise InputError(f"gin files {list(gin_files)} / bindings {list(gin_params)}: {error}") from error
     finally:
         logging.getLogger().removeFilter(quiet)
-    unused = unused_macros(gin_params)
-    if unused:
-        known = sorted(name for name, kind in gin.config._CONFIG if kind == "gin.macro")  # noqa: SLF001
-        raise InputError(f"--gin_param sets the macro(s) {', '.join(unused)} that no gin file uses (a typo?); "
-                         f"the macros of this configuration are {', '.join(n for n in known if n not in unused)}")
+    unknown = [name for name in unused_macros(gin_params) if name not in from_files]
+    if unknown:
+        raise InputError(f"--gin_param sets the macro(s) {', '.join(unknown)} that no gin file defines or uses "
+                         f"(a typo?); the macros of this configuration are {', '.join(sorted(from_files))}")
+
+
+def _macros() -> set:
+    return {name for name, kind in gin.config._CONFIG if kind == "gin.macro"}  # noqa: SLF001
 
 
 def unused_macros(gin_params=()) -> list:
