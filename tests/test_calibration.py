@@ -45,7 +45,7 @@ def test_calibration_file_of_another_model_is_refused(tmp_path):
     import keras
 
     from geoest.inference.modeldir import GeoModel
-    from tests.inference_helpers import partitionings, tiny_model
+    from inference_helpers import partitionings, tiny_model
 
     parts = partitionings(600)
     model = tiny_model({p.name: len(p) for p in parts})

@@ -5,7 +5,7 @@ import pytest
 from geoest.errors import InputError
 from geoest.geo import Hierarchy, great_circle_km, s2cell
 from geoest.geo import confidence as conf
-from tests.inference_helpers import partitionings
+from inference_helpers import partitionings
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +166,20 @@ def test_scores():
 def test_bad_input_names_the_flag(check, value):
     with pytest.raises(InputError, match="--"):
         check(value)
+
+
+@pytest.mark.parametrize("cap_km", [None, 300.0])
+def test_tensorflow_form_gives_the_same_answers(parts, hierarchy, cap_km):
+    rng = np.random.default_rng(3)
+    confidence = conf.Confidence(parts, hierarchy.parents, min_confidence=0.4, max_resolution_km=cap_km)
+    probs = _random_distributions(rng, 16, len(parts[-1]), sparsity=0.9)
+    expected = confidence(probs)
+    got = {k: v.numpy() for k, v in confidence.outputs_tf(probs).items()}
+    for key in ("lat", "lon", "probability", "radius_km_50", "radius_km_90", "answer_probability"):
+        np.testing.assert_allclose(got[key], expected[key].astype(float), rtol=1e-9, err_msg=key)
+    np.testing.assert_allclose(got["answer_lat"], expected["answer_lat"], rtol=1e-9)
+    for key in ("cell", "level", "answer_cell"):
+        assert [v.decode() for v in got[key]] == list(expected[key]), key
+    for key in ("50", "90"):
+        assert got[f"region_size_{key}"].tolist() == expected[f"region_size_{key}"].tolist()
+        assert [[t.decode() for t in row if t] for row in got[f"region_cells_{key}"]] == expected[f"region_{key}"]

@@ -400,6 +400,101 @@ class Confidence:
                 "answer_probability": probability}
 
 
+    # -- TensorFlow, for the SavedModel ---------------------------------------------------------------
+    def outputs_tf(self, probs_fine, region_cells: int = 100) -> dict:
+        """`__call__` in TensorFlow (graph-safe), for the serving signature.
+
+        Args:
+          probs_fine: float tensor [B, n_fine].
+          region_cells: width K of the region token outputs (regions of more cells are cut there).
+        Returns:
+          dict of tensors: "lat", "lon" float64 [B] and "cell" string [B] of the predicted cell (capped:
+          area), "probability" float64 [B]; per mass p: "region_size_<key>" int64 [B],
+          "radius_km_<key>" float64 [B], "region_cells_<key>" string [B, K] (padded with "");
+          back-off: "level" string [B] ("fine", ..., "none"), "answer_lat", "answer_lon" float64 [B]
+          (NaN for no answer), "answer_cell" string [B], "answer_probability" float64 [B].
+        """
+        import tensorflow as tf
+
+        fine_probs = tf.cast(probs_fine, tf.float64)
+        probs = fine_probs
+        if self.cap is not None:
+            probs = tf.transpose(tf.math.unsorted_segment_sum(
+                tf.transpose(fine_probs), tf.constant(self.cap.unit_of_fine), len(self.cap.units)))
+        tokens = tf.constant(list(self.answer_tokens))
+        centers = tf.constant(self.answer_centers, tf.float64)
+        best = tf.argmax(probs, axis=-1)
+        total = tf.maximum(tf.reduce_sum(probs, axis=-1), 1e-300)
+        lat, lon = tf.gather(centers[:, 0], best), tf.gather(centers[:, 1], best)
+        out = {"lat": lat, "lon": lon, "cell": tf.gather(tokens, best),
+               "probability": tf.gather(probs, best, batch_dims=1) / total}
+        order = tf.argsort(probs, axis=-1, direction="DESCENDING", stable=True)
+        cumulative = tf.cumsum(tf.gather(probs, order, batch_dims=1), axis=-1) / total[:, None]
+        support = tf.reduce_sum(tf.cast(probs > 0, tf.int64), axis=-1)
+        rank = tf.argsort(order, axis=-1, stable=True)
+        rad = np.pi / 180.0
+        points = tf.stack([tf.cos(lat * rad) * tf.cos(lon * rad), tf.cos(lat * rad) * tf.sin(lon * rad),
+                           tf.sin(lat * rad)], axis=-1)
+        dots = tf.reduce_min(tf.einsum("bd,nsd->bns", points, tf.constant(self.outlines, tf.float64)), axis=-1)
+        far_km = EARTH_RADIUS_KM * tf.acos(tf.clip_by_value(dots, -1.0, 1.0))
+        width = min(region_cells, len(self.answer_tokens))
+        for p in self.masses:
+            key = self.mass_key(p)
+            size = tf.reduce_sum(tf.cast(cumulative < p - 1e-12, tf.int64), axis=-1) + 1
+            size = tf.clip_by_value(size, 1, tf.maximum(support, 1))
+            inside = tf.cast(rank, tf.int64) < size[:, None]
+            out[f"region_size_{key}"] = size
+            out[f"radius_km_{key}"] = tf.reduce_max(tf.where(inside, far_km, 0.0), axis=-1)
+            out[f"region_cells_{key}"] = tf.where(tf.range(width, dtype=tf.int64)[None, :] < size[:, None],
+                                                  tf.gather(tokens, order[:, :width]), "")
+        out.update(self._answer_tf(fine_probs))
+        return out
+
+    def _answer_tf(self, fine_probs) -> dict:
+        import tensorflow as tf
+
+        lats, lons, cells, probs_at, oks = [], [], [], [], []
+        if self.cap is not None:
+            unit_probs = tf.transpose(tf.math.unsorted_segment_sum(
+                tf.transpose(fine_probs), tf.constant(self.cap.unit_of_fine), len(self.cap.units)))
+            unit_of_node = np.full(len(self.cap.node_ids), -1, np.int64)
+            unit_of_node[self.cap.units] = np.arange(len(self.cap.units))
+        for k in range(self.parents.shape[1]):
+            n_k = int(self.parents[:, k].max()) + 1
+            level_probs = tf.transpose(tf.math.unsorted_segment_sum(
+                tf.transpose(fine_probs), tf.constant(self.parents[:, k]), n_k))
+            best = tf.argmax(level_probs, axis=-1)
+            top = tf.gather(level_probs, best, batch_dims=1)
+            if self.cap is None:
+                centers = tf.constant(self._centers[k], tf.float64)
+                lats.append(tf.gather(centers[:, 0], best))
+                lons.append(tf.gather(centers[:, 1], best))
+                cells.append(tf.gather(tf.constant(self._tokens[k]), best))
+                probs_at.append(top)
+            else:
+                node = tf.gather(tf.constant(self.cap.node_of_level[k]), best)
+                lats.append(tf.gather(tf.constant(self.cap.node_centers[:, 0]), node))
+                lons.append(tf.gather(tf.constant(self.cap.node_centers[:, 1]), node))
+                cells.append(tf.gather(tf.constant(self.cap.tokens), node))
+                unit = tf.gather(tf.constant(unit_of_node), node)
+                probs_at.append(tf.where(unit >= 0, tf.gather(unit_probs, tf.maximum(unit, 0), batch_dims=1), top))
+            oks.append(top >= self.min_confidence)
+        level = tf.fill(tf.shape(fine_probs)[:1], tf.constant(NO_ANSWER, tf.int64))
+        for k, ok in enumerate(oks):                    # coarse to fine: the finest wins
+            level = tf.where(ok, tf.constant(k, tf.int64), level)
+        answered = level >= 0
+        at = tf.maximum(level, 0)[:, None]
+
+        def pick(values, empty):
+            return tf.where(answered, tf.gather(tf.stack(values, axis=1), at, batch_dims=1)[:, 0], empty)
+
+        names = tf.constant(list(self.levels) + ["none"])
+        return {"level": tf.gather(names, tf.where(answered, level, len(self.levels))),
+                "answer_lat": pick(lats, tf.constant(np.nan, tf.float64)),
+                "answer_lon": pick(lons, tf.constant(np.nan, tf.float64)),
+                "answer_cell": pick(cells, ""), "answer_probability": pick(probs_at, tf.constant(0.0, tf.float64))}
+
+
 # -- scores of many answers -----------------------------------------------------------------------
 def coverage(dist_km, radius_km) -> float:
     """Fraction of photos whose true location lies within R_p of the predicted point."""

@@ -121,6 +121,27 @@ class TemperedModel:
         return out
 
 
+def main_probabilities_tf(locator: Locator, probs: dict, calibration=None):
+    """The main output's distribution over the finest cells in TensorFlow: f* (normalised, and
+    tempered when `calibration` has a temperature for it) or the only partitioning's.
+
+    Args:
+      probs: dict head name -> float tensor [B, n_k] (mean crop probabilities, heads calibrated).
+    Returns:
+      float32 tensor [B, n_fine].
+    """
+    import tensorflow as tf
+
+    if locator.hierarchy is None:
+        return tf.cast(probs[locator.main], tf.float32)
+    joint = tf.cast(locator.hierarchy.combine_tf([tf.cast(probs[p.name], tf.float32) for p in locator.partitionings]),
+                    tf.float64)
+    joint = joint / tf.maximum(tf.reduce_sum(joint, axis=-1, keepdims=True), _TINY)
+    if calibration is not None and HIERARCHY in calibration.temperatures:
+        return temper_tf(joint, calibration.temperatures[HIERARCHY])
+    return tf.cast(joint, tf.float32)
+
+
 def model_fingerprint(path) -> str:
     """SHA-256 of a model file: a calibration belongs to exactly that file."""
     digest = hashlib.sha256()

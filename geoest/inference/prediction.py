@@ -146,8 +146,8 @@ def write_geojson(output_csv, locator, path, png: bool = True) -> int:
     PNG map of the same beside it (path with .png).
 
     With confidence columns, the point carries the radii ("radius_km_50", ...: circles around it)
-    and the back-off answer, and the polygons are the cells of its largest confidence region
-    (property "region": the mass p) instead of the top cells. A capped CSV draws only capped areas.
+    and the back-off answer, and the cells of its largest confidence region are drawn too
+    (property "region": the mass p). A capped CSV has no top cells: it draws only capped areas.
     Returns the number of images drawn.
     """
     partitioning = locator.partitioning(locator.main)
@@ -166,8 +166,7 @@ def write_geojson(output_csv, locator, path, png: bool = True) -> int:
             key = region_keys[-1]
             regions += [(token, {"image": row["image"], "region": float(key) / 100, "rank": rank + 1})
                         for rank, token in enumerate(row[f"region_cells_{key}"].split())]
-            continue
-        for rank, (token, p) in enumerate(zip(row["top_cells"].split(), row["top_probabilities"].split())):
+        for rank, (token, p) in enumerate(zip(row.get("top_cells", "").split(), row.get("top_probabilities", "").split())):
             cells.append((classes[token], {"image": row["image"], "rank": rank + 1, "probability": float(p)}))
     if cells:
         features += geojson.cell_features(partitioning, [c for c, _ in cells], [props for _, props in cells])
