@@ -127,7 +127,13 @@ def test_no_capped_output_is_finer_than_the_cap(parts, hierarchy):
         assert (unit_first[by_start][1:] > unit_last[by_start][:-1]).all()
         probs = _random_distributions(rng, 20, len(fine), sparsity=float(rng.uniform(0.5, 0.99)))
         answer = confidence(probs)
+        uncapped = probs.argmax(axis=1)
         extent = dict(zip(cap.tokens, cap.node_extent_km))
+        # the capped answer is the area holding the predicted cell, with that area's probability
+        holding = [cap.tokens[cap.units[u]] for u in cap.unit_of_fine[uncapped]]
+        assert list(answer["cell"]) == holding
+        np.testing.assert_allclose(answer["probability"], cap.unit_probabilities(probs)[
+            np.arange(len(probs)), cap.unit_of_fine[uncapped]])
         center = dict(zip(cap.tokens, map(tuple, cap.node_centers)))
         for b in range(len(probs)):
             assert extent[answer["cell"][b]] >= k_km

@@ -23,7 +23,7 @@ import numpy as np
 
 from geoest.errors import InputError
 from geoest.geo import s2cell
-from geoest.geo.distance import EARTH_RADIUS_KM, THRESHOLDS_KM, great_circle_km
+from geoest.geo.distance import EARTH_RADIUS_KM, THRESHOLDS_KM
 
 DEFAULT_MASSES = (0.5, 0.9)
 POINTS_PER_EDGE = 4
@@ -234,7 +234,8 @@ class ResolutionCap:
     its children only when every child's extent is at least K; the areas where the walk stops
     are the *units*. Each finest cell belongs to exactly one unit, units never overlap, and every
     unit, and every area a capped answer names, has an extent of at least K. A unit's point is
-    its Class2GPS mean when it is a cell of a partitioning, else its S2 centre.
+    its Class2GPS mean when it is a cell of a partitioning, else its S2 centre. A capped answer
+    keeps the predicted cell and names the unit holding it, with the unit's probability.
 
     Args:
       partitionings: `geoest.geo.Partitioning`s coarse to fine (a hierarchy, or one).
@@ -270,7 +271,7 @@ class ResolutionCap:
         self.node_centers = cell_centers(self.node_ids)
         for p in parts:                                   # coarse to fine: the finest mean wins
             at = np.searchsorted(self.node_ids, p.cell_ids)
-            self.node_centers[at] = p.centers if centers == "mean" else cell_centers(p.cell_ids)
+            self.node_centers[at] = p.centers if centers == "mean" else p.geometric_centers()
         self.node_outlines = cell_outlines(self.node_ids, points_per_edge)
         self.node_extent_km = extents_km(self.node_outlines)
         wide = self.node_extent_km >= self.max_resolution_km
@@ -328,7 +329,7 @@ class Confidence:
         self.cap = None if max_resolution_km is None else ResolutionCap(self.partitionings, max_resolution_km,
                                                                          centers)
         if self.cap is None:
-            self._centers = [np.asarray(p.centers if centers == "mean" else cell_centers(p.cell_ids))
+            self._centers = [np.asarray(p.centers if centers == "mean" else p.geometric_centers())
                              for p in self.partitionings]
             self._tokens = [p.tokens for p in self.partitionings]
             self.outlines = cell_outlines(fine.cell_ids)
@@ -357,7 +358,9 @@ class Confidence:
         probs_fine = np.asarray(probs_fine, np.float64)
         probs = probs_fine if self.cap is None else self.cap.unit_probabilities(probs_fine)
         tokens = self.answer_tokens
-        best = np.argmax(probs, axis=-1)
+        best = np.argmax(probs_fine, axis=-1)
+        if self.cap is not None:     # the answer keeps its cell, made coarser: the area holding it
+            best = self.cap.unit_of_fine[best]
         lat, lon = self.answer_centers[best, 0], self.answer_centers[best, 1]
         total = np.maximum(probs.sum(axis=-1), 1e-300)
         out = {"probability": probs[np.arange(len(probs)), best] / total, "lat": lat, "lon": lon,
@@ -423,7 +426,9 @@ class Confidence:
                 tf.transpose(fine_probs), tf.constant(self.cap.unit_of_fine), len(self.cap.units)))
         tokens = tf.constant(list(self.answer_tokens))
         centers = tf.constant(self.answer_centers, tf.float64)
-        best = tf.argmax(probs, axis=-1)
+        best = tf.argmax(fine_probs, axis=-1)
+        if self.cap is not None:
+            best = tf.gather(tf.constant(self.cap.unit_of_fine), best)
         total = tf.maximum(tf.reduce_sum(probs, axis=-1), 1e-300)
         lat, lon = tf.gather(centers[:, 0], best), tf.gather(centers[:, 1], best)
         out = {"lat": lat, "lon": lon, "cell": tf.gather(tokens, best),
@@ -561,5 +566,5 @@ def accuracy_of_most_confident(dist_km, confidence, fraction: float, km: float) 
 __all__ = ["DEFAULT_MASSES", "FACE_EXTENT_KM", "NO_ANSWER", "Confidence", "ResolutionCap", "accuracy_coverage",
            "accuracy_of_most_confident", "back_off", "calibration_bins", "cell_outlines", "check_masses",
            "check_max_resolution", "check_min_confidence", "coverage", "expected_calibration_error",
-           "extents_km", "farthest_km", "finite_rows", "great_circle_km", "in_region", "level_names",
+           "extents_km", "farthest_km", "finite_rows", "in_region", "level_names",
            "level_probabilities", "region_radius_km", "region_sizes"]
