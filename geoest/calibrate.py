@@ -38,8 +38,8 @@ def main(argv):
     if FLAGS.validation_records:
         batches = lambda size: evaluation.record_batches(FLAGS.validation_records, FLAGS.batch_size, size)  # noqa: E731
     elif FLAGS.images_dir:
-        batches = lambda size: evaluation.image_batches(FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size,  # noqa: E731
-                                                        size)
+        batches = lambda size: evaluation.image_batches(  # noqa: E731
+            FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, size)
     result = calibration.calibrate_model_dir(FLAGS.model_dir, batches, masses=masses, batch_size=FLAGS.batch_size,
                                              partitioning_csvs=FLAGS.partitionings)
     print("\n".join(calibration.report_lines(result.report)))

@@ -7,7 +7,8 @@ r"""Trains a Table-3 variant chosen by gin files (§3.3, §4). Re-running the sa
 
 The best-on-validation model is written to MODEL_DIR/best.keras; see geoest.training.trainer for
 the other files. With validation records, the temperatures of the best model are then fitted on
-them (MODEL_DIR/calibration.json, as python -m geoest.calibrate does; --nocalibrate skips it). --strategy=multi_worker reads the cluster from TF_CONFIG; --strategy=tpu --tpu=ADDRESS.
+them (MODEL_DIR/calibration.json, as python -m geoest.calibrate does; --nocalibrate skips it).
+--strategy=multi_worker reads the cluster from TF_CONFIG; --strategy=tpu --tpu=ADDRESS.
 """
 from absl import app, flags
 

@@ -41,8 +41,8 @@ def setup(tmp_path_factory):
     model_dir = root / "run"
     model = helpers.tiny_model({p.name: len(p) for p in parts}, SIZE)
     helpers.save_model_dir(model, parts, model_dir)
-    Calibration({"coarse": 1.3, "middle": 0.8, "fine": 2.0, "hierarchy": 1.7}, model_fingerprint(model_dir / "best.keras"),
-                {p.name: len(p) for p in parts}).save(model_dir)
+    Calibration({"coarse": 1.3, "middle": 0.8, "fine": 2.0, "hierarchy": 1.7},
+                model_fingerprint(model_dir / "best.keras"), {p.name: len(p) for p in parts}).save(model_dir)
     photos = []
     for i in range(12):
         photos.append(root / f"p{i}.jpg")

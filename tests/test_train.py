@@ -219,8 +219,8 @@ def test_distance_aware_targets_beside_one_hot(cells, tmp_path, capsys):
 
     rows = []
     for label, params in (("one-hot", []), ("distance-aware", ["make_losses.distance_tau_km = [1000, 200]"])):
-        _configure(cells, "train.epochs = 6", "synthetic_inputs.num_images = 256", "synthetic_inputs.num_validation = 64",
-                   "train.steps_per_epoch = 16", "train.monitor = 'val_hierarchy_acc_750km'", *params)
+        _configure(cells, "train.epochs = 6", "synthetic_inputs.num_images = 256",
+                   "synthetic_inputs.num_validation = 64", "train.steps_per_epoch = 16", "train.monitor = 'val_hierarchy_acc_750km'", *params)
         keras.utils.set_random_seed(0)
         model = train(str(tmp_path / label))
         best = json.load(open(tmp_path / label / "best.json"))

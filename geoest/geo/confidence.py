@@ -70,6 +70,11 @@ def check_max_resolution(km, flag: str = "--max_resolution_km") -> float:
     return float(km)
 
 
+def mass_key(p: float) -> str:
+    """Name suffix of a region mass: 0.5 -> "50", 0.9 -> "90", 0.975 -> "97_5"."""
+    return f"{100 * p:g}".replace(".", "_")
+
+
 def finite_rows(probs) -> np.ndarray:
     """bool [B]: rows of a [B, n] probability array holding no NaN or infinity."""
     return np.isfinite(np.asarray(probs, np.float64)).all(axis=-1)
@@ -246,7 +251,7 @@ class ResolutionCap:
       node_ids: uint64 [N] every area of the tree; node_centers float64 [N, 2] degrees;
         node_extent_km float64 [N]; node_outlines float64 [N, S, 3].
       node_of_level: list of int64 [n_k] the capped area answering for each cell of level k.
-      tokens: S2 token of each node.
+      tokens: S2 token of each node; unit_of_node: int64 [N] index into `units`, -1 for other nodes.
       unit_of_fine: int64 [n_fine] index into `units` of each finest cell's unit.
       units: int64 [U] node index of each unit.
     """
@@ -295,6 +300,8 @@ class ResolutionCap:
         self.units = self.units.astype(np.int64)
         self.unit_of_fine = self.unit_of_fine.astype(np.int64)
         self.tokens = [s2cell.id_to_token(c) for c in self.node_ids.tolist()]    # S2 token per node
+        self.unit_of_node = np.full(n, -1, np.int64)                              # -1: not a unit
+        self.unit_of_node[self.units] = np.arange(len(self.units))
 
     def unit_probabilities(self, probs_fine) -> np.ndarray:
         """float64 [B, U] the fine distribution [B, n_fine] summed into the units."""
@@ -340,10 +347,6 @@ class Confidence:
             self.answer_centers = self.cap.node_centers[self.cap.units]
             self.outlines = self.cap.node_outlines[self.cap.units]
 
-    def mass_key(self, p: float) -> str:
-        """Column suffix of a mass: 0.5 -> "50", 0.9 -> "90", 0.95 -> "95"."""
-        return f"{100 * p:g}".replace(".", "_")
-
     def __call__(self, probs_fine) -> dict:
         """Answers for a batch of fine distributions (rows with NaN are the caller's to drop).
 
@@ -367,7 +370,7 @@ class Confidence:
                "cell": np.array([tokens[c] for c in best.tolist()], dtype=object)}
         for p in self.masses:
             order, sizes = region_sizes(probs, p)
-            key = self.mass_key(p)
+            key = mass_key(p)
             out[f"region_size_{key}"] = sizes
             out[f"radius_km_{key}"] = region_radius_km(order, sizes, lat, lon, self.outlines)
             out[f"region_{key}"] = [[tokens[c] for c in row[:size].tolist()]
@@ -389,19 +392,17 @@ class Confidence:
                 cells[rows] = [self._tokens[k][c] for c in classes[rows].tolist()]
         else:
             unit_probs = self.cap.unit_probabilities(probs_fine)
-            unit_index = {int(node): u for u, node in enumerate(self.cap.units.tolist())}
             for k in range(len(self.levels)):
                 rows = np.flatnonzero(level == k)
                 nodes = self.cap.node_of_level[k][classes[rows]]
                 lat[rows], lon[rows] = self.cap.node_centers[nodes].T
                 cells[rows] = [self.cap.tokens[n] for n in nodes.tolist()]
                 # an answer capped up to a unit holds that unit's mass
-                as_unit = np.array([unit_index.get(int(n), -1) for n in nodes.tolist()], np.int64)
+                as_unit = self.cap.unit_of_node[nodes]
                 merged = as_unit >= 0
                 probability[rows[merged]] = unit_probs[rows[merged], as_unit[merged]]
         return {"level": names[level], "answer_cell": cells, "answer_lat": lat, "answer_lon": lon,
                 "answer_probability": probability}
-
 
     # -- TensorFlow, for the SavedModel ---------------------------------------------------------------
     def outputs_tf(self, probs_fine, region_cells: int = 100) -> dict:
@@ -444,7 +445,7 @@ class Confidence:
         far_km = EARTH_RADIUS_KM * tf.acos(tf.clip_by_value(dots, -1.0, 1.0))
         width = min(region_cells, len(self.answer_tokens))
         for p in self.masses:
-            key = self.mass_key(p)
+            key = mass_key(p)
             size = tf.reduce_sum(tf.cast(cumulative < p - 1e-12, tf.int64), axis=-1) + 1
             size = tf.clip_by_value(size, 1, tf.maximum(support, 1))
             inside = tf.cast(rank, tf.int64) < size[:, None]
@@ -462,8 +463,6 @@ class Confidence:
         if self.cap is not None:
             unit_probs = tf.transpose(tf.math.unsorted_segment_sum(
                 tf.transpose(fine_probs), tf.constant(self.cap.unit_of_fine), len(self.cap.units)))
-            unit_of_node = np.full(len(self.cap.node_ids), -1, np.int64)
-            unit_of_node[self.cap.units] = np.arange(len(self.cap.units))
         for k in range(self.parents.shape[1]):
             n_k = int(self.parents[:, k].max()) + 1
             level_probs = tf.transpose(tf.math.unsorted_segment_sum(
@@ -481,7 +480,7 @@ class Confidence:
                 lats.append(tf.gather(tf.constant(self.cap.node_centers[:, 0]), node))
                 lons.append(tf.gather(tf.constant(self.cap.node_centers[:, 1]), node))
                 cells.append(tf.gather(tf.constant(self.cap.tokens), node))
-                unit = tf.gather(tf.constant(unit_of_node), node)
+                unit = tf.gather(tf.constant(self.cap.unit_of_node), node)
                 probs_at.append(tf.where(unit >= 0, tf.gather(unit_probs, tf.maximum(unit, 0), batch_dims=1), top))
             oks.append(top >= self.min_confidence)
         level = tf.fill(tf.shape(fine_probs)[:1], tf.constant(NO_ANSWER, tf.int64))
@@ -567,4 +566,4 @@ __all__ = ["DEFAULT_MASSES", "FACE_EXTENT_KM", "NO_ANSWER", "Confidence", "Resol
            "accuracy_of_most_confident", "back_off", "calibration_bins", "cell_outlines", "check_masses",
            "check_max_resolution", "check_min_confidence", "coverage", "expected_calibration_error",
            "extents_km", "farthest_km", "finite_rows", "in_region", "level_names",
-           "level_probabilities", "region_radius_km", "region_sizes"]
+           "level_probabilities", "mass_key", "region_radius_km", "region_sizes"]

@@ -240,7 +240,7 @@ def confidence_scores(probs_fine, lat_deg, lon_deg, confidence: conf.Confidence)
     out = {"probability": answer["probability"], "correct": truth == best,
            "dist_km": great_circle_km(lat_deg, lon_deg, answer["lat"], answer["lon"])}
     for p in confidence.masses:
-        key = confidence.mass_key(p)
+        key = conf.mass_key(p)
         order, sizes = conf.region_sizes(probs_fine, p)
         inside = conf.in_region(order, sizes)[np.arange(len(truth)), np.maximum(truth, 0)] & (truth >= 0)
         out[f"radius_km_{key}"] = answer[f"radius_km_{key}"]
@@ -262,7 +262,7 @@ def confidence_summary(scores: dict, masses) -> dict:
     """
     from geoest.geo.distance import THRESHOLDS_KM
 
-    keys = {p: f"{100 * p:g}".replace(".", "_") for p in masses}
+    keys = {p: conf.mass_key(p) for p in masses}
     curve = conf.accuracy_coverage(scores["dist_km"], scores["probability"])
     half = max(1, int(round(len(scores["dist_km"]) / 2))) - 1
     bins = conf.calibration_bins(scores["probability"], scores["correct"])

@@ -278,8 +278,8 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     confidences = {m.name: conf.Confidence([m.locator.partitioning(m.locator.main)], masses=masses)
                    for m in methods}
     variants = {m.name: ["before"] + (["after"] if m.calibration else []) for m in methods}
-    fields = list(cal.CONFIDENCE_FIELDS) + [f"{f}_{confidences[methods[0].name].mass_key(p)}"
-                                            for p in masses for f in ("radius_km", "in_cells")]
+    fields = list(cal.CONFIDENCE_FIELDS) + [f"{f}_{conf.mass_key(p)}" for p in masses
+                                            for f in ("radius_km", "in_cells")]
     keys += [f"{m.name}/confidence/{v}/{f}" for m in methods for v in variants[m.name] for f in fields]
     store = _Store(output_dir / PARTIAL, keys)
     skipped_nan = []

@@ -95,7 +95,8 @@ def token_features(tokens, properties=None, points_per_edge: int = 8) -> list:
         vertices = [s2.S2LatLng(cell.GetVertex(k)) for k in range(4)]
         ring = cell_ring(np.array([[v.lat().degrees(), v.lng().degrees()] for v in vertices]), points_per_edge)
         props = {"cell": token, **(properties[i] if properties is not None else {})}
-        features.append({"type": "Feature", "properties": props, "geometry": {"type": "Polygon", "coordinates": [ring]}})
+        features.append({"type": "Feature", "properties": props,
+                         "geometry": {"type": "Polygon", "coordinates": [ring]}})
     return features
 
 

@@ -37,18 +37,22 @@ def _columns(outputs, confidence=None):
                 + [f"{o}_{c}" for o in outputs for c in ("lat", "lon", "cell", "probability")])
     if confidence is None:
         return base
-    return base + [f"{c}_{confidence.mass_key(p)}" for p in confidence.masses for c in ("region_cells", "radius_km")] \
+    from geoest.geo.confidence import mass_key
+
+    return base + [f"{c}_{mass_key(p)}" for p in confidence.masses for c in ("region_cells", "radius_km")] \
         + list(ANSWER_COLUMNS)
 
 
 def _confidence_rows(rows, answer, confidence):
     """Adds the confidence columns to rows (and, capped, replaces the answer by the capped one)."""
+    from geoest.geo.confidence import mass_key
+
     for i, row in enumerate(rows):
         if confidence.cap is not None:
             row = {"image": row["image"], "lat": f"{answer['lat'][i]:.6f}", "lon": f"{answer['lon'][i]:.6f}",
                    "cell": answer["cell"][i], "probability": f"{answer['probability'][i]:.6g}"}
         for p in confidence.masses:
-            key = confidence.mass_key(p)
+            key = mass_key(p)
             row[f"region_cells_{key}"] = " ".join(answer[f"region_{key}"][i])
             row[f"radius_km_{key}"] = f"{answer[f'radius_km_{key}'][i]:.3f}"
         answered = answer["level"][i] != "none"
@@ -166,7 +170,8 @@ def write_geojson(output_csv, locator, path, png: bool = True) -> int:
             key = region_keys[-1]
             regions += [(token, {"image": row["image"], "region": float(key) / 100, "rank": rank + 1})
                         for rank, token in enumerate(row[f"region_cells_{key}"].split())]
-        for rank, (token, p) in enumerate(zip(row.get("top_cells", "").split(), row.get("top_probabilities", "").split())):
+        top = zip(row.get("top_cells", "").split(), row.get("top_probabilities", "").split())   # none when capped
+        for rank, (token, p) in enumerate(top):
             cells.append((classes[token], {"image": row["image"], "rank": rank + 1, "probability": float(p)}))
     if cells:
         features += geojson.cell_features(partitioning, [c for c, _ in cells], [props for _, props in cells])
