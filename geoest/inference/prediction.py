@@ -8,7 +8,9 @@ The predictions CSV has one row per readable image:
 command appends only the images not yet in the CSV (resume). Unreadable files are reported and
 skipped, as are photos whose probabilities hold NaN.
 
-With a `geoest.geo.confidence.Confidence` (how sure a guess is), every row also holds
+With a `geoest.geo.confidence.Confidence` (how sure a guess is), `probability` is the main
+output's probability after temperature scaling (when the model has temperatures), and every row
+also holds
   region_cells_<p>, radius_km_<p>      per mass p (50, 90): the smallest set of cells holding p of
                                        the probability (S2 tokens) and the radius around (lat, lon)
                                        covering them
@@ -50,7 +52,8 @@ def _confidence_rows(rows, answer, confidence):
     for i, row in enumerate(rows):
         if confidence.cap is not None:
             row = {"image": row["image"], "lat": f"{answer['lat'][i]:.6f}", "lon": f"{answer['lon'][i]:.6f}",
-                   "cell": answer["cell"][i], "probability": f"{answer['probability'][i]:.6g}"}
+                   "cell": answer["cell"][i]}
+        row["probability"] = f"{answer['probability'][i]:.6g}"     # with temperatures: calibrated
         for p in confidence.masses:
             key = mass_key(p)
             row[f"region_cells_{key}"] = " ".join(answer[f"region_{key}"][i])
