@@ -124,6 +124,10 @@ def test_evaluate_reports_coverage_before_and_after_and_skips_nan(setup, tmp_pat
         assert (tmp_path / name / "accuracy_coverage.png").stat().st_size > 0
     results = (tmp_path / "tiny" / "results_hierarchy.csv").read_text()
     assert "img5" not in results and "img4" in results
+    # temperatures change how sure an answer is, never the answer (Table 6 stays the paper's)
+    evaluate([model_method("tiny", geo_model)], batches, tmp_path / "raw", total=12)
+    uncalibrated = (tmp_path / "raw" / "tiny" / "results_hierarchy.csv").read_text().splitlines()
+    assert [line for line in uncalibrated if not line.startswith("img5,")] == results.splitlines()
 
 
 @pytest.mark.parametrize("module,flag,named", [

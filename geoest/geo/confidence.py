@@ -347,11 +347,13 @@ class Confidence:
             self.answer_centers = self.cap.node_centers[self.cap.units]
             self.outlines = self.cap.node_outlines[self.cap.units]
 
-    def __call__(self, probs_fine) -> dict:
+    def __call__(self, probs_fine, predicted=None) -> dict:
         """Answers for a batch of fine distributions (rows with NaN are the caller's to drop).
 
         Args:
           probs_fine: float [B, n_fine] (f* or the finest partitioning).
+          predicted: int [B] the predicted fine cells (default: the most probable): with
+            temperatures, the uncalibrated model's answer, whose calibrated probability is wanted.
         Returns:
           dict of numpy arrays [B]: "probability" of the predicted cell (capped: area) and its
           "lat", "lon", "cell" (S2 token); per mass p: f"region_size_{key}", f"radius_km_{key}",
@@ -361,7 +363,7 @@ class Confidence:
         probs_fine = np.asarray(probs_fine, np.float64)
         probs = probs_fine if self.cap is None else self.cap.unit_probabilities(probs_fine)
         tokens = self.answer_tokens
-        best = np.argmax(probs_fine, axis=-1)
+        best = np.argmax(probs_fine, axis=-1) if predicted is None else np.asarray(predicted, np.int64)
         if self.cap is not None:     # the answer keeps its cell, made coarser: the area holding it
             best = self.cap.unit_of_fine[best]
         lat, lon = self.answer_centers[best, 0], self.answer_centers[best, 1]
@@ -405,11 +407,12 @@ class Confidence:
                 "answer_probability": probability}
 
     # -- TensorFlow, for the SavedModel ---------------------------------------------------------------
-    def outputs_tf(self, probs_fine, region_cells: int = 100) -> dict:
+    def outputs_tf(self, probs_fine, predicted=None, region_cells: int = 100) -> dict:
         """`__call__` in TensorFlow (graph-safe), for the serving signature.
 
         Args:
           probs_fine: float tensor [B, n_fine].
+          predicted: int tensor [B] the predicted fine cells (default: the most probable).
           region_cells: width K of the region token outputs (regions of more cells are cut there).
         Returns:
           dict of tensors: "lat", "lon" float64 [B] and "cell" string [B] of the predicted cell (capped:
@@ -427,7 +430,7 @@ class Confidence:
                 tf.transpose(fine_probs), tf.constant(self.cap.unit_of_fine), len(self.cap.units)))
         tokens = tf.constant(list(self.answer_tokens))
         centers = tf.constant(self.answer_centers, tf.float64)
-        best = tf.argmax(fine_probs, axis=-1)
+        best = tf.argmax(fine_probs, axis=-1) if predicted is None else tf.cast(predicted, tf.int64)
         if self.cap is not None:
             best = tf.gather(tf.constant(self.cap.unit_of_fine), best)
         total = tf.maximum(tf.reduce_sum(probs, axis=-1), 1e-300)

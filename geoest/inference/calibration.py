@@ -223,7 +223,7 @@ def load_calibration(geo_model, path=None):
 CONFIDENCE_FIELDS = ("probability", "correct", "dist_km")
 
 
-def confidence_scores(probs_fine, lat_deg, lon_deg, confidence: conf.Confidence) -> dict:
+def confidence_scores(probs_fine, lat_deg, lon_deg, confidence: conf.Confidence, predicted=None) -> dict:
     """Per photo: the predicted cell's probability, whether it holds the true location, the error
     of its point (km) and R_p per mass; every array [B].
 
@@ -231,12 +231,13 @@ def confidence_scores(probs_fine, lat_deg, lon_deg, confidence: conf.Confidence)
       probs_fine: float [B, n_fine] distributions over the finest cells.
       lat_deg, lon_deg: float [B] true locations.
       confidence: a `geoest.geo.confidence.Confidence` without cap, of the same cells.
+      predicted: int [B] the predicted cells (default: the most probable ones).
     """
     probs_fine = np.asarray(probs_fine, np.float64)
-    answer = confidence(probs_fine)
+    best = np.argmax(probs_fine, axis=-1) if predicted is None else np.asarray(predicted)
+    answer = confidence(probs_fine, best)
     fine = confidence.partitionings[-1]
     truth = fine.assign(np.clip(lat_deg, -90, 90), np.clip(lon_deg, -180, 180))
-    best = np.argmax(probs_fine, axis=-1)
     out = {"probability": answer["probability"], "correct": truth == best,
            "dist_km": great_circle_km(lat_deg, lon_deg, answer["lat"], answer["lon"])}
     for p in confidence.masses:
@@ -326,8 +327,8 @@ def fit_calibration(geo_model, batches, masses=conf.DEFAULT_MASSES, centers: str
         probs = {k: v.numpy() for k, v in crop_probabilities(wrapped, batch["crops"]).items()}
         raw = locator.combine({k[len(RAW):]: v for k, v in probs.items() if k.startswith(RAW)})[locator.main]
         calibrated = calibration.combine(locator, probs)[locator.main]
-        for key, p in (("before", raw), ("after", calibrated)):
-            scores[key].append(confidence_scores(p, batch["lat"], batch["lon"], confidence))
+        for key, p in (("before", raw), ("after", calibrated)):    # the answer: the raw model's cell
+            scores[key].append(confidence_scores(p, batch["lat"], batch["lon"], confidence, np.argmax(raw, -1)))
     calibration.report = {"images": images, "temperatures": dict(calibration.temperatures), **{
         key: confidence_summary(_concatenate(parts), masses) for key, parts in scores.items()}}
     return calibration

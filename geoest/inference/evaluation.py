@@ -47,7 +47,9 @@ class Method:
     probabilities: batch dict -> {output: float [batch, n]} mean crop probabilities.
     concepts: for ISNs, batch dict -> int64 [batch] S3 concept each image is routed to.
     calibration: its temperatures (`geoest.inference.calibration.Calibration`) or None; with one,
-      `probabilities` gives the calibrated outputs and the raw ones under "raw/<output>".
+      `probabilities` gives the calibrated outputs and the raw ones under "raw/<output>". The
+      answers (cells, coordinates: Table 6) always come from the raw ones, the paper's method;
+      temperatures change how sure an answer is, never the answer.
     """
     name: str
     locator: Locator
@@ -55,15 +57,20 @@ class Method:
     concepts: Callable | None = None
     calibration: object = None
 
-    def distributions(self, probs: dict) -> dict:
-        """{"before": cells' probabilities of the main output, and "after" when calibrated}, numpy [B, n]."""
+    def raw(self, probs: dict) -> dict:
+        """The uncalibrated outputs of `probabilities`' result (the result itself without temperatures)."""
         from geoest.inference.calibration import RAW
 
         if self.calibration is None:
-            return {"before": self.locator.combine(probs)[self.locator.main]}
-        raw = {k[len(RAW):]: v for k, v in probs.items() if k.startswith(RAW)}
-        return {"before": self.locator.combine(raw)[self.locator.main],
-                "after": self.calibration.combine(self.locator, probs)[self.locator.main]}
+            return probs
+        return {k[len(RAW):]: v for k, v in probs.items() if k.startswith(RAW)}
+
+    def distributions(self, probs: dict) -> dict:
+        """{"before": cells' probabilities of the main output, and "after" when calibrated}, numpy [B, n]."""
+        out = {"before": self.locator.combine(self.raw(probs))[self.locator.main]}
+        if self.calibration is not None:
+            out["after"] = self.calibration.combine(self.locator, probs)[self.locator.main]
+        return out
 
 
 def model_method(name: str, geo_model, centers: str = "mean", calibration=None) -> Method:
@@ -303,11 +310,13 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
             probs = {k: np.nan_to_num(v) for k, v in probs.items()}
             if routed is not None:
                 row[f"{method.name}/routed"] = routed
-            for output, located in method.locator.locate(probs, top_k_cells=1).items():
+            for output, located in method.locator.locate(method.raw(probs), top_k_cells=1).items():
                 row[f"{method.name}/{output}/lat"] = located.lat_deg
                 row[f"{method.name}/{output}/lon"] = located.lon_deg
-            for variant, cells in method.distributions(probs).items():
-                scores = cal.confidence_scores(cells, row["lat"], row["lon"], confidences[method.name])
+            distributions = method.distributions(probs)
+            predicted = np.argmax(distributions["before"], axis=-1)
+            for variant, cells in distributions.items():
+                scores = cal.confidence_scores(cells, row["lat"], row["lon"], confidences[method.name], predicted)
                 row.update({f"{method.name}/confidence/{variant}/{f}": scores[f] for f in fields})
         if not finite.all():    # a photo whose probabilities hold NaN: reported, never scored
             skipped_nan += batch["id"][~finite].tolist()

@@ -135,11 +135,11 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confid
                 if not ids:
                     progress.update(len(finite))
                     continue
-                rows = _rows(ids, method.locator.locate(probs, top_k), method.locator)
+                rows = _rows(ids, method.locator.locate(method.raw(probs), top_k), method.locator)
                 if confidence is not None:
                     cells = method.distributions(probs)
-                    cells = cells.get("after", cells["before"])
-                    rows = _confidence_rows(rows, confidence(cells), confidence)
+                    answer = confidence(cells.get("after", cells["before"]), np.argmax(cells["before"], axis=-1))
+                    rows = _confidence_rows(rows, answer, confidence)
                 writer.writerows(rows)
                 f.flush()
                 progress.update(len(finite))

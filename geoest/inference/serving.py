@@ -36,7 +36,9 @@ def serving_function(model, locator: Locator, image_size: int, top_k: int = 5, c
     from geoest.data.pipeline import three_crops
     from geoest.inference.calibration import main_probabilities_tf
 
-    classify = model if calibration is None else calibration.wrap(model)
+    from geoest.inference.calibration import RAW
+
+    classify = model if calibration is None else calibration.wrap(model, keep_raw=True)
 
     def decode_three_crops(image_bytes):   # the decoding of pipeline.image_dataset, then §3.4's crops
         return three_crops(tf.io.decode_image(image_bytes, channels=3, expand_animations=False), image_size)
@@ -46,12 +48,14 @@ def serving_function(model, locator: Locator, image_size: int, top_k: int = 5, c
         crops = tf.map_fn(decode_three_crops, image_bytes,
                           fn_output_signature=tf.TensorSpec([3, image_size, image_size, 3], tf.float32))
         probs = crop_probabilities(classify, crops)
-        located = locator.locate_tf(probs, top_k)
+        raw = probs if calibration is None else {k[len(RAW):]: v for k, v in probs.items() if k.startswith(RAW)}
+        located = locator.locate_tf(raw, top_k)     # the answer: the paper's, temperatures aside
         outputs = {f"{name}_{key}": value for name, result in located.items() for key, value in result.items()}
         outputs["lat"] = located[locator.main]["lat"]
         outputs["lon"] = located[locator.main]["lon"]
         if confidence is not None:
-            sure = confidence.outputs_tf(main_probabilities_tf(locator, probs, calibration))
+            predicted = tf.argmax(main_probabilities_tf(locator, raw), axis=-1)
+            sure = confidence.outputs_tf(main_probabilities_tf(locator, probs, calibration), predicted)
             outputs = sure if confidence.cap is not None else {**outputs, **sure}
         return outputs
 
