@@ -26,7 +26,8 @@ from geoest.errors import InputError
 flags.DEFINE_string("model_dir", None, "Trained model dir (best.keras and partitionings/).")
 flags.DEFINE_list("isn_dirs", [], "Instead of --model_dir: indoor=DIR,natural=DIR,urban=DIR, routed by --scene_model.")
 flags.DEFINE_string("scene_model", None, "ISN routing: an MTN model dir or a scene classifier .keras file.")
-flags.DEFINE_bool("scene_from_logits", True, "The scene model outputs logits (MTN); false for probabilities.")
+flags.DEFINE_enum("scene_output", None, ["probabilities", "logits"], "Only for a scene model whose last layer "
+                  "does not tell: whether it outputs probabilities or logits (read from the model otherwise).")
 flags.DEFINE_enum("scene_preprocess", "tf", ["tf", "caffe", "torch", "none"], "The scene model's input "
                   "convention: tf = [-1, 1] like the geo models; caffe for the converted Places365 ResNet-152.")
 flags.DEFINE_string("places365_dir", None, "Folder with the Places365 hierarchy files (S16 / S365 scenes).")
@@ -72,7 +73,7 @@ def main(argv):
         raise InputError("--isn_dirs needs --scene_model to route each photo by its scene")
     (method,), image_size = evaluation.load_methods(
         [FLAGS.model_dir] if FLAGS.model_dir else [], FLAGS.isn_dirs, scene_model=FLAGS.scene_model,
-        scene_from_logits=FLAGS.scene_from_logits, scene_preprocess=FLAGS.scene_preprocess,
+        scene_output=FLAGS.scene_output, scene_preprocess=FLAGS.scene_preprocess,
         scene_hierarchy=evaluation.load_scene_hierarchy_dir(FLAGS.places365_dir),
         partitioning_csvs=FLAGS.partitionings, centers=FLAGS.centers,
         calibration=FLAGS.temperatures if FLAGS.model_dir else "none")
