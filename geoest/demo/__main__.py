@@ -22,6 +22,7 @@ flags.DEFINE_integer("seed", 0, "Seed of the photo collection and of the initial
 flags.DEFINE_integer("image_size", run.DEFAULT_IMAGE_SIZE, "Shorter side of the synthetic photos (px).")
 flags.DEFINE_bool("isns", True, "Also fine-tune and evaluate the ISNs(M, f*, S3).")
 flags.DEFINE_integer("isn_epochs", run.DEFAULT_ISN_EPOCHS, "Fine-tuning epochs of each ISN.")
+flags.DEFINE_bool("distance_targets", True, "Also train base(M, f*) with distance-aware targets (beyond the paper).")
 flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings for training, e.g. 'train.epochs = 4'.")
 FLAGS = flags.FLAGS
 
@@ -33,7 +34,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)              # progress bars and epoch lines say enough
     result = run.run_demo(FLAGS.output_dir, num_images=FLAGS.num_images, seed=FLAGS.seed,
                           image_size=FLAGS.image_size, isns=FLAGS.isns, isn_epochs=FLAGS.isn_epochs,
-                          gin_params=FLAGS.gin_param)
+                          gin_params=FLAGS.gin_param, distance_targets=FLAGS.distance_targets)
     print(run.closing_summary(result))
     return 0 if all(result.checks.values()) else 1
 

@@ -5,7 +5,9 @@
 """
 from geoest.models.backbones import BACKBONES
 from geoest.models.geo_model import SCENE_CLASSES, SCENE_HEAD, build_model, head_sizes, output_sizes
-from geoest.models.losses import SparseCrossEntropy, Top1Accuracy, add_weight_decay, make_losses
+from geoest.models.losses import (DistanceAwareCrossEntropy, SparseCrossEntropy, Top1Accuracy, add_weight_decay,
+                                  make_losses)
 
-__all__ = ["BACKBONES", "SCENE_CLASSES", "SCENE_HEAD", "SparseCrossEntropy", "Top1Accuracy", "add_weight_decay",
+__all__ = ["BACKBONES", "SCENE_CLASSES", "SCENE_HEAD", "DistanceAwareCrossEntropy", "SparseCrossEntropy",
+           "Top1Accuracy", "add_weight_decay",
            "build_model", "head_sizes", "make_losses", "output_sizes"]
