@@ -494,9 +494,11 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     store.save()
     data = store.arrays()
     skipped = skipped_photos(skip_log, yielded, total) if skip_log is not None else {}
+    _check_skipped(len(data["id"]) + len(skipped_nan), skipped, max_skipped)   # the test set's own losses
     if skipped_nan:
         skipped[NAN_PROBABILITIES] = len(skipped_nan)
-    _check_skipped(len(data["id"]), skipped, max_skipped)
+        if len(data["id"]) == 0:
+            raise InputError(f"no test photo scored: {skipped_line(0, skipped)}")
 
     summary, rows, curves, how_sure = {}, [], {}, {}
     for method in methods:
