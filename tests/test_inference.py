@@ -52,15 +52,35 @@ def test_hierarchical_prediction_equals_reference(parts):
     assert (located[HIERARCHY].classes != located["fine"].classes).any()
 
 
-def test_tf_path_equals_numpy_path(parts):
+def _logits_model(parts):
+    """A Keras model whose input [N, sum of cells] float is its logits, split by partitioning."""
+    import keras
+
+    inputs = keras.Input((sum(len(p) for p in parts),))
+    outputs, start = {}, 0
+    for p in parts:
+        outputs[p.name] = inputs[:, start:start + len(p)]
+        start += len(p)
+    return keras.Model(inputs, outputs)
+
+
+def test_device_path_equals_numpy_path(parts):
+    """§3.4 steps 1-3 as Keras ops in the model (`device_model`) and step 4 in TF (`class2gps_tf`)
+    give the numpy path's classes, probabilities and coordinates."""
     rng = np.random.default_rng(2)
     probs = {p.name: _dirichlet(rng, 5, len(p)) for p in parts}
     locator = Locator(parts, centers="mean")
     numpy_result = locator.locate(probs, top_k_cells=4)
-    tf_result = locator.locate_tf(probs, top_k_cells=4)
-    assert sorted(tf_result) == sorted(numpy_result) == sorted(["coarse", "middle", "fine", HIERARCHY])
+    device = locator.device_model(_logits_model(parts), top_k_cells=4, num_crops=1)
+    # softmax(log p) = p: one crop per photo whose logits are the log-probabilities.
+    logits = np.concatenate([np.log(probs[p.name]) for p in parts], axis=1)[:, np.newaxis]
+    on_device = device.predict_on_batch(logits)
+    assert sorted(on_device) == sorted(f"{name}/{key}" for name in ["coarse", "middle", "fine", HIERARCHY]
+                                       for key in ("top_classes", "top_probabilities"))
+    tf_result = locator.class2gps_tf(on_device)
+    assert sorted(tf_result) == sorted(numpy_result)
     for name, located in numpy_result.items():
-        got = {k: v.numpy() for k, v in tf_result[name].items()}
+        got = {k: np.asarray(v) for k, v in tf_result[name].items()}
         np.testing.assert_array_equal(got["top_classes"], located.top_classes)
         np.testing.assert_allclose(got["top_probabilities"], located.top_probs, rtol=1e-4)
         np.testing.assert_allclose(got["lat"], located.lat_deg)
@@ -94,7 +114,7 @@ def test_top_k_is_sorted_best_first():
 def test_three_crop_mean_of_softmax():
     model = helpers.tiny_model({"a": 6, "b": 4}, image_size=16)
     rng = np.random.default_rng(4)
-    crops = rng.uniform(-1, 1, size=(2, 3, 16, 16, 3)).astype(np.float32)
+    crops = rng.integers(0, 256, size=(2, 3, 16, 16, 3), dtype=np.uint8)
     got = {k: v.numpy() for k, v in crop_probabilities(model, crops).items()}
     for name in ("a", "b"):
         per_crop = []
@@ -132,7 +152,7 @@ def test_isn_routing_sends_each_image_to_its_concept_model():
     models = {concept: helpers.constant_model(sizes, {"coarse": k, "fine": 2 * k + 1}, image_size=8)
               for k, concept in enumerate(("indoor", "natural", "urban"))}
     probs3 = np.array([[0.1, 0.2, 0.7], [0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [0.4, 0.35, 0.25]])
-    batch = {"crops": np.zeros((5, 3, 8, 8, 3), np.float32), "probs3": probs3, "id": np.arange(5)}
+    batch = {"crops": np.zeros((5, 3, 8, 8, 3), np.uint8), "probs3": probs3, "id": np.arange(5)}
     ensemble = IsnEnsemble(models, scenes=lambda b: b["probs3"])
     concepts = ensemble.concepts(batch)
     np.testing.assert_array_equal(concepts, [2, 0, 1, 2, 0])
@@ -146,7 +166,7 @@ def test_isn_routing_sends_each_image_to_its_concept_model():
 def test_routing_by_an_mtn_scene_head():
     sizes = {"fine": 4}
     mtn = helpers.tiny_model(sizes, image_size=8, scene_classes=3)
-    crops = np.random.default_rng(5).uniform(-1, 1, (6, 3, 8, 8, 3)).astype(np.float32)
+    crops = np.random.default_rng(5).integers(0, 256, (6, 3, 8, 8, 3), dtype=np.uint8)
     scenes = ModelScenes(mtn)
     probs3 = scenes({"crops": crops})
     expected = crop_probabilities(mtn, crops)["scene"].numpy()
@@ -169,9 +189,10 @@ def test_routing_by_a_places365_classifier(places365_dir):
     x = keras.layers.Flatten()(images)
     classifier = keras.Model(images, keras.layers.Dense(365, activation="softmax",
                                                         kernel_initializer=keras.initializers.RandomNormal(stddev=2.0))(x))
-    crops = np.random.default_rng(6).uniform(-1, 1, (4, 3, 8, 8, 3)).astype(np.float32)
+    crops = np.random.default_rng(6).integers(0, 256, (4, 3, 8, 8, 3), dtype=np.uint8)
     probs3 = ModelScenes(classifier, output=None, from_logits=False, scene_hierarchy=hierarchy)({"crops": crops})
-    per_crop = classifier(crops.reshape(-1, 8, 8, 3)).numpy().reshape(4, 3, 365).mean(axis=1)
+    # A float-input classifier gets its convention ("tf": [-1, 1]) applied on the host.
+    per_crop = classifier(crops.reshape(-1, 8, 8, 3) / 127.5 - 1.0).numpy().reshape(4, 3, 365).mean(axis=1)
     np.testing.assert_allclose(probs3, per_crop @ hierarchy.s3_matrix, rtol=1e-5)
     np.testing.assert_allclose(probs3.sum(axis=1), 1.0, rtol=1e-5)
     s16_to_s3 = scene_to_s3_matrix(16, hierarchy)

@@ -74,11 +74,10 @@ class Hierarchy:
         return out
 
     def combine_tf(self, probs: Sequence):
-        """`combine` in TensorFlow: list of [batch, n_cells_k] tensors -> [batch, n_fine]."""
-        import tensorflow as tf
+        """`combine` in the graph (TensorFlow under geoest's Keras backend): list of [batch, n_cells_k]
+        tensors -> [batch, n_fine]. The same op as the on-device locator's f*
+        (`geoest.models.locator.hierarchy_product`)."""
+        from geoest.models.locator import hierarchy_product
 
         self._check(probs, lambda t: t.shape)
-        out = probs[-1]
-        for k in range(len(probs) - 1):
-            out = out * tf.gather(probs[k], tf.constant(self.parents[:, k]), axis=-1)
-        return out
+        return hierarchy_product(list(probs), self.parents)

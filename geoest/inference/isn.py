@@ -57,13 +57,15 @@ class ModelScenes:
     """S3 probabilities of each image from a model's scene output, averaged over its crops.
 
     Args:
-      model: Keras model on the same [-1, 1] crops; an MTN (output "scene", logits) or a scene
+      model: Keras model on the same crops; an MTN (output "scene", logits) or a scene
         classifier (one output of probabilities, `from_logits=False`).
       output: name of the scene output; None takes the model's only output.
       from_logits: the output is logits (softmax applied) rather than probabilities.
       scene_hierarchy: needed when the output has 16 or 365 classes.
-      preprocess: the model's input convention, a key of `geoest.scene.labeler.PREPROCESSING`
-        ("tf": [-1, 1] as the geo models; "caffe" for the converted Places365 ResNet-152).
+      preprocess: the input convention of a model that takes float images, a key of
+        `geoest.scene.labeler.PREPROCESSING` ("tf": [-1, 1]; "caffe" for the converted Places365
+        ResNet-152). A model taking uint8 images (an MTN, any geoest model) gets the crops as
+        they are and scales them itself.
     """
 
     def __init__(self, model, output: str | None = SCENE, from_logits: bool = True, scene_hierarchy=None,
@@ -72,7 +74,8 @@ class ModelScenes:
 
         if preprocess not in PREPROCESSING:
             raise InputError(f"preprocess {preprocess!r}: expected one of {', '.join(PREPROCESSING)}")
-        self._preprocess = PREPROCESSING[preprocess]
+        takes_uint8 = str(getattr(model.inputs[0], "dtype", "float32")).endswith("uint8")
+        self._preprocess = None if takes_uint8 else PREPROCESSING[preprocess]
         sizes = output_sizes(model)
         names = list(sizes)
         if output is None:
@@ -85,8 +88,10 @@ class ModelScenes:
         self._to_s3 = scene_to_s3_matrix(sizes[output], scene_hierarchy)
 
     def __call__(self, batch) -> np.ndarray:
-        """float32 [batch, 3] S3 probabilities of batch["crops"] [batch, crops, S, S, 3] in [-1, 1]."""
-        crops = self._preprocess((np.asarray(batch["crops"], np.float32) + 1.0) * 127.5)
+        """float32 [batch, 3] S3 probabilities of batch["crops"] uint8 [batch, crops, S, S, 3]."""
+        crops = np.asarray(batch["crops"])
+        if self._preprocess is not None:
+            crops = self._preprocess(crops.astype(np.float32))
         if self.from_logits:
             probs = crop_probabilities(self.model, crops)[self.output].numpy()
         else:
@@ -129,7 +134,7 @@ class IsnEnsemble:
         """dict output name -> float32 [batch, n] mean crop probabilities, each image from its ISN."""
         if concepts is None:
             concepts = self.concepts(batch)
-        crops = np.asarray(batch["crops"], np.float32)
+        crops = np.asarray(batch["crops"])
         out = {}
         for index, model in enumerate(self.models):
             rows = np.flatnonzero(concepts == index)

@@ -10,13 +10,14 @@ output O (each partitioning's name, and "hierarchy" for f* when there are two or
   O_top_probabilities      float32 [batch, k]
   O_top_cells              string [batch, k] S2 cell tokens, best first
 plus `lat`, `lon` of the main output (f*, else the only partitioning). Decoding, the three crops
-(the same function as the evaluation pipeline), the softmax mean, the hierarchy and Class2GPS
-are graph ops, so `tf.saved_model.load(path)` and TF Serving need nothing from geoest.
+(uint8, the same function as the evaluation pipeline), the network, the softmax mean, the
+hierarchy and top-k (`Locator.device_model`) and Class2GPS are graph ops, so
+`tf.saved_model.load(path)` and TF Serving need nothing from geoest.
 """
 import pathlib
 
 from geoest.errors import InputError
-from geoest.inference.core import Locator, crop_probabilities
+from geoest.inference.core import Locator
 
 
 def serving_function(model, locator: Locator, image_size: int, top_k: int = 5):
@@ -25,14 +26,16 @@ def serving_function(model, locator: Locator, image_size: int, top_k: int = 5):
 
     from geoest.data.pipeline import three_crops
 
+    device = locator.device_model(model, top_k)
+
     def decode_three_crops(image_bytes):   # the decoding of pipeline.image_dataset, then §3.4's crops
         return three_crops(tf.io.decode_image(image_bytes, channels=3, expand_animations=False), image_size)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve(image_bytes):
         crops = tf.map_fn(decode_three_crops, image_bytes,
-                          fn_output_signature=tf.TensorSpec([3, image_size, image_size, 3], tf.float32))
-        located = locator.locate_tf(crop_probabilities(model, crops), top_k)
+                          fn_output_signature=tf.TensorSpec([3, image_size, image_size, 3], tf.uint8))
+        located = locator.class2gps_tf(device(crops, training=False))
         outputs = {f"{name}_{key}": value for name, result in located.items() for key, value in result.items()}
         outputs["lat"] = located[locator.main]["lat"]
         outputs["lon"] = located[locator.main]["lon"]
