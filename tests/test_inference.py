@@ -199,3 +199,58 @@ def test_routing_by_a_places365_classifier(places365_dir):
     np.testing.assert_allclose(s16_to_s3.sum(axis=1), 1.0, rtol=1e-6)
     with pytest.raises(InputError, match="Places365"):
         scene_to_s3_matrix(365, None)
+
+
+def _old_float_three_crops(image, size):
+    """The float path the uint8 pipeline replaced: resize in float32, scale to [-1, 1], three crops."""
+    import tensorflow as tf
+
+    height, width = image.shape[:2]
+    new_h, new_w = (max(size, round(d * size / min(height, width))) for d in (height, width))
+    resized = tf.image.resize(image, [new_h, new_w]).numpy() / 127.5 - 1.0
+    slack = max(new_h, new_w) - size
+    return np.stack([resized[o:o + size, :size] if new_h > new_w else resized[:size, o:o + size]
+                     for o in (0, slack // 2, slack)])
+
+
+def test_uint8_images_give_the_old_float_paths_predictions(tmp_path):
+    """Photos through the uint8 pipeline into a model that scales them itself give the probabilities
+    of the old path (float32 [-1, 1] crops into the same network without its scaling layer)."""
+    import keras
+    import tensorflow as tf
+
+    import geoest.demo.backbone  # noqa: F401  registers the demo CNN
+    from geoest.data.pipeline import image_dataset
+    from geoest.models import build_model
+
+    size, parts = 48, helpers.partitionings()
+    keras.utils.set_random_seed(3)
+    model = build_model(parts, backbone="demo_cnn", image_size=size)
+    for p in parts:   # sharper heads: confident, photo-dependent probabilities
+        kernel, bias = model.get_layer(p.name).get_weights()
+        model.get_layer(p.name).set_weights([kernel * 60, bias])
+    float_model = keras.Model(model.get_layer("scale_images").output,
+                              {p.name: model.get_layer(p.name).output for p in parts})
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (h, w) in enumerate([(96, 128), (128, 96), (96, 96), (100, 171), (240, 180)]):
+        smooth = tf.image.resize(rng.integers(0, 256, (6, 8, 3)).astype(np.float32), [h, w], "bicubic").numpy()
+        photo = np.clip(smooth + rng.normal(0, 12, (h, w, 1)), 0, 255).astype(np.uint8)
+        paths.append(tmp_path / f"{i}.jpg")
+        paths[-1].write_bytes(tf.io.encode_jpeg(photo, quality=90).numpy())
+
+    (batch,) = list(image_dataset(paths, 8, image_size=size).as_numpy_iterator())
+    assert batch["crops"].dtype == np.uint8
+    new = {k: v.numpy() for k, v in crop_probabilities(model, batch["crops"]).items()}
+    old_crops = np.stack([_old_float_three_crops(tf.io.decode_jpeg(p.read_bytes(), channels=3), size) for p in paths])
+    old = {k: v.numpy() for k, v in crop_probabilities(float_model, old_crops.astype(np.float32)).items()}
+    locator = Locator(parts)
+    new_located, old_located = locator.locate(new), locator.locate(old)
+    for name in locator.names:
+        np.testing.assert_array_equal(new_located[name].top_classes, old_located[name].top_classes)
+    for p in parts:
+        np.testing.assert_allclose(new[p.name], old[p.name], atol=1e-3)
+    np.testing.assert_allclose(locator.combine(new)[HIERARCHY], locator.combine(old)[HIERARCHY], atol=1e-3)
+    # Not flat distributions: the coarse head is confident (0.35-0.52 here), and more so for some photos.
+    confidence = new["coarse"].max(axis=1)
+    assert confidence.min() > 0.3 and np.ptp(confidence) > 0.1
