@@ -75,9 +75,26 @@ class Hierarchy:
 
     def combine_tf(self, probs: Sequence):
         """`combine` in the graph (TensorFlow under geoest's Keras backend): list of [batch, n_cells_k]
-        tensors -> [batch, n_fine]. The same op as the on-device locator's f*
-        (`geoest.models.locator.hierarchy_product`)."""
-        from geoest.models.locator import hierarchy_product
-
+        tensors -> [batch, n_fine] (`hierarchy_product`)."""
         self._check(probs, lambda t: t.shape)
         return hierarchy_product(list(probs), self.parents)
+
+
+def hierarchy_product(probs: Sequence, parents):
+    """§3.4 f* in Keras ops (any backend, inside a model or a tf.function): p*(fine cell) = product
+    over partitionings of p(its ancestor cell).
+
+    Args:
+      probs: list of [batch, n_cells_k] probabilities, coarse to fine.
+      parents: int [n_fine, len(probs)], the class of each fine cell's ancestor in each
+        partitioning (`Hierarchy.parents`).
+    Returns:
+      [batch, n_fine] (not renormalised).
+    """
+    import keras
+
+    parents = np.asarray(parents)
+    out = probs[-1]
+    for k in range(len(probs) - 1):
+        out = out * keras.ops.take(probs[k], keras.ops.convert_to_tensor(parents[:, k].astype(np.int32)), axis=-1)
+    return out

@@ -16,6 +16,8 @@ ops: it runs under any Keras backend (`tools/benchmarks/model_step.py` times it 
 import keras
 import numpy as np
 
+from geoest.geo.hierarchy import hierarchy_product
+
 HIERARCHY = "hierarchy"   # the f* output beside the partitionings' names
 TOP_CLASSES, TOP_PROBABILITIES = "top_classes", "top_probabilities"
 
@@ -31,23 +33,6 @@ def mean_crop_probabilities(logits, num_crops: int):
     """
     probs = keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1)
     return keras.ops.mean(keras.ops.reshape(probs, (-1, num_crops, probs.shape[-1])), axis=1)
-
-
-def hierarchy_product(probs, parents):
-    """§3.4 f*: p*(fine cell) = product over partitionings of p(its ancestor cell) (keras.ops).
-
-    Args:
-      probs: list of [batch, n_cells_k] probabilities, coarse to fine.
-      parents: int [n_fine, len(probs)], the class of each fine cell's ancestor in each
-        partitioning (`geoest.geo.Hierarchy.parents`).
-    Returns:
-      float32 [batch, n_fine] (not renormalised).
-    """
-    parents = np.asarray(parents)
-    out = probs[-1]
-    for k in range(len(probs) - 1):
-        out = out * keras.ops.take(probs[k], keras.ops.convert_to_tensor(parents[:, k].astype("int32")), axis=-1)
-    return out
 
 
 class _FlattenCrops(keras.layers.Layer):
