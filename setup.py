@@ -13,7 +13,7 @@ setup(
     package_data={"geoest": ["gin/*.gin", "gin/base/*.gin"]},  # geoest/gin links to gin/
     install_requires=[
         "tensorflow>=2.16",          # Keras 3 is TensorFlow's Keras from 2.16 on
-        "keras>=3.3",
+        "keras>=3.15,<3.16",        # geoest.training uses private Keras API checked on 3.15
         "tensorflow-datasets>=4.9",
         "importlib_resources>=6",   # tensorflow-datasets needs it to prepare data sets
         "tensorboard>=2.16",

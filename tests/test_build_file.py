@@ -1,47 +1,89 @@
-"""BUILD lists the real files: every module, main and test has a target, every listed file exists."""
+"""BUILD is written from the real tree by tools/update_build.py: every module, main, tool and test
+has a target, and each target's deps are the geoest packages its files import."""
+import importlib.util
 import pathlib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _targets():
+def _update_build():
+    spec = importlib.util.spec_from_file_location("update_build", REPO / "tools" / "update_build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _targets(text):
+    """(kind, attributes) of every rule in a BUILD text, read by executing it as Starlark-like Python."""
     rules = []
 
     def rule(kind):
-        def add(**kwargs):
-            rules.append((kind, kwargs))
-        return add
+        return lambda **kwargs: rules.append((kind, kwargs))
 
     namespace = {k: rule(k) for k in ("py_library", "py_binary", "py_test")}
     namespace.update(load=lambda *a: None, package=lambda **k: None, glob=lambda *a, **k: [])
-    exec(compile((REPO / "BUILD").read_text(), "BUILD", "exec"), namespace)
+    exec(compile(text, "BUILD", "exec"), namespace)
     return rules
 
 
-def _listed(rules, kind=None):
-    return {src for k, r in rules if kind in (None, k) for src in r.get("srcs", [])}
+def test_build_is_generated_from_the_tree():
+    assert (REPO / "BUILD").read_text(encoding="utf-8") == _update_build().render(), (
+        "BUILD is stale: run python tools/update_build.py")
 
 
-def test_every_listed_file_exists_and_names_are_unique():
-    rules = _targets()
+def test_every_file_has_one_target_and_deps_name_real_targets():
+    rules = _targets(_update_build().render())
     names = [r["name"] for _, r in rules]
     assert len(names) == len(set(names)), "duplicate target names"
-    missing = sorted(s for s in _listed(rules) if not (REPO / s).is_file())
-    assert not missing, f"BUILD lists files that do not exist: {missing}"
-    known = {f":{n}" for n in names}
-    unknown = sorted(d for _, r in rules for d in r.get("deps", [])
-                     if d.startswith(":") and d not in known)
-    assert not unknown, f"BUILD depends on undefined targets: {unknown}"
+    listed = [s for _, r in rules for s in r["srcs"]]
+    assert len(listed) == len(set(listed)), "a file in two targets"
+    real = {str(p.relative_to(REPO)) for d in ("geoest", "tools") for p in (REPO / d).rglob("*.py")
+            if "__pycache__" not in p.parts} | {str(p.relative_to(REPO)) for p in (REPO / "tests").glob("*.py")}
+    assert set(listed) == real
+    unknown = {d for _, r in rules for d in r["deps"]} - {f":{n}" for n in names}
+    assert not unknown, f"deps on undefined targets: {sorted(unknown)}"
 
 
-def test_every_real_file_has_a_target():
-    rules = _targets()
-    libraries = _listed(rules, "py_library") | _listed(rules, "py_binary")
-    modules = {str(p.relative_to(REPO)) for p in (REPO / "geoest").rglob("*.py")}
-    assert not sorted(modules - libraries), f"modules without a target: {sorted(modules - libraries)}"
-    mains = {str(p.relative_to(REPO)) for p in (REPO / "tools").rglob("*.py")}
-    binaries = _listed(rules, "py_binary")
-    assert not sorted(mains - binaries), f"tools without a py_binary: {sorted(mains - binaries)}"
-    tests = {str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_*.py")}
-    py_tests = _listed(rules, "py_test")
-    assert not sorted(tests - py_tests), f"tests without a py_test: {sorted(tests - py_tests)}"
+def _tiny_tree(root, geo_source):
+    """A tree shaped like geoest's with every package, the geo core holding `geo_source`."""
+    files = {"geoest/__init__.py": "from geoest.errors import InputError\n", "geoest/errors.py": "",
+             "geoest/cli.py": "", "geoest/geo/__init__.py": geo_source,
+             "tools/benchmarks/bench.py": "", "tests/conftest.py": "", "tests/test_x.py": "import geoest.geo\n"}
+    files.update({f"geoest/{p}/__init__.py": "" for p in ("scene", "data", "models", "training",
+                                                           "inference", "demo")})
+    files.update({f"geoest/{m}.py": "" for m in ("train", "evaluate", "predict", "export")})
+    files["geoest/demo/__main__.py"] = ""
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def test_a_forbidden_import_is_caught_and_shows_in_the_deps(tmp_path, monkeypatch):
+    update_build = _update_build()
+    monkeypatch.setattr(update_build, "REPO", tmp_path)
+    _tiny_tree(tmp_path, "import numpy\nfrom geoest.errors import InputError\n")
+    assert update_build.broken_import_rules() == []
+    deps = {r["name"]: r["deps"] for _, r in _targets(update_build.render())}
+    assert deps["geo"] == [":geoest"] and deps["test_x"] == [":test_helpers", ":geo"]
+
+    # an import inside a function counts as much as one at the top
+    _tiny_tree(tmp_path, "def f():\n    from geoest.scene import CONCEPTS\n")
+    assert update_build.broken_import_rules() == [
+        "geoest/geo/__init__.py: imports geoest.scene (the geo core is pure geometry (§3.1, §3.4))"]
+    deps = {r["name"]: r["deps"] for _, r in _targets(update_build.render())}
+    assert deps["geo"] == [":scene"]
+
+
+def test_layering_rules_name_the_rule_that_breaks(tmp_path, monkeypatch):
+    update_build = _update_build()
+    monkeypatch.setattr(update_build, "REPO", tmp_path)
+    _tiny_tree(tmp_path, "")
+    (tmp_path / "geoest/data/__init__.py").write_text("import geoest.models\n")
+    (tmp_path / "geoest/training/__init__.py").write_text("from geoest.inference import x\n")
+    (tmp_path / "geoest/train.py").write_text("import geoest.demo\n")
+    (tmp_path / "tools/benchmarks/bench.py").write_text("import conftest\n")
+    problems = update_build.broken_import_rules()
+    assert any(p.startswith("geoest/data/__init__.py: imports geoest.models (the input pipeline") for p in problems)
+    assert any(p.startswith("geoest/training/__init__.py: imports geoest.inference (training and") for p in problems)
+    assert any(p.startswith("geoest/train.py: imports geoest.demo (the library never") for p in problems)
+    assert any(p.startswith("tools/benchmarks/bench.py: imports tests.conftest (benchmarks") for p in problems)

@@ -32,6 +32,22 @@ BEST_MODEL = "best.keras"
 CHECKPOINTS = "checkpoints"
 VARIANT = "variant.json"
 OPERATIVE_CONFIG = "operative_config.gin"
+# `_build_for_fit` relies on private Keras attributes; these are the releases it was checked on
+# (setup.py pins the same range).
+KERAS_CHECKED = ((3, 15), (3, 16))   # [lowest, first unchecked)
+
+
+def check_keras_version(version: str = keras.__version__) -> None:
+    """Refuses, in one line, a Keras release the private-API workaround was not checked on."""
+    try:
+        major_minor = tuple(int(v) for v in version.split(".")[:2])
+    except ValueError:
+        raise InputError(f"cannot read the Keras version {version!r}") from None
+    low, high = KERAS_CHECKED
+    if not low <= major_minor < high:
+        raise InputError(f"Keras {version} is outside the range geoest's training loop was checked on "
+                         f"(>={low[0]}.{low[1]},<{high[0]}.{high[1]}; it uses private Keras API for "
+                         f"multi-worker training): pip install 'keras>={low[0]}.{low[1]},<{high[0]}.{high[1]}'")
 
 
 def load_partitionings(files, directory=None) -> list:
@@ -110,6 +126,7 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
     Returns:
       The trained model (the last step's weights; the best one is in model_dir/best.keras).
     """
+    check_keras_version()
     strategy = strategy or tf.distribute.get_strategy()
     # Other workers write to a scratch dir: saving is collective, so they save too, but elsewhere.
     run_dir = model_dir if is_chief(strategy) else scratch_dir(strategy)

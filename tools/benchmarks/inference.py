@@ -40,17 +40,14 @@ def median_seconds(fn, runs: int) -> float:
 
 
 def load_partitionings(directory):
+    """The published MP-16 partitionings (3,298 / 7,202 / 12,893 cells): the sizes that set f*'s cost."""
     from geoest.geo import Partitioning
 
     paths = [pathlib.Path(directory) / f"cells_50_{t}.csv" for t in (5000, 2000, 1000)]
-    if all(p.is_file() for p in paths):
-        return [Partitioning.from_csv(p) for p in paths]
-    print(f"({directory} absent: synthetic partitionings of photo-like points instead)")
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests"))
-    import inference_helpers
-
-    lat, lon = inference_helpers.clustered_points(400_000)
-    return [Partitioning.build(lat, lon, tau_min=5, tau_max=t, name=f"cells_5_{t}") for t in (400, 150, 60)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        sys.exit(f"error: {missing[0]} not found: pass --partitionings_dir=<folder with cells_50_{{5000,2000,1000}}.csv>")
+    return [Partitioning.from_csv(p) for p in paths]
 
 
 def python_loop_hierarchy(hierarchy, probs):
