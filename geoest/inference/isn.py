@@ -70,12 +70,12 @@ class ModelScenes:
 
     def __init__(self, model, output: str | None = SCENE, from_logits: bool = True, scene_hierarchy=None,
                  preprocess: str = "tf"):
+        from geoest.models import IMAGE_DTYPE
         from geoest.scene.labeler import PREPROCESSING
 
         if preprocess not in PREPROCESSING:
             raise InputError(f"preprocess {preprocess!r}: expected one of {', '.join(PREPROCESSING)}")
-        takes_uint8 = str(getattr(model.inputs[0], "dtype", "float32")).endswith("uint8")
-        self._preprocess = None if takes_uint8 else PREPROCESSING[preprocess]
+        self._preprocess = None if model.inputs[0].dtype == IMAGE_DTYPE else PREPROCESSING[preprocess]
         sizes = output_sizes(model)
         names = list(sizes)
         if output is None:
