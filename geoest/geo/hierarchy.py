@@ -11,6 +11,8 @@ import numpy as np
 from geoest.errors import InputError
 from geoest.geo import s2cell
 
+HIERARCHY = "hierarchy"   # the name of the f* prediction beside the partitionings' names
+
 
 class Hierarchy:
     """Parents of every finest cell in each partitioning.

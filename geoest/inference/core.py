@@ -19,8 +19,8 @@ import dataclasses
 import numpy as np
 
 from geoest.errors import InputError
+from geoest.geo.hierarchy import HIERARCHY   # key of the f* prediction beside the partitionings' names
 
-HIERARCHY = "hierarchy"    # key of the hierarchical (f*) prediction beside the partitionings' names
 SCENE = "scene"            # the MTN's scene head (not a partitioning)
 CENTERS = ("mean", "geometric")
 

@@ -7,8 +7,9 @@ the §3.4 steps that touch the 23,393 class probabilities of the MP-16 heads:
   3. hierarchical geo-classification f*: the product of the probabilities along the hierarchy,
      renormalised over the fine cells, and its k most probable cells.
 Only [batch, k] classes and probabilities leave the accelerator; Class2GPS (step 4: a class's
-mean photo coordinate) is a table look-up on the host (`geoest.inference.Locator`). Pure Keras
-ops: it runs under any Keras backend (`tools/benchmarks/model_step.py` times it under JAX).
+mean photo coordinate) is a table look-up after it (`geoest.inference.Locator.class2gps_tf`, in
+the exported SavedModel). Pure Keras ops: it runs under any Keras backend
+(`tools/benchmarks/model_step.py` times it under JAX).
 
     locator = build_locator(model, ["coarse", "middle", "fine"], parents, top_k=5)
     out = locator(crops)   # crops uint8 [B, 3, S, S, 3] -> {"fine/top_classes": int32 [B, k], ...}
@@ -16,9 +17,8 @@ ops: it runs under any Keras backend (`tools/benchmarks/model_step.py` times it 
 import keras
 import numpy as np
 
-from geoest.geo.hierarchy import hierarchy_product
+from geoest.geo.hierarchy import HIERARCHY, hierarchy_product
 
-HIERARCHY = "hierarchy"   # the f* output beside the partitionings' names
 TOP_CLASSES, TOP_PROBABILITIES = "top_classes", "top_probabilities"
 
 
