@@ -13,7 +13,9 @@ def clear_input_errors(main):
         try:
             return main(argv)
         except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
+            # Gin appends "In call to configurable ..." lines to errors raised inside configurables.
+            message = str(err).split("\n  In call to configurable")[0]
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
 
     return wrapped

@@ -20,7 +20,8 @@ flags.DEFINE_multi_string("model_dir", [], "Trained model dir (DIR or NAME=DIR);
 flags.DEFINE_list("isn_dirs", [], "ISNs(M, f*, S3): indoor=DIR,natural=DIR,urban=DIR, evaluated as 'ISNs'.")
 flags.DEFINE_string("scene_model", None, "ISN routing: an MTN model dir or a scene classifier .keras file; "
                     "default: the test data's scene probabilities (meta CSV / records).")
-flags.DEFINE_bool("scene_from_logits", True, "The scene model outputs logits (MTN); false for probabilities.")
+flags.DEFINE_enum("scene_output", None, ["probabilities", "logits"], "Only for a scene model whose last layer "
+                  "does not tell: whether it outputs probabilities or logits (read from the model otherwise).")
 flags.DEFINE_enum("scene_preprocess", "tf", ["tf", "caffe", "torch", "none"], "Input convention of a "
                   "float-input scene classifier: tf = [-1, 1]; caffe for the converted Places365 "
                   "ResNet-152 (an MTN takes uint8 crops as they are).")
@@ -49,7 +50,7 @@ def main(argv):
         raise InputError("--images_dir needs --meta_csv (the ground-truth coordinates)")
     hierarchy = evaluation.load_scene_hierarchy_dir(FLAGS.places365_dir)
     methods, image_size = evaluation.load_methods(
-        FLAGS.model_dir, FLAGS.isn_dirs, scene_model=FLAGS.scene_model, scene_from_logits=FLAGS.scene_from_logits,
+        FLAGS.model_dir, FLAGS.isn_dirs, scene_model=FLAGS.scene_model, scene_output=FLAGS.scene_output,
         scene_preprocess=FLAGS.scene_preprocess, scene_hierarchy=hierarchy, partitioning_csvs=FLAGS.partitionings,
         centers=FLAGS.centers)
     from geoest.data.pipeline import SkipLog

@@ -19,7 +19,8 @@ from geoest.errors import InputError
 flags.DEFINE_string("model_dir", None, "Trained model dir (best.keras and partitionings/).")
 flags.DEFINE_list("isn_dirs", [], "Instead of --model_dir: indoor=DIR,natural=DIR,urban=DIR, routed by --scene_model.")
 flags.DEFINE_string("scene_model", None, "ISN routing: an MTN model dir or a scene classifier .keras file.")
-flags.DEFINE_bool("scene_from_logits", True, "The scene model outputs logits (MTN); false for probabilities.")
+flags.DEFINE_enum("scene_output", None, ["probabilities", "logits"], "Only for a scene model whose last layer "
+                  "does not tell: whether it outputs probabilities or logits (read from the model otherwise).")
 flags.DEFINE_enum("scene_preprocess", "tf", ["tf", "caffe", "torch", "none"], "Input convention of a "
                   "float-input scene classifier: tf = [-1, 1]; caffe for the converted Places365 "
                   "ResNet-152 (an MTN takes uint8 crops as they are).")
@@ -55,7 +56,7 @@ def main(argv):
         raise InputError("--isn_dirs needs --scene_model to route each photo by its scene")
     (method,), image_size = evaluation.load_methods(
         [FLAGS.model_dir] if FLAGS.model_dir else [], FLAGS.isn_dirs, scene_model=FLAGS.scene_model,
-        scene_from_logits=FLAGS.scene_from_logits, scene_preprocess=FLAGS.scene_preprocess,
+        scene_output=FLAGS.scene_output, scene_preprocess=FLAGS.scene_preprocess,
         scene_hierarchy=evaluation.load_scene_hierarchy_dir(FLAGS.places365_dir),
         partitioning_csvs=FLAGS.partitionings, centers=FLAGS.centers)
     from geoest.data.pipeline import SkipLog, image_dataset

@@ -87,3 +87,8 @@ def test_layering_rules_name_the_rule_that_breaks(tmp_path, monkeypatch):
     assert any(p.startswith("geoest/training/__init__.py: imports geoest.inference (training and") for p in problems)
     assert any(p.startswith("geoest/train.py: imports geoest.demo (the library never") for p in problems)
     assert any(p.startswith("tools/benchmarks/bench.py: imports tests.conftest (benchmarks") for p in problems)
+
+
+def test_the_tree_keeps_the_import_rules():
+    """geo imports no other package; scene/models/data stay below training and inference; ..."""
+    assert _update_build().broken_import_rules() == []

@@ -7,6 +7,7 @@ import pytest
 
 from geoest.demo import run
 from geoest.errors import InputError
+from geoest.geo.scoring import read_results_csv
 from geoest.inference.core import HIERARCHY
 
 SMALL = dict(num_images=400, seed=1, image_size=48, isns=True, isn_epochs=1, num_predicted=4,
@@ -55,9 +56,8 @@ def test_table6_rows_and_checks(demo):
             accuracy = [entry["all"]["accuracy"][k] for k in ("1", "25", "200", "750", "2500")]
             assert accuracy == sorted(accuracy) and 0 <= accuracy[0] and accuracy[-1] <= 1
     # The trivial predictor puts every photo at one place: one distance per photo to it.
-    trivial = pd.read_csv(demo.output_dir / "evaluation" / run.TRIVIAL / next(
-        p.name for p in (demo.output_dir / "evaluation" / run.TRIVIAL).glob("results_*.csv")))
-    assert trivial[["predicted_lat", "predicted_long"]].drop_duplicates().shape[0] == 1
+    trivial = read_results_csv(next((demo.output_dir / "evaluation" / run.TRIVIAL).glob("results_*.csv")))
+    assert len(set(zip(trivial.pred_lat_deg, trivial.pred_lon_deg))) == 1
     assert len(demo.checks) == 3 and all(isinstance(ok, bool) for ok in demo.checks.values())
     table = (demo.output_dir / "evaluation" / "table6.txt").read_text()
     assert "base_M (f*)" in table and "trivial" in table

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import inference_helpers as helpers
-from geoest.geo.scoring import score_file
+from geoest.geo.scoring import read_results_csv
 from geoest.inference import HIERARCHY, crop_probabilities
 from geoest.inference.core import Locator
-from geoest.inference.evaluation import PARTIAL, evaluate, image_batches, load_methods, model_method
+from geoest.inference.evaluation import PARTIAL, evaluate, image_batches, load_methods, model_method, score_file
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -81,10 +81,12 @@ def _flat(tree, prefix=""):
 
 
 def _read_results(path):
+    """(header, rows [img_id, gt_lat, predicted_lat, gt_long, predicted_long]) of a results file."""
+    results = read_results_csv(path)
     with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        return header, list(reader)
+        header = next(csv.reader(f))
+    return header, [[i, *values] for i, *values in zip(results.ids, results.gt_lat_deg, results.pred_lat_deg,
+                                                         results.gt_lon_deg, results.pred_lon_deg)]
 
 
 def test_evaluate_writes_published_format_and_score_predictions_agrees(world, tmp_path):
@@ -115,6 +117,8 @@ def test_evaluate_writes_published_format_and_score_predictions_agrees(world, tm
             scores = score_file(results, world["meta_csv"])
         assert _flat(scores) == pytest.approx(_flat(summary["base_M"][output]), rel=1e-9)
         assert summary["base_M"][output]["all"]["count"] == N_TEST
+        stated = read_results_csv(results).summary   # the published summary block, checked against the rows
+        assert stated["city acc (25km)"] == round(summary["base_M"][output]["all"]["accuracy"]["25"], 6)
         assert sum(summary["base_M"][output][c]["count"] for c in ("indoor", "natural", "urban")) == N_TEST
     table = (out / "table6.txt").read_text()
     assert "urban (" in table and "Continent 2,500 km" in table
@@ -143,7 +147,7 @@ def test_predictions_are_the_models_class2gps(world, tmp_path):
         for k, p in enumerate(locator.partitionings[:-1]):
             joint = joint * probs[p.name][:, parents[:, k]]
         for image_id, cls in zip(batch["id"], joint.argmax(axis=1)):
-            np.testing.assert_allclose(got[image_id.decode()], fine.centers[cls])
+            np.testing.assert_allclose(got[image_id.decode()], fine.centers[cls], rtol=0, atol=1e-6)  # 6 decimals
 
 
 def test_isn_ensemble_routes_by_meta_scene(world, tmp_path):
@@ -174,7 +178,7 @@ def test_isn_ensemble_routes_by_meta_scene(world, tmp_path):
     fine = parts[-1]
     for i, image_id in enumerate(world["ids"]):
         concept = ("indoor", "natural", "urban")[concepts[i]]
-        np.testing.assert_allclose(got[image_id], fine.centers[winners[concept][fine.name]])
+        np.testing.assert_allclose(got[image_id], fine.centers[winners[concept][fine.name]], rtol=0, atol=1e-6)
 
 
 def test_evaluate_resumes_from_partial_results(world, tmp_path):
@@ -227,3 +231,53 @@ def test_isn_ensemble_routes_by_an_mtn_scene_head(world, tmp_path):
     summary = evaluate([method], iter(batches), tmp_path / "eval")
     assert summary["ISNs"]["routed_images"] == {c: int((expected == k).sum())
                                                 for k, c in enumerate(("indoor", "natural", "urban"))}
+
+
+def test_a_softmax_scene_classifier_routes_by_the_readme_command_line(world, tmp_path, places365_dir):
+    """A stand-in Places365 classifier ending in a softmax, 99 % sure of /b/badlands (natural), sends
+    every photo to the natural ISN: its probabilities are used as they are (no second softmax, which
+    would give S3 ~ [0.43, 0.18, 0.39] and route to the indoor ISN)."""
+    import keras
+
+    from geoest.scene.places365 import load_default_hierarchy
+
+    parts = world["parts"]
+    sizes = {p.name: len(p) for p in parts}
+    for k, concept in enumerate(("indoor", "natural", "urban")):
+        helpers.save_model_dir(helpers.constant_model(sizes, {p.name: k for p in parts}, image_size=SIZE), parts,
+                               tmp_path / f"isn_{concept}")
+    hierarchy = load_default_hierarchy(places365_dir)
+    natural = hierarchy.categories.index("/b/badlands")
+    assert hierarchy.s3_matrix[natural].tolist() == [0, 1, 0]
+    bias = np.zeros(365, np.float32)
+    bias[natural] = np.log(0.99 * 364 / 0.01)          # softmax: 0.99 on badlands, 0.01 spread
+    images = keras.Input((SIZE, SIZE, 3))
+    probs = keras.layers.Dense(365, activation="softmax", kernel_initializer="zeros",
+                               bias_initializer=keras.initializers.Constant(bias), name="predictions")(
+        keras.layers.GlobalAveragePooling2D()(images))
+    classifier = tmp_path / "scene_classifier.keras"
+    keras.Model(images, probs).save(classifier)
+
+    out = tmp_path / "eval"
+    isn_dirs = ",".join(f"{c}={tmp_path / f'isn_{c}'}" for c in ("indoor", "natural", "urban"))
+    result = _run("-m", "geoest.evaluate", f"--isn_dirs={isn_dirs}", f"--model_dir={world['model_dir']}",
+                  f"--images_dir={world['images_dir']}", f"--meta_csv={world['meta_csv']}", f"--output_dir={out}",
+                  f"--scene_model={classifier}", "--scene_preprocess=caffe", f"--places365_dir={places365_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ISNs"]["routed_images"] == {"indoor": 0, "natural": N_TEST, "urban": 0}
+
+
+def test_an_mtn_is_scored_on_its_scene_labels(world, tmp_path):
+    """An MTN(S16) model: scene top-1 accuracy at S16 against the meta CSV's S16_Label (all 0 here)."""
+    parts = world["parts"]
+    mtn = helpers.tiny_model({p.name: len(p) for p in parts}, image_size=SIZE, scene_classes=16, seed=4)
+    helpers.save_model_dir(mtn, parts, tmp_path / "mtn_s16")
+    methods, _ = load_methods([str(tmp_path / "mtn_s16")])
+    batches = list(image_batches(world["images_dir"], world["meta_csv"], 8, SIZE))
+    assert all((b["scene_labels"] == [[int(np.argmax(p)), 0, 0] for p in b["probs3"]]).all() for b in batches)
+    summary = evaluate(methods, iter(batches), tmp_path / "eval")
+    predicted = np.concatenate([crop_probabilities(mtn, b["crops"])["scene"].numpy().argmax(axis=1) for b in batches])
+    assert summary["mtn_s16"]["scene_accuracy"] == {"level": "S16", "count": N_TEST,
+                                                    "top1": pytest.approx(float(np.mean(predicted == 0)))}
+    assert "mtn_s16 scene top-1 (S16" in (tmp_path / "eval" / "table6.txt").read_text()

@@ -21,14 +21,16 @@ VARIANTS = {
 
 
 def test_every_variant_file_is_listed():
-    files = {p.stem for p in GIN_DIR.glob("*.gin")} - {"smoke", "demo"}
+    files = {p.stem for p in GIN_DIR.glob("*.gin")} - {"smoke", "demo", "finetune"}   # includes, not variants
     assert files == set(VARIANTS)
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_variant_builds_its_heads_with_smoke_on_top(variant, mp16_dir, tmp_path):
-    parse_gin([f"{variant}.gin", "smoke.gin"], [f"PARTITIONINGS_DIR = '{mp16_dir}'", "train.steps_per_epoch = 1",
-                                                "train.validation_steps = 1"])
+    # smoke.gin's synthetic partitionings replaced by the published ones, to check the variant's heads.
+    published = [f"{macro} = '{name}.csv'" for macro, (name, _) in zip(("COARSE", "MIDDLE", "FINE"), (C, M, F))]
+    parse_gin([f"{variant}.gin", "smoke.gin"], [f"PARTITIONINGS_DIR = '{mp16_dir}'", *published,
+                                                "train.steps_per_epoch = 1", "train.validation_steps = 1"])
     model = train(str(tmp_path / variant), variant=[variant, "smoke"])
     assert output_sizes(model) == VARIANTS[variant]
     assert model.input_shape == (None, 64, 64, 3)
@@ -78,3 +80,12 @@ def test_bad_gin_input_raises_input_error(files, params, words):
     with pytest.raises(InputError) as error:
         parse_gin(files, params)
     assert all(word in str(error.value) for word in words)
+
+
+@pytest.mark.parametrize("variant", sorted(v for v in VARIANTS if not v.startswith("isn_")))
+def test_table3_variants_start_from_imagenet_and_smoke_from_random_weights(variant):
+    parse_gin([f"{variant}.gin"])     # §4: "initialized with the weights of an ImageNet model"
+    assert gin.get_bindings("build_model")["weights"] == "imagenet"
+    gin.clear_config()
+    parse_gin([f"{variant}.gin", "smoke.gin"])
+    assert gin.get_bindings("build_model")["weights"] is None

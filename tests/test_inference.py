@@ -190,7 +190,7 @@ def test_routing_by_a_places365_classifier(places365_dir):
     classifier = keras.Model(images, keras.layers.Dense(365, activation="softmax",
                                                         kernel_initializer=keras.initializers.RandomNormal(stddev=2.0))(x))
     crops = np.random.default_rng(6).integers(0, 256, (4, 3, 8, 8, 3), dtype=np.uint8)
-    probs3 = ModelScenes(classifier, output=None, from_logits=False, scene_hierarchy=hierarchy)({"crops": crops})
+    probs3 = ModelScenes(classifier, output=None, scene_hierarchy=hierarchy)({"crops": crops})
     # A float-input classifier gets its convention ("tf": [-1, 1]) applied on the host.
     per_crop = classifier(crops.reshape(-1, 8, 8, 3) / 127.5 - 1.0).numpy().reshape(4, 3, 365).mean(axis=1)
     np.testing.assert_allclose(probs3, per_crop @ hierarchy.s3_matrix, rtol=1e-5)
@@ -199,6 +199,48 @@ def test_routing_by_a_places365_classifier(places365_dir):
     np.testing.assert_allclose(s16_to_s3.sum(axis=1), 1.0, rtol=1e-6)
     with pytest.raises(InputError, match="Places365"):
         scene_to_s3_matrix(365, None)
+
+
+def test_scene_output_kind_is_read_from_the_model():
+    """Probabilities or logits from the last activation; a model that does not tell is asked about;
+    widths other than 3 / 16 / 365 and outputs that are not probabilities are errors naming the photo."""
+    import keras
+
+    from geoest.inference.isn import LOGITS, PROBABILITIES, output_kind
+
+    images = keras.Input((8, 8, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(images)
+
+    def model(outputs):
+        return keras.Model(images, outputs)
+
+    softmax = model(keras.layers.Dense(3, activation="softmax")(pooled))
+    logits = model({"scene": keras.layers.Dense(3)(pooled)})
+    softmax_layer = model(keras.layers.Softmax()(keras.layers.Dense(3)(pooled)))
+    relu = model(keras.layers.Dense(3, activation="relu")(pooled))
+    nested = model(softmax(images))
+    assert output_kind(softmax, softmax.output_names[0]) == PROBABILITIES
+    assert output_kind(softmax_layer, softmax_layer.output_names[0]) == PROBABILITIES
+    assert output_kind(nested, nested.output_names[0]) == PROBABILITIES
+    assert output_kind(logits, "scene") == LOGITS
+    assert output_kind(relu, relu.output_names[0]) is None
+    with pytest.raises(InputError, match="relu.keras: cannot tell .* --scene_output=probabilities"):
+        ModelScenes(relu, output=None, source="relu.keras")
+    assert not ModelScenes(relu, output=None, kind=PROBABILITIES).from_logits
+    with pytest.raises(InputError, match="--scene_output=logits but its last activation makes"):
+        ModelScenes(softmax, output=None, kind=LOGITS)
+    with pytest.raises(InputError, match="c.keras: its scene output has 5 classes; expected 3"):
+        ModelScenes(model(keras.layers.Dense(5, activation="softmax")(pooled)), output=None, source="c.keras")
+
+    crops = np.full((2, 3, 8, 8, 3), 127.5, np.float32)   # 0 after the "tf" convention's x / 127.5 - 1
+    not_normalised = ModelScenes(relu, output=None, kind=PROBABILITIES, source="relu.keras")
+    with pytest.raises(InputError, match="relu.keras: photo b.jpg: .* do not sum to 1"):
+        not_normalised({"crops": crops, "id": np.array([b"b.jpg", b"c.jpg"])})   # relu(0) = 0 everywhere
+    nan_crops = crops.copy()
+    nan_crops[1, 2, 0, 0, 0] = np.nan
+    with pytest.raises(InputError, match="photo c.jpg: .* NaN"):
+        ModelScenes(logits)({"crops": nan_crops, "id": np.array([b"b.jpg", b"c.jpg"])})
+    np.testing.assert_allclose(ModelScenes(softmax, output=None)({"crops": crops}).sum(axis=1), 1.0, rtol=1e-6)
 
 
 def _old_float_three_crops(image, size):

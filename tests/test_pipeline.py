@@ -237,3 +237,49 @@ def test_image_dataset_reads_files_and_names_the_bad(tmp_path):
     assert batches[0]["crops"].shape == (3, 3, SIZE, SIZE, 3)
     assert sorted(log.unreadable) == [(str(tmp_path / "empty.jpg"), pipeline.NOT_JPEG),
                                       (str(tmp_path / "truncated.jpg"), pipeline.TRUNCATED)]
+
+
+def test_mtn_scene_targets_from_hard_labels_at_any_level(tmp_path, whole_world):
+    """The published meta's S16_Label / S365_Label train an MTN without probabilities or the Places365
+    hierarchy; a stored label wins over probabilities; photos with neither are dropped and counted."""
+    n = 40
+    lat, lon = random_points(n, seed=9)
+    rng = np.random.default_rng(10)
+    labels = np.stack([rng.integers(0, 3, n), rng.integers(0, 16, n), rng.integers(0, 365, n)], axis=1)
+    labels[:5] = -1                                     # no labels: dropped at S16
+    probs3 = np.tile(np.float32([0.1, 0.2, 0.7]), (n, 1))
+    path = _write(tmp_path / "labels.tfrecord", [records.encode_example(
+        jpeg_bytes(36, 40), f"img{i}", lat[i], lon[i], probs3=probs3[i], scene_labels=labels[i]) for i in range(n)])
+    for level, column in (("S3", 0), ("S16", 1), ("S365", 2)):
+        log = pipeline.SkipLog()
+        ds = pipeline.train_dataset(path, [whole_world], 8, image_size=SIZE, scene_level=level, shuffle_buffer=0,
+                                    deterministic=True, repeat=False, skip_log=log)
+        kept = np.concatenate([targets["scene"].numpy() for _, targets in ds])
+        # S3 falls back on the probabilities (urban, 2) where no label is stored.
+        expected = np.where(labels[:, column] >= 0, labels[:, column], 2) if level == "S3" else labels[5:, column]
+        np.testing.assert_array_equal(kept, expected)
+        assert log.counts == ({} if level == "S3" else {pipeline.NO_SCENE: 5})
+    evaluated = np.concatenate([b["scene_labels"] for b in pipeline.eval_dataset(path, 16, image_size=SIZE)
+                                .as_numpy_iterator()])
+    np.testing.assert_array_equal(evaluated[5:], labels[5:])
+    np.testing.assert_array_equal(evaluated[:5], [[2, -1, -1]] * 5)
+
+
+@pytest.mark.parametrize("options", [{}, {"concept": "urban"}, {"scene_level": "S16"}])
+def test_image_count_from_the_records_equals_the_decoded_count(tmp_path, geo_records, options):
+    """`count_only` reads, labels and filters the records without decoding a photo: the same number as
+    one decoded pass (photos in no cell, below tau_S, without a scene label and unreadable ones left out)."""
+    _, partitionings, lat, lon = geo_records
+    rng = np.random.default_rng(11)
+    n = len(lat)
+    probs3 = rng.dirichlet(np.ones(3), n).astype(np.float32)
+    s16 = np.where(rng.random(n) < 0.2, -1, rng.integers(0, 16, n))
+    photos = [jpeg_bytes(40, 48, seed=i % 5) for i in range(n)]
+    for i, data in enumerate(bad_files().values()):
+        photos[30 + i] = data
+    path = _write(tmp_path / "count.tfrecord", [records.encode_example(
+        photos[i], f"img{i}", lat[i], lon[i], probs3=probs3[i], scene_labels=[-1, s16[i], -1]) for i in range(n)])
+    kwargs = dict(image_size=SIZE, shuffle_buffer=0, deterministic=True, repeat=False, **options)
+    counted = pipeline.train_dataset(path, partitionings, 16, count_only=True, **kwargs)
+    decoded = sum(int(images.shape[0]) for images, _ in pipeline.train_dataset(path, partitionings, 16, **kwargs))
+    assert counted == decoded and 0 < counted < n - 3

@@ -62,3 +62,13 @@ def test_bad_values_are_input_errors(kwargs, message):
     with pytest.raises(InputError, match=message) as error:
         records.encode_example(**args)
     assert "img_7" in str(error.value)
+
+
+def test_scene_labels_round_trip_and_default_to_minus_one():
+    from geoest.data import records as rec
+
+    with_labels = rec.encode_example(b"\xff\xd8\xff\xd9", "a.jpg", 1.0, 2.0, scene_labels=[2, 12, -1])
+    without = rec.encode_example(b"\xff\xd8\xff\xd9", "b.jpg", 1.0, 2.0)
+    parsed = rec.parse_example(tf.constant([with_labels, without]))
+    got = [parsed[rec.SCENE_LABELS[level]].numpy().tolist() for level in ("S3", "S16", "S365")]
+    assert got == [[2, -1], [12, -1], [-1, -1]]

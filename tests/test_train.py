@@ -209,3 +209,92 @@ def test_main_runs_smoke_and_reports_bad_bindings(cells, tmp_path):
     assert "build_model.backbone = 'tiny'" in (tmp_path / "run" / "operative_config.gin").read_text()
     bad = _main("--gin_file=base_M.gin", "--gin_param=train.epohcs=3", f"--model_dir={tmp_path / 'bad'}")
     assert bad.returncode != 0 and "epohcs" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _readme_smoke_line() -> str:
+    """The smoke run command of the README, as printed there."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    section = text[text.index("**Smoke run**"):]
+    return next(line.strip() for line in section.splitlines() if line.strip().startswith("python -m geoest.train"))
+
+
+def _fresh_clone(target):
+    """The repository's files as a fresh clone has them (tracked and not ignored: no data/, no .venv)."""
+    import shutil
+
+    if shutil.which("git") is None or not os.path.exists(os.path.join(REPO, ".git")):
+        pytest.skip("not a git checkout")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source, copy = os.path.join(REPO, name), os.path.join(target, name)
+        if not os.path.lexists(source):
+            continue                                    # deleted in the working tree
+        os.makedirs(os.path.dirname(copy), exist_ok=True)
+        if os.path.islink(source):
+            os.symlink(os.readlink(source), copy)
+        else:
+            shutil.copy2(source, copy)
+    return target
+
+
+def test_the_readme_smoke_run_passes_in_a_fresh_clone(tmp_path):
+    """The exact README line, run in a copy of the repository with nothing else beside it (no ../shared)."""
+    line = _readme_smoke_line()
+    assert line == "python -m geoest.train --gin_file=base_M.gin --gin_file=smoke.gin --model_dir=/tmp/smoke"
+    clone = _fresh_clone(str(tmp_path / "clone"))
+    args = line.replace("/tmp/smoke", str(tmp_path / "smoke")).split()
+    done = subprocess.run([sys.executable, *args[1:]], cwd=clone, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": clone})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert os.path.isfile(tmp_path / "smoke" / "best.keras")
+    assert sorted(os.listdir(tmp_path / "smoke" / "partitionings")) == [
+        "smoke_coarse.csv", "smoke_fine.csv", "smoke_middle.csv"]
+
+
+def test_offline_the_paper_variant_stops_with_one_imagenet_error(tmp_path):
+    """§4's ImageNet start is the default; without network the run stops before reading any data, with
+    the file to place, where, and the binding for a run from random weights."""
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "https_proxy": "http://127.0.0.1:9",
+           "HTTPS_PROXY": "http://127.0.0.1:9"}
+    done = subprocess.run([sys.executable, "-m", "geoest.train", "--gin_file=gin/base_M.gin",
+                           f"--model_dir={tmp_path / 'base_M'}"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 2, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr
+    assert (f"place resnet101v2_weights_tf_dim_ordering_tf_kernels_notop.h5 (from https://storage.googleapis.com/"
+            f"tensorflow/keras-applications/resnet/resnet101v2_weights_tf_dim_ordering_tf_kernels_notop.h5) in "
+            f"{tmp_path / 'keras' / 'models'}/") in errors[0]
+    assert errors[0].endswith("--gin_param='IMAGENET_WEIGHTS=None'")
+    assert done.stderr.rstrip().endswith(errors[0])    # nothing after it (no gin note)
+    assert not os.path.exists(tmp_path / "base_M")
+
+
+def test_finetune_stage_starts_from_the_model_and_stops_when_validation_converges(cells, tmp_path):
+    """gin/finetune.gin on top of a variant (§4): init from the trained model, lr 0.001, up to five epochs,
+    stopped once the validation loss no longer improves; a re-run does not train again."""
+    _configure(cells, "train.steps_per_epoch = 2")
+    train(str(tmp_path / "base"))
+    gin.clear_config()
+    with pytest.raises(InputError, match="FINETUNE_FROM"):
+        parse_gin(["finetune.gin"])
+    gin.clear_config()
+    parse_gin(["finetune.gin"], [f"FINETUNE_FROM = '{tmp_path / 'base'}'"])
+    assert gin.query_parameter("make_optimizer.learning_rate") == 0.001 and gin.query_parameter("train.epochs") == 5
+    assert gin.query_parameter("train.patience") == 1
+    # With learning rate 0 the validation loss stays the same: no improvement after epoch 1.
+    tuning = [f"train.init_from = '{tmp_path / 'base'}'", "train.epochs = 5", "train.patience = 1",
+              "make_optimizer.learning_rate = 0.0", "train.steps_per_epoch = 2"]
+    _configure(cells, *tuning)
+    record = Record()
+    tuned = train(str(tmp_path / "tuned"), callbacks=[record])
+    base = keras.saving.load_model(tmp_path / "base" / "best.keras", compile=False)
+    np.testing.assert_array_equal(np.asarray(tuned.get_layer("fine").kernel), np.asarray(base.get_layer("fine").kernel))
+    assert len(record.losses) == 2 and int(tuned.optimizer.iterations.numpy()) == 4
+    assert json.loads((tmp_path / "tuned" / "best.json").read_text())["epoch"] == 1
+    _configure(cells, *tuning)
+    again = Record()
+    train(str(tmp_path / "tuned"), callbacks=[again])
+    assert again.start_step is None

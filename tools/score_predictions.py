@@ -1,5 +1,7 @@
 """Scores a results file in the published format (img_id,gt_lat,predicted_lat,gt_long,
-predicted_long,great_circle_distance) and prints one JSON object (Table 6; per scene, Table 4).
+predicted_long,great_circle_distance rows, then an empty line and the summary block; CRLF and LF
+line ends alike) and prints one JSON object (Table 6; per scene, Table 4). A summary block that
+disagrees with the rows is an error naming its line.
 
 python tools/score_predictions.py --predictions_csv=results.csv [--meta_csv=im2gps3k_places365.csv]
 """
@@ -8,7 +10,7 @@ import json
 from absl import app, flags
 
 from geoest.cli import clear_input_errors
-from geoest.geo.scoring import score_file
+from geoest.inference.evaluation import score_file
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("predictions_csv", None, "Results CSV to score.")

@@ -253,7 +253,8 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
                     writer.write(records.encode_example(
                         jpeg, meta.ids[i], meta.lat_deg[i], meta.lon_deg[i],
                         probs365=None if meta.probs365 is None else meta.probs365[i],
-                        probs3=None if meta.probs3 is None else meta.probs3[i]))
+                        probs3=None if meta.probs3 is None else meta.probs3[i],
+                        scene_labels=None if meta.scene_labels is None else meta.scene_labels[i]))
                     written += 1
             with log_path.open("a") as log:
                 log.write(json.dumps({"shard": paths[k].name, "written": written,

@@ -3,7 +3,8 @@
 Accepted columns (design.md): `IMG_ID,LAT,LON` plus optional scene columns, either
   * the Im2GPS meta format published with the paper
     `IMG_ID,AUTHOR,LAT,LON,S3_Label,S16_Label,S365_Label,Prob_indoor,Prob_natural,Prob_urban`
-    (the three `Prob_*` columns give the S3 probabilities, §3.2), and/or
+    (the three `Prob_*` columns give the S3 probabilities, the `S*_Label` columns the hard
+    scene label of each level, §3.2), and/or
   * 365 Places365 probabilities in columns `prob365_0` ... `prob365_364`
     (what `tools/label_scenes.py --all_probs` writes).
 """
@@ -14,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from geoest.errors import InputError
+from geoest.scene.meta import LABEL_COLUMNS                     # S3_Label, S16_Label, S365_Label
 from geoest.scene.meta import PROB_COLUMNS as PROBS3_COLUMNS   # S3 order of §3.2
 from geoest.scene.meta import prob365_columns
+from geoest.scene.places365 import LEVEL_CLASSES, LEVELS
 
 ID_COLUMN = "IMG_ID"
 LAT_COLUMN = "LAT"
@@ -33,6 +36,8 @@ class Meta:
       lat_deg, lon_deg: np.float64 [n].
       probs365: np.float32 [n, 365] or None when the file has no `prob365_*` columns.
       probs3: np.float32 [n, 3] or None when the file has no `Prob_*` columns.
+      scene_labels: np.int64 [n, 3], the S3, S16 and S365 labels (-1 for a level whose
+        `S*_Label` column the file lacks), or None when it has none of them.
     """
     path: pathlib.Path
     ids: list
@@ -40,6 +45,7 @@ class Meta:
     lon_deg: np.ndarray
     probs365: np.ndarray | None = None
     probs3: np.ndarray | None = None
+    scene_labels: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -63,6 +69,13 @@ def _numbers(frame, columns, path, ids, low, high, what) -> np.ndarray:
         raise _bad_row(path, int(row), ids[row],
                        f"{columns[col]} is {raw!r}; expected {what}")
     return values
+
+
+def _probabilities(frame, columns, path, ids) -> np.ndarray:
+    """float32 [n, len(columns)] in [0, 1]. The published meta files hold float sums a few 1e-8 above 1
+    (im2gps3k_places365.csv: Prob_urban 1.0000000275342347): within 1e-6 of [0, 1] is clipped."""
+    values = _numbers(frame, columns, path, ids, -1e-6, 1 + 1e-6, "a probability in [0, 1]")
+    return np.clip(values, 0.0, 1.0).astype(np.float32)
 
 
 def read_meta_csv(path, id_column: str = ID_COLUMN, lat_column: str = LAT_COLUMN,
@@ -109,14 +122,24 @@ def read_meta_csv(path, id_column: str = ID_COLUMN, lat_column: str = LAT_COLUMN
     if any(present3) and not all(present3):
         raise InputError(f"{path}: has only some of the S3 columns {PROBS3_COLUMNS}")
     if all(present3):
-        meta.probs3 = _numbers(frame, PROBS3_COLUMNS, path, ids, 0, 1,
-                               "a probability in [0, 1]").astype(np.float32)
+        meta.probs3 = _probabilities(frame, PROBS3_COLUMNS, path, ids)
     present365 = [c in frame.columns for c in PROBS365_COLUMNS]
     if any(present365) and not all(present365):
         absent = [c for c, p in zip(PROBS365_COLUMNS, present365) if not p]
         raise InputError(f"{path}: has only some of the 365 columns prob365_0..prob365_364 "
                          f"(missing {absent[:5]}...)")
     if all(present365):
-        meta.probs365 = _numbers(frame, PROBS365_COLUMNS, path, ids, 0, 1,
-                                 "a probability in [0, 1]").astype(np.float32)
+        meta.probs365 = _probabilities(frame, PROBS365_COLUMNS, path, ids)
+    if any(c in frame.columns for c in LABEL_COLUMNS):
+        meta.scene_labels = np.full((len(ids), len(LEVELS)), -1, np.int64)
+        for k, (level, column) in enumerate(zip(LEVELS, LABEL_COLUMNS)):
+            if column in frame.columns:
+                n = LEVEL_CLASSES[level]
+                labels = _numbers(frame, [column], path, ids, 0, n - 1,
+                                  f"an {level} label, an integer in 0..{n - 1}")[:, 0]
+                if (labels != np.round(labels)).any():
+                    row = int(np.flatnonzero(labels != np.round(labels))[0])
+                    raise _bad_row(path, row, ids[row], f"{column} is {labels[row]!r}; expected an {level} "
+                                   f"label, an integer in 0..{n - 1}")
+                meta.scene_labels[:, k] = labels.astype(np.int64)
     return meta

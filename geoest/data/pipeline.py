@@ -109,17 +109,35 @@ def _check_scene_args(scene_level, concept, tau_s, scene_matrices):
         raise InputError(f"concept {concept!r}: expected one of {CONCEPTS}")
     if not 0.0 <= tau_s < 1.0:
         raise InputError(f"tau_s {tau_s}: expected a probability in [0, 1)")
-    if scene_level == "S16" and _matrix(scene_matrices, "S16") is None:
-        raise InputError("scene_level 'S16' needs scene_matrices with the S16 matrix "
-                         "(geoest.scene.places365.load_scene_hierarchy(...))")
+
+
+def _scene_labels(features, probs3, scene_matrices):
+    """§3.2: int64 [batch, 3], the S3, S16 and S365 label of each record: its stored label (the
+    published meta's S*_Label), else the argmax of its probabilities at that level (S16 needs
+    the hierarchy's S16 matrix), else -1."""
+    probs365 = features[records.SCENE_PROBS365]
+    derived = {"S3": probs3, "S365": probs365}
+    s16_matrix = _matrix(scene_matrices, "S16")
+    if s16_matrix is not None:
+        derived["S16"] = tf.linalg.matmul(probs365, tf.constant(s16_matrix, tf.float32))
+    columns = []
+    for level in SCENE_LEVELS:
+        stored = features[records.SCENE_LABELS[level]]
+        fallback = tf.fill(tf.shape(stored), tf.constant(-1, tf.int64))
+        if level in derived:
+            known = tf.logical_not(tf.reduce_any(tf.math.is_nan(derived[level]), axis=-1))
+            fallback = tf.where(known, tf.argmax(derived[level], axis=-1), fallback)
+        columns.append(tf.where(stored >= 0, stored, fallback))
+    return tf.stack(columns, axis=1)
 
 
 def _label_stage(serialized, skip_log: SkipLog, partitionings, *, scene_level=None,
                  concept=None, tau_s=TAU_S, scene_matrices=None, drop_no_cell=True):
     """[batch] serialized examples -> dict of [kept] tensors, with labels; drops are logged.
 
-    Keys: "encoded", "id", "lat", "lon", "probs3", one per partitioning name (int64 class,
-    -1 for no cell when `drop_no_cell` is False), and "scene" (int64) with a scene_level.
+    Keys: "encoded", "id", "lat", "lon", "probs3", "scene_labels" (int64 [kept, 3], S3 / S16 /
+    S365, -1 unknown), one per partitioning name (int64 class, -1 for no cell when `drop_no_cell`
+    is False), and "scene" (int64, the label at scene_level) with a scene_level.
     """
     s3_matrix = _matrix(scene_matrices, "S3")
     features = records.parse_example(serialized, s3_matrix=s3_matrix)
@@ -141,18 +159,10 @@ def _label_stage(serialized, skip_log: SkipLog, partitionings, *, scene_level=No
         out[p.name] = p.assign_tf(out["lat"], out["lon"])    # §3.1: class of the cell
         if drop_no_cell:
             reason = drop(out[p.name] < 0, _REASONS.index(NO_CELL))
-    if scene_level is not None:
-        probs365 = features[records.SCENE_PROBS365]
-        if scene_level == "S3":
-            probs = out["probs3"]
-        elif scene_level == "S16":             # §3.2: S365 -> S16 by the hierarchy
-            probs = tf.linalg.matmul(probs365, tf.constant(_matrix(scene_matrices, "S16"),
-                                                           tf.float32))
-        else:
-            probs = probs365
-        known = tf.logical_not(tf.reduce_any(tf.math.is_nan(probs), axis=-1))
-        out["scene"] = tf.where(known, tf.argmax(probs, axis=-1), tf.constant(-1, tf.int64))
-        reason = drop(~known, _REASONS.index(NO_SCENE))
+    out["scene_labels"] = _scene_labels(features, out["probs3"], scene_matrices)
+    if scene_level is not None:                 # §3.3 MTN: the scene label at its level
+        out["scene"] = out["scene_labels"][:, SCENE_LEVELS.index(scene_level)]
+        reason = drop(out["scene"] < 0, _REASONS.index(NO_SCENE))
     if concept is not None:                     # §4: the ISN filter, p(concept) > tau_S
         p_concept = out["probs3"][:, CONCEPTS.index(concept)]
         reason = drop(tf.math.is_nan(p_concept), _REASONS.index(NO_SCENE))
@@ -264,12 +274,13 @@ def _options(deterministic: bool) -> tf.data.Options:
     return options
 
 
-@gin.configurable(denylist=["partitionings", "skip_log", "input_context"])
+@gin.configurable(denylist=["partitionings", "skip_log", "input_context", "count_only"])
 def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: int = 224,
                   scene_level=None, concept=None, tau_s: float = TAU_S, scene_matrices=None,
                   shuffle_buffer: int = 10_000, deterministic: bool = False,
                   repeat: bool = True, seed=None, skip_log: SkipLog | None = None,
-                  input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+                  input_context: tf.distribute.InputContext | None = None,
+                  count_only: bool = False) -> tf.data.Dataset | int:
     """The §4 training pipeline.
 
     Args:
@@ -283,7 +294,8 @@ def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: i
         probability exceeds tau_s (the ISN training set, §4).
       tau_s: the ISN threshold.
       scene_matrices: `SceneHierarchy` (or {"S3": [365,3], "S16": [365,16]}) to derive S3
-        probabilities from stored Places365 ones, and S16 labels.
+        probabilities and S16 labels from stored Places365 probabilities (records with stored
+        scene labels need none).
       shuffle_buffer: examples in the shuffle buffer.
       deterministic: the same order (and, with a seed, the same crops) every run.
       repeat: repeat forever.
@@ -291,12 +303,23 @@ def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: i
       skip_log: a SkipLog to count what is dropped: photos in no cell of some partitioning,
         photos filtered by scene, and unreadable photos (named).
       input_context: a `tf.distribute.InputContext`, to shard files and split the batch.
+      count_only: return the number of photos one pass yields instead, from the records alone:
+        parsed, labelled and filtered as below, no photo decoded (a JPEG corrupt inside complete
+        start and end markers counts here and is dropped when decoded).
 
     Returns:
       tf.data.Dataset of (images uint8 [B, S, S, 3],
-      {p.name: int64 [B] for p in partitionings} plus "scene": int64 [B] with a scene_level).
+      {p.name: int64 [B] for p in partitionings} plus "scene": int64 [B] with a scene_level);
+      with count_only, an int.
     """
     _check_scene_args(scene_level, concept, tau_s, scene_matrices)
+    if count_only:
+        labelled = _read_records(_record_files(file_pattern, False, None, input_context), False).batch(
+            _PARSE_BATCH).map(lambda s: _label_stage(s, skip_log or SkipLog(), partitionings, scene_level=scene_level,
+                                                     concept=concept, tau_s=tau_s, scene_matrices=scene_matrices),
+                              num_parallel_calls=AUTOTUNE, deterministic=False)
+        sizes = labelled.map(lambda kept: tf.size(kept["id"], tf.int64))
+        return int(sizes.reduce(tf.constant(0, tf.int64), lambda total, n: total + n).numpy())
     if seed is None and deterministic:
         seed = 0
     skip_log = skip_log if skip_log is not None else SkipLog()
@@ -336,7 +359,7 @@ def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: i
 
 def _eval_element(example, image, names):
     out = {"crops": image, "id": example["id"], "lat": example["lat"], "lon": example["lon"],
-           "probs3": example["probs3"]}
+           "probs3": example["probs3"], "scene_labels": example["scene_labels"]}
     out.update({name: example[name] for name in names})
     return out
 
@@ -353,7 +376,8 @@ def eval_dataset(file_pattern, batch_size: int, *, image_size: int = 224, partit
     Returns:
       tf.data.Dataset of {"crops": uint8 [B, 3, S, S, 3], "id": string [B],
       "lat": float32 [B], "lon": float32 [B], "probs3": float32 [B, 3] (NaN if unknown),
-      p.name: int64 [B] for p in partitionings}.
+      "scene_labels": int64 [B, 3] (S3, S16, S365; -1 if unknown), p.name: int64 [B] for p in
+      partitionings}.
     """
     skip_log = skip_log if skip_log is not None else SkipLog()
     if input_context is not None:

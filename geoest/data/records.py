@@ -1,9 +1,11 @@
 """The TFRecord schema: the one place that names the feature keys (design.md, "TFRecord example").
 
-A record holds a photo and where it was taken, never a class label: labels for any
+A record holds a photo and where it was taken, never a geo-cell label: labels for any
 partitioning are computed from latitude/longitude inside the input pipeline (§3.1), so a
 new partitioning needs no new records. Scene probabilities (§3.2) are stored as the 365
-Places365 probabilities when known, else as the 3 S3 concept probabilities.
+Places365 probabilities when known, else as the 3 S3 concept probabilities; the hard scene
+labels of the published meta files (S3_Label, S16_Label, S365_Label) are stored when known,
+so an MTN trains at any scene level without probabilities.
 
 Decoding (`parse_example`) turns serialized bytes into a dict of tensors keyed by the names
 below; parsing for one configuration (crops, labels, filters) lives in `geoest.data.pipeline`.
@@ -19,6 +21,8 @@ LATITUDE = "image/latitude"          # float, degrees
 LONGITUDE = "image/longitude"        # float, degrees
 SCENE_PROBS365 = "scene/probs365"    # 365 floats, Places365 probabilities (§3.2), when known
 SCENE_PROBS3 = "scene/probs3"        # 3 floats, S3 probabilities (indoor, natural, urban)
+SCENE_LABELS = {"S3": "scene/label_s3", "S16": "scene/label_s16",   # int, the scene label of each
+                "S365": "scene/label_s365"}                         # level (§3.2), when known
 
 NUM_S365 = 365
 NUM_S3 = 3
@@ -41,7 +45,7 @@ def _probabilities(values, size: int, name: str, image_id: str) -> list[float]:
 
 
 def encode_example(image_bytes: bytes, image_id: str, lat: float, lon: float,
-                   probs365=None, probs3=None) -> bytes:
+                   probs365=None, probs3=None, scene_labels=None) -> bytes:
     """Serializes one photo as a `tf.train.Example`.
 
     Args:
@@ -50,6 +54,7 @@ def encode_example(image_bytes: bytes, image_id: str, lat: float, lon: float,
       lat, lon: where it was taken, degrees.
       probs365: optional 365 Places365 probabilities.
       probs3: optional 3 S3 probabilities (indoor, natural, urban).
+      scene_labels: optional S3, S16 and S365 labels (3 ints; -1 for an unknown one).
 
     Returns:
       The serialized example (bytes).
@@ -70,6 +75,10 @@ def encode_example(image_bytes: bytes, image_id: str, lat: float, lon: float,
     if probs3 is not None:
         feature[SCENE_PROBS3] = _float_feature(
             _probabilities(probs3, NUM_S3, SCENE_PROBS3, image_id))
+    if scene_labels is not None:
+        for (level, key), label in zip(SCENE_LABELS.items(), np.asarray(scene_labels).reshape(-1).tolist()):
+            if label >= 0:
+                feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)]))
     example = tf.train.Example(features=tf.train.Features(feature=feature))
     return example.SerializeToString()
 
@@ -84,6 +93,8 @@ _FEATURES = {
                                           default_value=[float("nan")] * NUM_S365),
     SCENE_PROBS3: tf.io.FixedLenFeature([NUM_S3], tf.float32,
                                         default_value=[float("nan")] * NUM_S3),
+    # Absent scene labels read as -1: "unknown".
+    **{key: tf.io.FixedLenFeature([], tf.int64, default_value=-1) for key in SCENE_LABELS.values()},
 }
 
 
@@ -97,9 +108,10 @@ def parse_example(serialized, s3_matrix=None) -> dict:
 
     Returns:
       {IMAGE_ENCODED: string, IMAGE_ID: string, LATITUDE: float32, LONGITUDE: float32,
-       SCENE_PROBS365: float32 [..., 365], SCENE_PROBS3: float32 [..., 3]}, with a leading
-      batch dimension when `serialized` has one. Unknown probabilities are NaN; SCENE_PROBS3
-      is always present (stored, else derived from probs365, else NaN).
+       SCENE_PROBS365: float32 [..., 365], SCENE_PROBS3: float32 [..., 3],
+       SCENE_LABELS[level]: int64 for S3, S16, S365}, with a leading batch dimension when
+      `serialized` has one. Unknown probabilities are NaN, unknown labels -1; SCENE_PROBS3 is
+      always present (stored, else derived from probs365, else NaN).
     """
     serialized = tf.convert_to_tensor(serialized, tf.string)
     if serialized.shape.rank == 0:

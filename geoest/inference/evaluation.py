@@ -8,8 +8,10 @@ writes, per method and output (each partitioning and the hierarchy f*):
                                                "indoor": ..., "natural": ..., "urban": ...}}}
   <output_dir>/table6.txt                      the table laid out like Table 6
   <output_dir>/accuracy.png                    accuracy against distance
-Per-scene rows (Table 4, Figure 5) group images by the S3 label of the test data (argmax of its
-scene probabilities) when it has one. An interrupted run resumes from
+Per-scene rows (Table 4, Figure 5) group images by the S3 label of the test data (its S3_Label,
+else the argmax of its scene probabilities) when it has one. A model with a scene head (MTN, §3.3)
+also gets its scene top-1 accuracy at its level against the test data's labels
+(summary.json: <method>/scene_accuracy). An interrupted run resumes from
 <output_dir>/evaluate_partial.npz.
 """
 import dataclasses
@@ -37,17 +39,25 @@ class Method:
     locator: its partitionings' standard / hierarchical geo-classification and Class2GPS.
     probabilities: batch dict -> {output: float [batch, n]} mean crop probabilities.
     concepts: for ISNs, batch dict -> int64 [batch] S3 concept each image is routed to.
+    scene_level: for a model with a scene head (MTN), its level "S3" / "S16" / "S365".
     """
     name: str
     locator: Locator
     probabilities: Callable
     concepts: Callable | None = None
+    scene_level: str | None = None
 
 
 def model_method(name: str, geo_model, centers: str = "mean") -> Method:
     """A single trained model (`geoest.inference.modeldir.GeoModel`), three-crop inference."""
+    from geoest.inference.core import SCENE, output_sizes
+    from geoest.inference.isn import SCENE_WIDTHS
+
+    sizes = output_sizes(geo_model.model)
+    scene_level = SCENE_WIDTHS.get(sizes[SCENE]) if SCENE in sizes else None
     return Method(name, Locator(geo_model.partitionings, centers),
-                  lambda batch: {k: v.numpy() for k, v in crop_probabilities(geo_model.model, batch["crops"]).items()})
+                  lambda batch: {k: v.numpy() for k, v in crop_probabilities(geo_model.model, batch["crops"]).items()},
+                  scene_level=scene_level)
 
 
 def isn_method(name: str, geo_models: dict, scenes, centers: str = "mean") -> Method:
@@ -80,7 +90,7 @@ def load_scene_hierarchy_dir(places365_dir):
     return load_scene_hierarchy(*resolve_places365_files(places365_dir))
 
 
-def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_from_logits: bool = True,
+def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_output: str | None = None,
                  scene_preprocess: str = "tf", scene_hierarchy=None, partitioning_csvs=(), centers: str = "mean"):
     """The methods to evaluate or predict with, from training model dirs.
 
@@ -90,7 +100,8 @@ def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_from_log
       scene_model: routing for the ISNs: None (the test data's scene probabilities), an MTN's
         model dir (its "scene" head) or a scene classifier file (.keras with one output, or the
         Places365 ResNet-152's .weights.h5).
-      scene_from_logits: the scene model outputs logits (an MTN) rather than probabilities.
+      scene_output: "probabilities" or "logits", only for a scene model whose last activation does
+        not tell (`geoest.inference.isn.output_kind`); None otherwise.
       scene_preprocess: a float-input scene classifier's input convention ("tf" = [-1, 1];
         "caffe" for the converted Places365 release; see `geoest.scene.labeler.PREPROCESSING`);
         an MTN takes the uint8 crops as they are.
@@ -118,16 +129,17 @@ def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_from_log
         elif pathlib.Path(scene_model).is_dir():
             from geoest.models import require_uint8_images
 
-            mtn = load_keras_model(model_file(scene_model))
-            require_uint8_images(mtn, model_file(scene_model))
-            scenes = ModelScenes(mtn, from_logits=scene_from_logits,
-                                 scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess)
+            path = model_file(scene_model)
+            mtn = load_keras_model(path)
+            require_uint8_images(mtn, path)
+            scenes = ModelScenes(mtn, scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess,
+                                 source=str(path), kind=scene_output)
         else:
             from geoest.scene.labeler import load_scene_classifier
             classifier = (load_scene_classifier(scene_model) if str(scene_model).endswith(".weights.h5")
                           else load_keras_model(scene_model))
-            scenes = ModelScenes(classifier, output=None, from_logits=scene_from_logits,
-                                 scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess)
+            scenes = ModelScenes(classifier, output=None, scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess,
+                                 source=str(scene_model), kind=scene_output)
         methods.append(isn_method("ISNs", geo_models, scenes, centers))
     if not methods:
         raise InputError("nothing to run: give --model_dir and/or --isn_dirs")
@@ -149,7 +161,8 @@ def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_
     optional scene columns), as numpy dicts; the number of images is `len(read_meta_csv(...))`.
 
     Scene probabilities: the Prob_* columns, else the prob365_* columns aggregated to S3 with
-    `scene_hierarchy`, else unknown (NaN).
+    `scene_hierarchy`, else unknown (NaN). Scene labels ("scene_labels" int64 [B, 3], S3 / S16 /
+    S365): the S*_Label columns, else the argmax of the probabilities at that level, else -1.
     """
     from geoest.data import pipeline
     from geoest.data.meta import read_meta_csv
@@ -160,6 +173,7 @@ def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_
         probs3 = scene_hierarchy.aggregate(meta.probs365, "S3")
     if probs3 is None:
         probs3 = np.full((len(meta), len(CONCEPTS)), np.nan, np.float32)
+    labels = _meta_scene_labels(meta, probs3, scene_hierarchy)
     paths = [str(pathlib.Path(images_dir) / image_id) for image_id in meta.ids]
     missing = [image_id for image_id, path in zip(meta.ids, paths) if not pathlib.Path(path).is_file()]
     if missing:
@@ -172,7 +186,67 @@ def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_
                                         skip_log=skip_log).as_numpy_iterator():
         rows = np.array([row_of[p.decode()] for p in batch["id"]])
         yield {"crops": batch["crops"], "id": ids[rows], "lat": meta.lat_deg[rows], "lon": meta.lon_deg[rows],
-               "probs3": probs3[rows]}
+               "probs3": probs3[rows], "scene_labels": labels[rows]}
+
+
+def _meta_scene_labels(meta, probs3, scene_hierarchy=None) -> np.ndarray:
+    """int64 [n, 3] S3 / S16 / S365 labels of a meta CSV's photos (as the records' pipeline gives
+    them): the S*_Label columns, else the argmax of the probabilities at that level, else -1."""
+    from geoest.scene.places365 import LEVELS
+
+    labels = np.full((len(meta), len(LEVELS)), -1, np.int64) if meta.scene_labels is None else meta.scene_labels
+    derived = {"S3": probs3}
+    if meta.probs365 is not None:
+        derived["S365"] = meta.probs365
+        if scene_hierarchy is not None:
+            derived["S16"] = scene_hierarchy.aggregate(meta.probs365, "S16")
+    labels = labels.copy()
+    for k, level in enumerate(LEVELS):
+        if level in derived:
+            known = np.isfinite(derived[level]).all(axis=1) & (labels[:, k] < 0)
+            labels[known, k] = np.argmax(derived[level][known], axis=1)
+    return labels
+
+
+def scene_accuracy(predicted, labels, level: str) -> dict:
+    """Scene top-1 accuracy of an MTN (§3.3) at its level over the images with a label there.
+
+    Args:
+      predicted: int [N] predicted scene class; labels: int [N, 3] S3 / S16 / S365 labels (-1 unknown).
+    Returns:
+      {"level": level, "count": labelled images, "top1": fraction or None}.
+    """
+    from geoest.scene.places365 import LEVELS
+
+    truth = np.asarray(labels)[:, LEVELS.index(level)]
+    known = truth >= 0
+    top1 = float(np.mean(np.asarray(predicted)[known] == truth[known])) if known.any() else None
+    return {"level": level, "count": int(known.sum()), "top1": top1}
+
+
+def score_file(predictions_csv, meta_csv=None) -> dict:
+    """Scores of a results file in the published layout (`geoest.geo.scoring.read_results_csv`):
+    {"all": summarize(...)} plus, with an Im2GPS-format meta CSV, one per S3 concept (Table 4) —
+    what summary.json holds for the output that wrote the file.
+
+    Images of the results file missing from the meta CSV are an error naming the first one.
+    """
+    from geoest.geo.scoring import read_results_csv, summarize
+    from geoest.scene.meta import read_s3_labels
+
+    results = read_results_csv(predictions_csv)
+    ids, dist = results.ids, results.dist_km
+    scores = {"all": summarize(dist)}
+    if meta_csv is not None:
+        scene = read_s3_labels(meta_csv)
+        missing = [i for i in ids if i not in scene]
+        if missing:
+            raise InputError(f"{meta_csv}: no row for image {missing[0]!r} of "
+                             f"{predictions_csv} ({len(missing)} images missing)")
+        labels = np.array([scene[i] for i in ids])
+        for k, concept in enumerate(CONCEPTS):
+            scores[concept] = summarize(dist[labels == k])
+    return scores
 
 
 def output_label(output: str) -> str:
@@ -188,7 +262,7 @@ class _Store:
     """Per-image results accumulated over batches, saved for resume."""
 
     def __init__(self, path: pathlib.Path, keys):
-        self.path, self.keys = path, ["id", "lat", "lon", "scene"] + list(keys)
+        self.path, self.keys = path, ["id", "lat", "lon", "scene", "scene_labels"] + list(keys)
         self.columns = {k: [] for k in self.keys}
         self.done = set()
         if path.exists():
@@ -244,6 +318,7 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     output_dir.mkdir(parents=True, exist_ok=True)
     keys = [f"{m.name}/{o}/{c}" for m in methods for o in m.locator.names for c in ("lat", "lon")]
     keys += [f"{m.name}/routed" for m in methods if m.concepts]
+    keys += [f"{m.name}/scene_top" for m in methods if m.scene_level]
     store = _Store(output_dir / PARTIAL, keys)
     progress = tqdm(total=total, initial=len(store.done), unit="img", desc="evaluate")
     for step, batch in enumerate(batches):
@@ -252,16 +327,22 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
         if not keep.any():
             continue
         batch = _subset(dict(batch, id=ids), keep)
-        probs3 = np.asarray(batch.get("probs3", np.full((len(batch["id"]), 3), np.nan)), np.float64)
+        n = len(batch["id"])
+        probs3 = np.asarray(batch.get("probs3", np.full((n, 3), np.nan)), np.float64)
+        labels = np.asarray(batch.get("scene_labels", np.full((n, 3), -1)), np.int64)
         known = np.isfinite(probs3).all(axis=1) & (probs3 >= 0).all(axis=1)
-        scene = np.where(known, np.argmax(np.nan_to_num(probs3, nan=-1.0), axis=1), -1)
+        # The S3 label (§3.2): stored, else the most probable concept.
+        scene = np.where(labels[:, 0] >= 0, labels[:, 0],
+                         np.where(known, np.argmax(np.nan_to_num(probs3, nan=-1.0), axis=1), -1))
         row = {"id": batch["id"], "lat": batch["lat"].astype(np.float64),
-               "lon": batch["lon"].astype(np.float64), "scene": scene.astype(np.int64)}
+               "lon": batch["lon"].astype(np.float64), "scene": scene.astype(np.int64), "scene_labels": labels}
         for method in methods:
             routed = method.concepts(batch) if method.concepts else None
             probs = method.probabilities(batch, routed) if routed is not None else method.probabilities(batch)
             if routed is not None:
                 row[f"{method.name}/routed"] = routed
+            if method.scene_level:
+                row[f"{method.name}/scene_top"] = np.argmax(probs["scene"], axis=1)
             for output, located in method.locator.locate(probs, top_k_cells=1).items():
                 row[f"{method.name}/{output}/lat"] = located.lat_deg
                 row[f"{method.name}/{output}/lon"] = located.lon_deg
@@ -294,12 +375,19 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
         if method.concepts:
             routed = data[f"{method.name}/routed"]
             summary[method.name]["routed_images"] = {c: int((routed == i).sum()) for i, c in enumerate(CONCEPTS)}
+        if method.scene_level:
+            summary[method.name]["scene_accuracy"] = scene_accuracy(
+                data[f"{method.name}/scene_top"], data["scene_labels"], method.scene_level)
 
     table = table6(rows, reference)
     scene_tables = [f"\n{concept} ({int((data['scene'] == i).sum())} images):\n"
                     + table6([(label, summary[m.name][o][concept]) for m in methods for o in m.locator.names
                               for label in [f"{m.name} ({output_label(o)})"]])
                     for i, concept in enumerate(CONCEPTS) if (data["scene"] == i).any()]
+    scene_lines = [f"\n{name} scene top-1 ({a['level']}, §3.3 MTN): "
+                   + (f"{100 * a['top1']:.1f} % of {a['count']} labelled images" if a["count"] else "no labelled images")
+                   for name, a in ((m.name, summary[m.name]["scene_accuracy"]) for m in methods if m.scene_level)]
+    scene_tables += scene_lines
     (output_dir / "table6.txt").write_text(table + "\n" + "".join(scene_tables) + "\n", encoding="utf-8")
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     plot_accuracy(curves, output_dir / "accuracy.png", title=f"{len(data['id'])} test images")
@@ -310,4 +398,4 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
 
 
 __all__ = ["Method", "model_method", "isn_method", "evaluate", "record_batches", "image_batches",
-           "output_label"]
+           "output_label", "scene_accuracy", "score_file"]

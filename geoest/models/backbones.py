@@ -17,6 +17,19 @@ from geoest.errors import InputError
 
 BACKBONES = {}
 
+# §4 starts from ImageNet: keras.applications' weights without the classifier, by backbone, as Keras
+# fetches them into its cache ($KERAS_HOME or ~/.keras, folder models/).
+_KERAS_APPLICATIONS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+IMAGENET_FILES = {
+    "resnet50v2": "resnet/resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "resnet101v2": "resnet/resnet101v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "resnet152v2": "resnet/resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "vgg16": "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "efficientnetv2s": "efficientnet_v2/efficientnetv2-s_notop.h5",
+    "convnext_tiny": "convnext/convnext_tiny_notop.h5",
+}
+FROM_SCRATCH = """--gin_param='IMAGENET_WEIGHTS=None'"""
+
 
 def _register(name):
     def decorate(fn):
@@ -68,20 +81,41 @@ def scale_images(images, convention: str):
     return ScaleImages(convention, name="scale_images")(images)
 
 
+def imagenet_weights(backbone: str) -> str:
+    """The local file of a backbone's ImageNet weights (§4): from Keras' cache, fetched into it if absent.
+
+    Raises:
+      InputError: the backbone has none, or the file is not cached and cannot be fetched (offline);
+        the message names the file to place, where, and the gin parameter for random weights.
+    """
+    import keras
+
+    if backbone not in IMAGENET_FILES:
+        raise InputError(f"backbone {backbone!r} has no ImageNet weights; train it with {FROM_SCRATCH}")
+    cache = os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "models")
+    file_name = os.path.basename(IMAGENET_FILES[backbone])
+    url = _KERAS_APPLICATIONS + IMAGENET_FILES[backbone]
+    try:
+        return keras.utils.get_file(file_name, url, cache_subdir="models", cache_dir=os.path.dirname(cache))
+    except Exception as error:  # keras raises a bare Exception for a failed download
+        reason = str(error).rsplit(" -- ", 1)[-1]
+        raise InputError(f"ImageNet weights of backbone {backbone!r} (§4) are not in Keras' cache and could "
+                         f"not be fetched ({reason}): place {file_name} (from {url}) in {cache}/, or train from "
+                         f"random weights with {FROM_SCRATCH}") from None
+
+
 def _application(constructor, name, images, weights, **kwargs):
-    """Runs a `keras.applications` constructor without its top; returns pooled features [batch, d]."""
-    if weights not in (None, "imagenet") and not os.path.exists(weights):
+    """Runs a `keras.applications` constructor without its top; returns pooled features [batch, d].
+
+    weights: None (random), "imagenet" (`imagenet_weights`) or the path of a local weights file.
+    """
+    if weights == "imagenet":
+        weights = imagenet_weights(name)
+    elif weights is not None and not os.path.exists(weights):
         raise InputError(f"backbone {name!r}: weights file {weights!r} does not exist; expected None, "
                          "'imagenet' or the path of a local weights file (.weights.h5 / .h5)")
-    try:
-        base = constructor(include_top=False, weights=weights, input_shape=tuple(images.shape[1:]),
-                           pooling="avg", **kwargs)
-    except Exception as error:  # keras raises a bare Exception for a failed download
-        if weights != "imagenet":
-            raise
-        raise InputError(
-            f"backbone {name!r}: could not fetch its ImageNet weights ({error}). Offline? Download them "
-            "once into ~/.keras/models/ or pass the path of a local weights file as `weights`.") from error
+    base = constructor(include_top=False, weights=weights, input_shape=tuple(images.shape[1:]),
+                       pooling="avg", **kwargs)
     return base(images)
 
 

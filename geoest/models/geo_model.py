@@ -21,9 +21,9 @@ import keras
 
 from geoest.errors import InputError
 from geoest.models.backbones import BACKBONES
+from geoest.scene.places365 import LEVEL_CLASSES as SCENE_CLASSES   # §3.2 scene sets: S3, S16, S365
 
 SCENE_HEAD = "scene"
-SCENE_CLASSES = {"S3": 3, "S16": 16, "S365": 365}  # §3.2 scene sets
 
 
 def head_sizes(partitionings) -> dict[str, int]:

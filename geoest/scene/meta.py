@@ -24,6 +24,31 @@ def prob365_columns(num_categories: int = 365) -> tuple:
     return tuple(f"prob365_{i}" for i in range(num_categories))
 
 
+def read_s3_labels(meta_csv) -> dict:
+    """IMG_ID -> S3 label (0 indoor, 1 natural, 2 urban) from an Im2GPS-format meta CSV.
+
+    Raises:
+      InputError naming the file (and line): a missing file or column, a label not 0, 1 or 2.
+    """
+    import pandas as pd
+
+    meta_csv = pathlib.Path(meta_csv)
+    if not meta_csv.is_file():
+        raise InputError(f"{meta_csv}: meta CSV not found")
+    frame = pd.read_csv(meta_csv, dtype={ID_COLUMN: str})
+    for column in (ID_COLUMN, "S3_Label"):
+        if column not in frame.columns:
+            raise InputError(f"{meta_csv}: no column {column!r}; the header has "
+                             f"{', '.join(frame.columns)}")
+    labels = pd.to_numeric(frame["S3_Label"], errors="coerce")
+    bad = ~labels.isin(range(len(CONCEPTS))).to_numpy()
+    if bad.any():
+        line = int(np.argmax(bad)) + 2
+        raise InputError(f"{meta_csv}: line {line}: S3_Label {frame['S3_Label'].iloc[line - 2]!r} "
+                         "is not 0 (indoor), 1 (natural) or 2 (urban)")
+    return dict(zip(frame[ID_COLUMN], labels.astype(int)))
+
+
 def scene_statistics(meta_csv, tau_s: float = TAU_S) -> dict:
     """Images per concept and the training-set size of each ISN at ``tau_s`` (§3.3, §4).
 

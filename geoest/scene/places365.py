@@ -28,6 +28,7 @@ from geoest.errors import InputError
 
 CONCEPTS = ("indoor", "natural", "urban")  # S3 label order: the hierarchy's level-1 columns
 LEVELS = ("S3", "S16", "S365")
+LEVEL_CLASSES = {"S3": 3, "S16": 16, "S365": 365}   # labels of each level are 0..n-1
 
 CATEGORIES_FILE = "categories_places365.txt"
 HIERARCHY_FILE = "scene_hierarchy_places365.csv"

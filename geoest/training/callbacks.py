@@ -52,10 +52,13 @@ class GeoValidation(keras.callbacks.Callback):
     each geo head and radius r in THRESHOLDS_KM (Class2GPS: the mean location of the predicted
     cell, §3.4) and, for several partitionings, val_hierarchy_acc_<r>km (§3.4 f*).
     The model with the best `monitor` value is written to `best_path` (.keras) with a JSON record.
+    With `patience`, training stops once `monitor` has not improved for that many epochs (§4's
+    fine-tuning "until the loss on the validation set converges"); a resumed run counts from the
+    best epoch in the record.
     """
 
     def __init__(self, validation, partitionings, hierarchy, strategy, loss_weights, best_path,
-                 monitor="val_loss", steps=None):
+                 monitor="val_loss", steps=None, patience=None):
         super().__init__()
         self.validation = validation
         self.partitionings = list(partitionings)
@@ -67,10 +70,12 @@ class GeoValidation(keras.callbacks.Callback):
         self.monitor = monitor
         self.minimize = "loss" in monitor
         self.steps = steps
-        self.best = None
+        self.patience = patience
+        self.best = self.best_epoch = None
         if os.path.exists(self.record_path):
             with open(self.record_path, encoding="utf-8") as f:
-                self.best = json.load(f).get(monitor)
+                record = json.load(f)
+            self.best, self.best_epoch = record.get(monitor), record.get("epoch")
         self._step_fn = None
 
     def _make_step(self):
@@ -132,6 +137,11 @@ class GeoValidation(keras.callbacks.Callback):
             return True
         return value < self.best if self.minimize else value > self.best
 
+    def converged(self, epochs_done: int) -> bool:
+        """True when `monitor` has not improved for `patience` epochs after `epochs_done` epochs."""
+        return bool(self.patience and self.validation is not None and self.best_epoch is not None
+                    and epochs_done - self.best_epoch >= self.patience)
+
     def on_epoch_end(self, epoch, logs=None):
         logs = {} if logs is None else logs
         if self.validation is not None:
@@ -139,7 +149,7 @@ class GeoValidation(keras.callbacks.Callback):
         value = logs.get(self.monitor)
         # Without validation data the latest epoch's model is kept.
         if self.validation is None or self._improved(value):
-            self.best = value
+            self.best, self.best_epoch = value, epoch + 1
             path = self.best_path
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             # A functional view of the same layers: saved without optimizer state.
@@ -149,3 +159,7 @@ class GeoValidation(keras.callbacks.Callback):
             with open(os.path.splitext(path)[0] + ".json", "w", encoding="utf-8") as f:
                 json.dump(record, f, indent=1, default=float)
             logging.info("epoch %d: %s = %s, model saved to %s", epoch + 1, self.monitor, value, self.best_path)
+        if self.converged(epoch + 1):
+            logging.info("epoch %d: %s has not improved for %d epoch(s) (best %s at epoch %d): converged, stopping",
+                         epoch + 1, self.monitor, self.patience, self.best, self.best_epoch)
+            self.model.stop_training = True

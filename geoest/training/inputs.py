@@ -4,13 +4,14 @@ An input function is called as `fn(partitionings, batch_size, image_size, scene_
 `Inputs`; gin picks it (`train.inputs = @tfrecord_inputs`), so the demo and tests can swap it.
   train:      (images uint8 [B, S, S, 3], {partitioning name: int64 [B], "scene": int64 [B]})
               repeated; B is the global batch.
-  train_once: the same, one pass (finite): to count the images of an epoch and to check there are any.
+  train_once: the same, one pass (finite): to check there are any images.
+  count:      () -> int, the images of one pass (an epoch), counted without decoding a photo where it can.
   validation: the same pair with "lat" and "lon" (float, degrees) in the dict; finite; or None.
 A label -1 means "no class" (no cell of that partitioning holds the photo; scene unknown): it adds
 nothing to the loss and is left out of top-1 accuracy.
 """
 import dataclasses
-from typing import Optional
+from typing import Callable, Optional
 
 import gin
 import numpy as np
@@ -18,6 +19,7 @@ import tensorflow as tf
 
 from geoest.errors import InputError
 from geoest.models import SCENE_CLASSES
+from geoest.scene.places365 import LEVELS as SCENE_LEVELS
 
 LAT, LON = "lat", "lon"
 
@@ -27,6 +29,7 @@ class Inputs:
     train: tf.data.Dataset
     train_once: tf.data.Dataset
     validation: Optional[tf.data.Dataset]
+    count: Callable[[], int]
     description: str = ""  # names the data in error messages
 
 
@@ -51,9 +54,10 @@ def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train
         from geoest.scene.places365 import load_scene_hierarchy
         matrices = load_scene_hierarchy(*scene_hierarchy)
 
-    def training(repeat):
+    def training(repeat, count_only=False):
         return pipeline.train_dataset(train_files, partitionings, batch_size, image_size=image_size,
-                                      scene_level=scene_level, scene_matrices=matrices, repeat=repeat)
+                                      scene_level=scene_level, scene_matrices=matrices, repeat=repeat,
+                                      count_only=count_only)
 
     validation = None
     if validation_files:
@@ -63,34 +67,42 @@ def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train
         validation = evaluation.map(lambda d: _center_crop_pair(d, names, scene_level),
                                     num_parallel_calls=tf.data.AUTOTUNE)
     description = f"TFRecords {train_files!r} (ISN filter: train_dataset.concept / tau_s)"
-    return Inputs(training(repeat=True), training(repeat=False), validation, description)
+    return Inputs(training(repeat=True), training(repeat=False), validation,
+                  lambda: training(repeat=False, count_only=True), description)
 
 
 def _center_crop_pair(example, names, scene_level):
     """Eval dict (three crops, §3.4) to a validation pair on the centre crop.
 
-    The scene label of an S3 MTN is the most probable concept (§3.2); other levels have none (-1).
+    The MTN's scene target is the photo's label at its level (§3.2; -1 when unknown).
     """
     images = example["crops"][:, 1]
     targets = {name: tf.cast(example[name], tf.int64) for name in names}
     if scene_level:
-        probs3 = example["probs3"]
-        known = scene_level == "S3" and tf.reduce_all(tf.math.is_finite(probs3), axis=-1)
-        targets["scene"] = tf.where(known, tf.argmax(probs3, axis=-1), tf.constant(-1, tf.int64))
+        targets["scene"] = example["scene_labels"][:, SCENE_LEVELS.index(scene_level)]
     targets[LAT], targets[LON] = example["lat"], example["lon"]
     return images, targets
 
 
-def count_images(dataset: tf.data.Dataset, description: str) -> int:
-    """Images in one pass over a finite batched dataset of (images, labels) pairs."""
-    from tqdm import tqdm
+@gin.configurable
+def synthetic_partitioning(name: str = "synthetic", tau_max: int = 100, tau_min: int = 5,
+                           num_photos: int = 4000, seed: int = 0):
+    """§3.1 on generated photo coordinates (clustered around eight cities): a partitioning that needs
+    no file, for smoke runs (`smoke.gin`). The same arguments give the same cells.
 
-    total = 0
-    with tqdm(desc=f"counting training images of {description}", unit=" img") as bar:
-        for n in dataset.map(lambda images, labels: tf.shape(images)[0]).as_numpy_iterator():
-            total += int(n)
-            bar.update(int(n))
-    return total
+    Returns:
+      `geoest.geo.Partitioning` named `name`.
+    """
+    from geoest.geo import Partitioning
+
+    rng = np.random.default_rng(seed)
+    cities = np.array([[48.86, 2.35], [40.71, -74.0], [35.68, 139.69], [-33.87, 151.21],
+                       [-22.91, -43.17], [30.04, 31.24], [55.75, 37.62], [1.35, 103.82]])
+    city = rng.integers(len(cities), size=num_photos)
+    spread = rng.choice([0.05, 0.5, 3.0], size=num_photos, p=[0.5, 0.35, 0.15])
+    lat = np.clip(cities[city, 0] + rng.normal(size=num_photos) * spread, -89.0, 89.0)
+    lon = (cities[city, 1] + rng.normal(size=num_photos) * spread + 180.0) % 360.0 - 180.0
+    return Partitioning.build(lat, lon, tau_min=tau_min, tau_max=tau_max, name=name)
 
 
 @gin.configurable
@@ -131,7 +143,7 @@ def synthetic_inputs(partitionings, batch_size, image_size, scene_level, *, num_
 
     train, once = (make(np.arange(num_images), shuffle=True, repeat=r) for r in (True, False))
     validation = make(np.arange(num_images, num_images + num_validation), shuffle=False) if num_validation else None
-    return Inputs(train, once, validation, f"synthetic ({num_images} images)")
+    return Inputs(train, once, validation, lambda: num_images, f"synthetic ({num_images} images)")
 
 
 def require_images(inputs: Inputs) -> None:

@@ -7,13 +7,14 @@ Files in model_dir:
   operative_config.gin       the gin parameters the run used
   variant.json               gin files and heads of the run; another variant in this dir is refused
   partitionings/*.csv        the partitionings of the geo heads (Class2GPS needs them)
-  train_images.json          images per epoch, counted once
+  train_images.json          images per epoch, counted once from the records (no photo decoded)
 """
 import importlib.util
 import json
 import logging
 import os
 import shutil
+import time
 
 import gin
 import keras
@@ -25,7 +26,7 @@ from geoest.models import (SCENE_CLASSES, SCENE_HEAD, Top1Accuracy, add_weight_d
                            output_sizes)
 from geoest.training.callbacks import GeoValidation, PeriodicCheckpoint
 from geoest.training.distribute import is_chief, scratch_dir
-from geoest.training.inputs import count_images, require_images
+from geoest.training.inputs import require_images
 from geoest.training.optimization import make_optimizer
 
 BEST_MODEL = "best.keras"
@@ -51,13 +52,32 @@ def check_keras_version(version: str = keras.__version__) -> None:
 
 
 def load_partitionings(files, directory=None) -> list:
-    """Partitioning CSVs (coarse to fine); relative names are looked up in `directory`."""
-    paths = [f if directory is None or os.path.isabs(f) else os.path.join(directory, f) for f in files]
-    for path in paths:
+    """Partitionings (coarse to fine) from CSV files, or given as `Partitioning`s (smoke.gin's synthetic
+    ones); relative file names are looked up in `directory`."""
+    parts = []
+    for f in files:
+        if isinstance(f, Partitioning):
+            parts.append(f)
+            continue
+        path = f if directory is None or os.path.isabs(f) else os.path.join(directory, f)
         if not os.path.isfile(path):
             raise InputError(f"partitioning file {path} does not exist; expected a cells_*.csv file "
                              "(set PARTITIONINGS_DIR or train.partitionings)")
-    return [Partitioning.from_csv(path) for path in paths]
+        parts.append(Partitioning.from_csv(path))
+    return parts
+
+
+def fetch_backbone_weights() -> None:
+    """Makes sure the ImageNet weights the gin config asks for (§4) are in Keras' cache, before any
+    data is read: offline, a run stops at once with the file to place and where."""
+    import inspect
+
+    from geoest.models.backbones import imagenet_weights
+
+    arguments = {name: p.default for name, p in inspect.signature(build_model).parameters.items()}
+    arguments.update(gin.get_bindings(build_model))
+    if arguments["weights"] == "imagenet":
+        imagenet_weights(arguments["backbone"])
 
 
 def check_variant(model_dir: str, variant: dict) -> None:
@@ -102,7 +122,7 @@ def initialize_from(model: keras.Model, path: str) -> None:
 def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, variant=(), callbacks=(),
           partitionings=gin.REQUIRED, partitionings_dir=None, scene_level=None, inputs=gin.REQUIRED,
           image_size=224, batch_size=128, epochs=15, steps_per_epoch=None, validation_steps=None,
-          checkpoint_every_n_steps=1000, keep_checkpoints=3, init_from=None, monitor="val_loss",
+          checkpoint_every_n_steps=1000, keep_checkpoints=3, init_from=None, monitor="val_loss", patience=None,
           mixed_precision=None, jit_compile=False, steps_per_execution=1) -> keras.Model:
     """Trains one variant (§3.3, §4); re-running with the same model_dir resumes.
 
@@ -119,8 +139,10 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
       epochs, steps_per_epoch: §4: 15 epochs; steps per epoch from the number of images when None.
       validation_steps: batches per validation (all when None).
       checkpoint_every_n_steps, keep_checkpoints: checkpoint frequency and how many to keep.
-      init_from: a .keras model or model dir to start from (ISN fine-tuning from base_M, §4).
+      init_from: a .keras model or model dir to start from (§4 fine-tuning, `gin/finetune.gin`; ISNs
+        from base_M).
       monitor: the val_* metric choosing the best model (minimised when it names a loss).
+      patience: stop when `monitor` has not improved for this many epochs (None: run every epoch).
       mixed_precision: None, "mixed_float16" (GPU) or "mixed_bfloat16" (TPU).
       jit_compile, steps_per_execution: XLA and steps per compiled call, passed to `compile`.
     Returns:
@@ -128,6 +150,7 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
     """
     check_keras_version()
     strategy = strategy or tf.distribute.get_strategy()
+    fetch_backbone_weights()
     # Other workers write to a scratch dir: saving is collective, so they save too, but elsewhere.
     run_dir = model_dir if is_chief(strategy) else scratch_dir(strategy)
     os.makedirs(run_dir, exist_ok=True)
@@ -159,11 +182,11 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
         train_data = data.train.map(lambda x, y: (x, {k: y[k] for k in names}))
         validation = GeoValidation(data.validation, parts, hierarchy, strategy, loss_weights,
                                    os.path.join(run_dir, BEST_MODEL),
-                                   monitor=monitor, steps=validation_steps)
+                                   monitor=monitor, steps=validation_steps, patience=patience)
         all_callbacks = [validation, PeriodicCheckpoint(manager, checkpoint_every_n_steps),
                          *_log_callbacks(os.path.join(run_dir, "logs")), *callbacks]
         _build_for_fit(model, train_data.element_spec)
-        _fit(model, train_data, epochs, steps_per_epoch, all_callbacks)
+        _fit(model, train_data, epochs, steps_per_epoch, all_callbacks, validation.converged)
         _save_operative_config(run_dir)
         return model
     finally:
@@ -189,7 +212,10 @@ def _steps_per_epoch(model_dir, data, batch_size) -> int:
         with open(cache, encoding="utf-8") as f:
             images = json.load(f)["train_images"]
     else:
-        images = count_images(data.train_once, data.description)
+        start = time.perf_counter()
+        images = data.count()
+        logging.info("%d training images in %s (counted in %.1f s)", images, data.description,
+                     time.perf_counter() - start)
         with open(cache, "w", encoding="utf-8") as f:
             json.dump({"train_images": images}, f)
     return max(1, images // batch_size)
@@ -251,11 +277,14 @@ def _build_for_fit(model, element_spec) -> None:
         model.train_step = lambda data: {k: tf.reshape(v, [1]) for k, v in step(data).items()}
 
 
-def _fit(model, train_data, epochs, steps_per_epoch, callbacks) -> None:
-    """Runs the remaining steps; a run stopped mid-epoch first finishes that epoch."""
+def _fit(model, train_data, epochs, steps_per_epoch, callbacks, converged) -> None:
+    """Runs the remaining steps; a run stopped mid-epoch first finishes that epoch.
+
+    converged(epochs_done) -> bool stops the run early (the validation loss no longer improves).
+    """
     step = int(model.optimizer.iterations.numpy())
     epoch, done_in_epoch = divmod(step, steps_per_epoch)
-    if epoch >= epochs:
+    if epoch >= epochs or (not done_in_epoch and converged(epoch)):
         logging.info("training already finished: step %d of %d", step, epochs * steps_per_epoch)
         return
     if done_in_epoch:
@@ -263,6 +292,6 @@ def _fit(model, train_data, epochs, steps_per_epoch, callbacks) -> None:
         model.fit(train_data, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps_per_epoch - done_in_epoch,
                   callbacks=callbacks, shuffle=False, verbose=2)
         epoch += 1
-    if epoch < epochs:
+    if epoch < epochs and not converged(epoch):
         model.fit(train_data, epochs=epochs, initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
                   callbacks=callbacks, shuffle=False, verbose=2)

@@ -6,7 +6,8 @@
 under `DIR/images/`, at the paths the CSV's IMG_IDs give. Photos are prepared exactly as
 `tools/build_tfrecords.py` does (shorter side 320 px, JPEG), and the features serialize under
 the same keys as `geoest.data.records` (`image/encoded`, `image/id`, `image/latitude`,
-`image/longitude`, `scene/probs365`, `scene/probs3`; unknown probabilities are NaN), so
+`image/longitude`, `scene/probs365`, `scene/probs3`, `scene/label_s3|s16|s365`; unknown
+probabilities are NaN, unknown labels -1), so
 `tfds.load(name, decoders={"image": {"encoded": tfds.decode.SkipDecoding()}})` gives the same
 examples as the records, and the pipelines in `geoest.data.pipeline` read the prepared files.
 Photos that are missing (no longer downloadable from Flickr) or unreadable are skipped,
@@ -45,8 +46,9 @@ def _nan(size):
 class _GeoPhotos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Photos with their coordinates and scene probabilities, one split."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Photos shrunk to a 320 px shorter side, JPEG."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Photos shrunk to a 320 px shorter side, JPEG.",
+                     "1.1.0": "The meta CSV's scene labels (S3, S16, S365; -1 unknown)."}
     META_CSV = ""        # file name in manual_dir
     SPLIT = ""
     DESCRIPTION = ""
@@ -69,6 +71,8 @@ class _GeoPhotos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                     "probs365": tfds.features.Tensor(shape=(records.NUM_S365,),
                                                      dtype=np.float32),
                     "probs3": tfds.features.Tensor(shape=(records.NUM_S3,), dtype=np.float32),
+                    **{key.split("/")[1]: tfds.features.Scalar(np.int64)
+                       for key in records.SCENE_LABELS.values()},
                 },
             }),
             homepage=_HOMEPAGE,
@@ -102,6 +106,8 @@ class _GeoPhotos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                     "probs365": _nan(records.NUM_S365) if meta.probs365 is None
                     else meta.probs365[i],
                     "probs3": _nan(records.NUM_S3) if meta.probs3 is None else meta.probs3[i],
+                    **{key.split("/")[1]: -1 if meta.scene_labels is None else meta.scene_labels[i, k]
+                       for k, key in enumerate(records.SCENE_LABELS.values())},
                 },
             }
         logging.info("%s: %d of %d photos prepared; skipped %s", self.name,
