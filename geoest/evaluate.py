@@ -7,7 +7,10 @@
         --model_dir=runs/base_M --images_dir=im2gps3k/ --meta_csv=im2gps3k_places365.csv --output_dir=eval/isn
 
 Writes per method (<name> = the model dir's folder name, or "ISNs") results_<output>.csv in the
-published format, plus summary.json, table6.txt and accuracy.png in --output_dir.
+published format, plus summary.json, table6.txt and accuracy.png in --output_dir; and, per method,
+how sure its answers are: coverage of R_0.5 / R_0.9 before and after temperature scaling, the
+calibration error of the top cell's probability (reliability.png) and the accuracy-coverage curve
+(accuracy_coverage.png, with its area).
 """
 import sys
 
@@ -36,6 +39,9 @@ flags.DEFINE_enum("centers", "mean", ["mean", "geometric"], "Class2GPS: cell mea
                   "the S2 cell's centre (base-vgg_c).")
 flags.DEFINE_enum("reference", None, ["im2gps", "im2gps3k"], "Print the paper's Table 6 rows beside.")
 flags.DEFINE_integer("batch_size", 16, "Images per batch (each gives 3 crops).")
+flags.DEFINE_string("temperatures", None, "Temperature file (python -m geoest.calibrate); default: each model "
+                    "dir's calibration.json when it has one; 'none': uncalibrated.")
+flags.DEFINE_list("region_mass", ["0.5", "0.9"], "Masses p of the confidence regions whose coverage is reported.")
 FLAGS = flags.FLAGS
 
 
@@ -48,11 +54,14 @@ def main(argv):
         raise InputError("give the test set as --test_records, or as --images_dir with --meta_csv")
     if FLAGS.images_dir and not FLAGS.meta_csv:
         raise InputError("--images_dir needs --meta_csv (the ground-truth coordinates)")
+    from geoest.geo.confidence import check_masses
+
+    masses = check_masses(FLAGS.region_mass)
     hierarchy = evaluation.load_scene_hierarchy_dir(FLAGS.places365_dir)
     methods, image_size = evaluation.load_methods(
         FLAGS.model_dir, FLAGS.isn_dirs, scene_model=FLAGS.scene_model, scene_output=FLAGS.scene_output,
         scene_preprocess=FLAGS.scene_preprocess, scene_hierarchy=hierarchy, partitioning_csvs=FLAGS.partitionings,
-        centers=FLAGS.centers)
+        centers=FLAGS.centers, calibration=FLAGS.temperatures)
     from geoest.data.pipeline import SkipLog
     skip_log = SkipLog()
     if FLAGS.test_records:
@@ -63,7 +72,7 @@ def main(argv):
         total = len(read_meta_csv(FLAGS.meta_csv))
         batches = evaluation.image_batches(FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, image_size,
                                            hierarchy, skip_log)
-    evaluation.evaluate(methods, batches, FLAGS.output_dir, total=total, reference=FLAGS.reference)
+    evaluation.evaluate(methods, batches, FLAGS.output_dir, total=total, reference=FLAGS.reference, masses=masses)
     if skip_log.unreadable:
         print(f"skipped {len(skip_log.unreadable)} unreadable image(s): "
               + ", ".join(f"{i} ({why})" for i, why in skip_log.unreadable[:20]), file=sys.stderr)

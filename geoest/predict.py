@@ -7,6 +7,13 @@ Each image is three-crop classified; with two or more partitionings the hierarch
 prediction is the answer (lat, lon, cell), and every partitioning's own answer is listed too. With
 --isn_dirs, each photo goes to the ISN of its scene, predicted by --scene_model (an MTN model dir
 or a scene classifier). Unreadable files are listed and skipped; re-running resumes.
+
+How sure a guess is: every row gets the confidence regions (--region_mass, default 0.5 and 0.9:
+the smallest set of cells holding that probability and the radius in km around the point that
+covers them) and a back-off answer (--min_confidence=q: the finest of fine, middle, coarse whose
+predicted cell holds at least q, or "none"). Probabilities are temperature-scaled when the model
+dir holds a calibration.json (python -m geoest.calibrate). --max_resolution_km=K caps every
+output - point, region, map - to areas at least K km wide.
 """
 import glob
 import sys
@@ -33,6 +40,12 @@ flags.DEFINE_integer("top_k", 5, "Cells listed (and drawn) per photo.")
 flags.DEFINE_list("partitionings", [], "Partitioning CSVs (default: those in the model dir).")
 flags.DEFINE_enum("centers", "mean", ["mean", "geometric"], "Class2GPS: cell mean coordinate or S2 cell centre.")
 flags.DEFINE_integer("batch_size", 16, "Images per batch.")
+flags.DEFINE_list("region_mass", ["0.5", "0.9"], "Masses p of the confidence regions, each in (0, 1).")
+flags.DEFINE_float("min_confidence", 0.0, "Back-off: answer at the finest level whose predicted cell holds at "
+                   "least this probability (fine -> middle -> coarse), else no answer; in [0, 1].")
+flags.DEFINE_float("max_resolution_km", None, "Resolution cap: no point, region or map finer than this (km).")
+flags.DEFINE_string("temperatures", None, "Temperature file (python -m geoest.calibrate); default: the model "
+                    "dir's calibration.json when it has one; 'none': uncalibrated.")
 FLAGS = flags.FLAGS
 
 
@@ -47,6 +60,11 @@ def image_paths(patterns) -> list:
 @clear_input_errors
 def main(argv):
     del argv
+    from geoest.geo import confidence as conf
+
+    masses = conf.check_masses(FLAGS.region_mass)
+    min_confidence = conf.check_min_confidence(FLAGS.min_confidence)
+    cap_km = None if FLAGS.max_resolution_km is None else conf.check_max_resolution(FLAGS.max_resolution_km)
     paths = image_paths(FLAGS.images)
     from geoest.inference import evaluation, prediction
 
@@ -58,20 +76,27 @@ def main(argv):
         [FLAGS.model_dir] if FLAGS.model_dir else [], FLAGS.isn_dirs, scene_model=FLAGS.scene_model,
         scene_output=FLAGS.scene_output, scene_preprocess=FLAGS.scene_preprocess,
         scene_hierarchy=evaluation.load_scene_hierarchy_dir(FLAGS.places365_dir),
-        partitioning_csvs=FLAGS.partitionings, centers=FLAGS.centers)
+        partitioning_csvs=FLAGS.partitionings, centers=FLAGS.centers,
+        calibration=FLAGS.temperatures if FLAGS.model_dir else "none")
+    locator = method.locator
+    confidence = conf.Confidence(locator.partitionings, locator.hierarchy.parents if locator.hierarchy else None,
+                                 masses, min_confidence, cap_km, FLAGS.centers)
     from geoest.data.pipeline import SkipLog, image_dataset
     skip_log = SkipLog()
     batches = lambda paths: image_dataset(paths, FLAGS.batch_size, image_size=image_size,
                                           skip_log=skip_log).as_numpy_iterator()
-    result = prediction.predict_images(method, paths, FLAGS.output, batches, top_k=FLAGS.top_k)
+    result = prediction.predict_images(method, paths, FLAGS.output, batches, top_k=FLAGS.top_k,
+                                       confidence=confidence)
     reasons = dict(skip_log.unreadable)
     for path in result["unreadable"]:
         print(f"unreadable, skipped: {path} ({reasons.get(path, 'cannot be decoded')})", file=sys.stderr)
+    for path in result["nan"]:
+        print(f"probabilities hold NaN, skipped: {path}", file=sys.stderr)
     print(f"{result['predicted']} photos located ({result['skipped_done']} already in {FLAGS.output}, "
           f"{len(result['unreadable'])} unreadable) -> {FLAGS.output}")
     if FLAGS.geojson:
         n = prediction.write_geojson(FLAGS.output, method.locator, FLAGS.geojson)
-        print(f"map of {n} photos and their top cells -> {FLAGS.geojson}")
+        print(f"map of {n} photos and their regions -> {FLAGS.geojson} (and a PNG beside it)")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ r"""Trains a Table-3 variant chosen by gin files (§3.3, §4). Re-running the sa
   python -m geoest.train --gin_file=base_M.gin --gin_file=smoke.gin --model_dir=/tmp/smoke
 
 The best-on-validation model is written to MODEL_DIR/best.keras; see geoest.training.trainer for
-the other files. --strategy=multi_worker reads the cluster from TF_CONFIG; --strategy=tpu --tpu=ADDRESS.
+the other files. With validation records, the temperatures of the best model are then fitted on
+them (MODEL_DIR/calibration.json, as python -m geoest.calibrate does; --nocalibrate skips it).
+--strategy=multi_worker reads the cluster from TF_CONFIG; --strategy=tpu --tpu=ADDRESS.
 """
 from absl import app, flags
 
@@ -19,6 +21,7 @@ flags.DEFINE_string("model_dir", None, "Directory for checkpoints, logs and best
 flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "multi_worker", "tpu"],
                   "tf.distribute strategy.")
 flags.DEFINE_string("tpu", None, "TPU name or grpc address for --strategy=tpu.")
+flags.DEFINE_bool("calibrate", True, "After training, fit the temperatures on the validation records (if any).")
 
 
 @clear_input_errors
@@ -30,6 +33,12 @@ def main(argv):
     strategy = make_strategy(FLAGS.strategy, FLAGS.tpu)  # first: multi_worker needs it before other ops
     parse_gin(FLAGS.gin_file, FLAGS.gin_param)
     train(FLAGS.model_dir, strategy, variant=variant_name(FLAGS.gin_file))
+    from geoest.inference import calibration
+    from geoest.training.distribute import is_chief
+
+    if FLAGS.calibrate and is_chief(strategy) and calibration.validation_files(FLAGS.model_dir):
+        fitted = calibration.calibrate_model_dir(FLAGS.model_dir)
+        print("\n".join(calibration.report_lines(fitted.report)))
 
 
 if __name__ == "__main__":

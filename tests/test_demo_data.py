@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from geoest.demo import cities, data
-from geoest.demo.landmask import is_land
+from geoest.geo.landmask import is_land
 from geoest.geo import great_circle_km
 from geoest.scene.meta import META_COLUMNS
 

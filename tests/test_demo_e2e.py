@@ -44,7 +44,7 @@ def test_every_artifact_is_in_the_output_folder(demo):
 
 def test_table6_rows_and_checks(demo):
     summary = demo.summary
-    assert set(summary) == {"base_M", "ISNs", run.TRIVIAL}
+    assert set(summary) == {"base_M", "ISNs", run.TRIVIAL, run.DISTANCE}
     assert HIERARCHY in summary["base_M"] and HIERARCHY in summary["ISNs"]
     num_test = pd.read_csv(demo.output_dir / "photos" / "test.csv").shape[0]
     for method, outputs in summary.items():
@@ -73,8 +73,30 @@ def test_predictions_geojson(demo):
         lon, lat = point["geometry"]["coordinates"]
         assert -90 <= lat <= 90 and -180 <= lon <= 180
     text = run.closing_summary(demo)
-    assert "predictions (CSV) and their map (GeoJSON)" in text
-    assert len(demo.findings) == 5 and all(line in text for line in demo.findings)
+    assert "predictions (CSV) and their map (GeoJSON" in text
+    assert len(demo.findings) == 9 and all(line in text for line in demo.findings)
+
+
+def test_how_sure_calibration_and_capped_prediction(demo):
+    """Beyond the paper: temperatures fitted on validation, coverage before and after, the
+    reliability and accuracy-coverage plots, distance-aware targets and one capped answer."""
+    from geoest.geo import confidence, s2cell
+
+    out = demo.output_dir
+    calibration = json.loads((out / "model" / "calibration.json").read_text())
+    assert set(calibration["temperatures"]) == {p.stem for p in (out / "model" / "partitionings").glob("*.csv")} | {
+        HIERARCHY}
+    report = json.loads((out / "evaluation" / "confidence.json").read_text())
+    assert set(report["base_M"]) == {"before", "after", "skipped_nan"}
+    assert set(report[run.DISTANCE]) == {"before", "skipped_nan"}     # never calibrated
+    for name in ("reliability.png", "accuracy_coverage.png"):
+        assert (out / "evaluation" / "base_M" / name).stat().st_size > 0
+    assert any("coverage of R_0.5 / R_0.9 after temperature scaling" in line for line in demo.findings)
+    capped = pd.read_csv(out / "predictions" / "capped.csv", dtype=str).iloc[0]
+    tokens = [capped["cell"], *capped["region_cells_90"].split()]
+    extents = confidence.extents_km(confidence.cell_outlines([s2cell.token_to_id(t) for t in tokens]))
+    assert extents.min() >= run.CAP_KM
+    assert (out / "predictions" / "predictions.png").stat().st_size > 0
 
 
 def test_rerun_resumes_without_retraining(demo):

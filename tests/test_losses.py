@@ -67,3 +67,50 @@ def test_top1_leaves_out_unknown_labels():
     logits = np.array([[0.1, 2.0], [3.0, 0.0], [0.0, 1.0], [1.0, 0.0]], "float32")
     metric.update_state(np.array([1, 1, -1, 0]), logits)
     assert float(metric.result()) == pytest.approx(2 / 3)
+
+
+def _haversine_km(a, b):
+    a, b = np.radians(a), np.radians(b)
+    h = np.sin((b[..., 0] - a[..., 0]) / 2) ** 2 + np.cos(a[..., 0]) * np.cos(b[..., 0]) * np.sin(
+        (b[..., 1] - a[..., 1]) / 2) ** 2
+    return 2 * 6371.0 * np.arcsin(np.sqrt(h))
+
+
+class _Cells:
+    """A stand-in partitioning: a name and its cells' points (what the loss reads)."""
+
+    def __init__(self, name, centers):
+        self.name, self.centers = name, np.asarray(centers, np.float64)
+
+
+def test_distance_aware_targets_are_pigeons_haversine_smoothing():
+    rng = np.random.default_rng(2)
+    centers = np.array([[48.85, 2.35], [50.85, 4.35], [40.71, -74.0], [35.68, 139.7], [-33.9, 151.2]])
+    model = build_model({"f": 5}, backbone="tiny", image_size=32)
+    images = rng.uniform(-1, 1, (6, 32, 32, 3)).astype("float32")
+    labels = {"f": np.array([0, 1, -1, 3, 4, 2])}
+    logits = np.asarray(model(images)["f"], dtype=np.float64)
+    tau = 500.0
+    # exp(-(d(true, c_i) - d(true, c_true)) / tau), normalised; true = the label's cell point
+    target = np.exp(-_haversine_km(centers[np.maximum(labels["f"], 0)][:, None], centers[None]) / tau)
+    target /= target.sum(axis=1, keepdims=True)
+    per_image = np.where(labels["f"] >= 0, -(target * _log_softmax(logits)).sum(axis=1), 0.0)
+    losses, weights = make_losses(["f"], distance_tau_km=[tau], partitionings=[_Cells("f", centers)])
+    model.compile(optimizer="sgd", loss=losses, loss_weights=weights)
+    got = model.evaluate(images, labels, batch_size=6, verbose=0, return_dict=True)["loss"]
+    assert got == pytest.approx(per_image.sum() / 6, rel=1e-4)
+    # Paris's target gives Brussels (260 km) far more than New York
+    assert target[0, 1] > 0.3 and target[0, 2] < 1e-4
+    # a tiny tau is one-hot again
+    losses, _ = make_losses(["f"], distance_tau_km={"f": 1e-3}, partitionings=[_Cells("f", centers)])
+    model.compile(optimizer="sgd", loss=losses, loss_weights=weights)
+    one_hot = model.evaluate(images, labels, batch_size=6, verbose=0, return_dict=True)["loss"]
+    assert one_hot == pytest.approx(_cross_entropy(logits, labels["f"]).mean(), rel=1e-4)
+
+
+@pytest.mark.parametrize("taus", [[0.0], [-5.0], {"f": 0}, ["x"], [1.0, 2.0]])
+def test_distance_tau_must_be_positive_and_name_heads(taus):
+    from geoest.errors import InputError
+
+    with pytest.raises(InputError, match="make_losses.distance_tau_km"):
+        make_losses(["f"], distance_tau_km=taus, partitionings=[_Cells("f", [[0.0, 0.0]])])

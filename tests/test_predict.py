@@ -75,8 +75,14 @@ def test_predict_csv_geojson_and_unreadable_files(setup, tmp_path):
 
     collection = json.loads(geojson_path.read_text())
     points = [f for f in collection["features"] if f["geometry"]["type"] == "Point"]
-    polygons = [f for f in collection["features"] if f["geometry"]["type"] == "Polygon"]
+    polygons = [f for f in collection["features"] if f["geometry"]["type"] == "Polygon"
+                and "region" not in f["properties"]]
     assert len(points) == 3 and len(polygons) == 3 * 3
+    regions = [f for f in collection["features"] if "region" in f["properties"]]
+    assert [f["properties"]["cell"] for f in regions if f["properties"]["image"] == rows[0]["image"]] == \
+        rows[0]["region_cells_90"].split()
+    assert points[0]["properties"]["radius_km_90"] == pytest.approx(float(rows[0]["radius_km_90"]))
+    assert geojson_path.with_suffix(".png").stat().st_size > 0
     assert points[0]["geometry"]["coordinates"] == pytest.approx([float(rows[0]["lon"]), float(rows[0]["lat"])])
     assert [f["properties"]["cell"] for f in polygons[:3]] == rows[0]["top_cells"].split()
 
@@ -92,14 +98,14 @@ def test_predict_resumes(setup, tmp_path):
     batches = lambda todo: image_dataset(todo, 2, image_size=size).as_numpy_iterator()
     output = tmp_path / "predictions.csv"
     first = predict_images(method, paths, output, batches)
-    assert first == {"predicted": 3, "skipped_done": 0, "unreadable": [paths[2]]}
+    assert first == {"predicted": 3, "skipped_done": 0, "unreadable": [paths[2]], "nan": []}
     rows = _rows(output)
     with open(output, "w", newline="") as f:   # pretend the run stopped after the first photo
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerow(rows[0])
     second = predict_images(method, paths, output, batches)
-    assert second == {"predicted": 2, "skipped_done": 1, "unreadable": [paths[2]]}
+    assert second == {"predicted": 2, "skipped_done": 1, "unreadable": [paths[2]], "nan": []}
     resumed = _rows(output)
     assert [r["image"] for r in resumed] == [r["image"] for r in rows]
     for got, expected in zip(resumed, rows):   # same answers (batches differ: float noise only)

@@ -211,6 +211,31 @@ def test_main_runs_smoke_and_reports_bad_bindings(cells, tmp_path):
     assert bad.returncode != 0 and "epohcs" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
+def test_distance_aware_targets_beside_one_hot(cells, tmp_path, capsys):
+    """The same data, seeds and steps with one-hot and with distance-aware targets (PIGEON); the
+    Table-6 row of each (f* on the validation photos) is printed side by side."""
+    from geoest.inference.report import table6
+
+    rows = []
+    for label, params in (("one-hot", []), ("distance-aware", ["make_losses.distance_tau_km = [1000, 200]"])):
+        _configure(cells, "train.epochs = 6", "synthetic_inputs.num_images = 256",
+                   "synthetic_inputs.num_validation = 64", "train.steps_per_epoch = 16",
+                   "train.monitor = 'val_hierarchy_acc_750km'", *params)
+        keras.utils.set_random_seed(0)
+        model = train(str(tmp_path / label))
+        best = json.load(open(tmp_path / label / "best.json"))
+        accuracy = {str(t): best[f"val_hierarchy_acc_{t}km"] for t in (1, 25, 200, 750, 2500)}
+        rows.append((f"{label} (f*)", {"count": 64, "accuracy": accuracy, "median_km": float("nan")}))
+        rows[-1][1]["weights"] = np.concatenate([w.ravel() for w in model.get_weights()])
+    with capsys.disabled():
+        print("\n" + table6(rows))
+    assert not np.allclose(rows[0][1]["weights"], rows[1][1]["weights"])   # the targets changed training
+    for _, summary in rows:
+        assert all(0 <= v <= 1 for v in summary["accuracy"].values())
+        assert summary["accuracy"]["2500"] >= summary["accuracy"]["25"]
+
+
 def _readme_smoke_line() -> str:
     """The smoke run command of the README, as printed there."""
     with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:

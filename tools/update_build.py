@@ -14,7 +14,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # Library targets in BUILD, one per package of geoest (the top-level modules form `geoest`).
 PACKAGES = ("geo", "scene", "data", "models", "training", "inference", "demo")
-MAINS = ("train", "evaluate", "predict", "export")
+MAINS = ("train", "evaluate", "predict", "export", "calibrate")
 
 # The layering (README "Layout"): (importer prefix, forbidden imported prefixes, why).
 IMPORT_RULES = (

@@ -23,6 +23,7 @@ flags.DEFINE_integer("seed", 0, "Seed of the photo collection and of the initial
 flags.DEFINE_integer("image_size", run.DEFAULT_IMAGE_SIZE, "Shorter side of the synthetic photos (px).")
 flags.DEFINE_bool("isns", True, "Also fine-tune and evaluate the ISNs(M, f*, S3).")
 flags.DEFINE_integer("isn_epochs", run.DEFAULT_ISN_EPOCHS, "Fine-tuning epochs of each ISN.")
+flags.DEFINE_bool("distance_targets", True, "Also train base(M, f*) with distance-aware targets (beyond the paper).")
 flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings for training, e.g. 'train.epochs = 4'.")
 FLAGS = flags.FLAGS
 
@@ -34,7 +35,7 @@ def main(argv):
     try:
         result = run.run_demo(FLAGS.output_dir, num_images=FLAGS.num_images, seed=FLAGS.seed,
                               image_size=FLAGS.image_size, isns=FLAGS.isns, isn_epochs=FLAGS.isn_epochs,
-                              gin_params=FLAGS.gin_param)
+                              gin_params=FLAGS.gin_param, distance_targets=FLAGS.distance_targets)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from geoest.demo import cities
-from geoest.demo.landmask import is_land
+from geoest.geo.landmask import is_land
 from geoest.scene.meta import META_COLUMNS
 from geoest.scene.places365 import CONCEPTS
 

@@ -3,10 +3,14 @@
     photos/        the synthetic collection (geoest.demo.data): images/, train.csv, val.csv, test.csv
     partitionings/ §3.1 coarse, middle and fine cells built from the training photos; cells.png
     tfrecords/     the photos as TFRecord shards (tools/build_tfrecords.py's library)
-    model/         base(M, f*) trained with gin/demo.gin (best.keras, checkpoints, logs, operative config)
+    model/         base(M, f*) trained with gin/demo.gin (best.keras, checkpoints, logs, operative config),
+                   and its temperatures fitted on the validation photos (calibration.json, reliability.png)
+    model_distance/ base(M, f*) trained the same way with distance-aware targets (beyond the paper)
     isn_<concept>/ ISNs(M, f*, S3) fine-tuned from model/ on each concept's photos (§3.3, §4)
-    evaluation/    Table 6 on the test split: table6.txt, accuracy.png, summary.json, results_*.csv
-    predictions/   a few test photos located: predictions.csv and predictions.geojson
+    evaluation/    Table 6 on the test split: table6.txt, accuracy.png, summary.json, results_*.csv;
+                   how sure the answers are: confidence.json, <method>/reliability.png, accuracy_coverage.png
+    predictions/   a few test photos located: predictions.csv, predictions.geojson and its map (.png),
+                   and one photo's answer capped at 200 km (capped.csv)
     summary.json   the figures of the run and the time of each stage
 
 Each stage resumes from what an interrupted run left (the libraries it calls resume), so
@@ -30,6 +34,9 @@ DEFAULT_IMAGE_SIZE = 96    # shorter side of the demo photos (px); gin/demo.gin 
 DEFAULT_ISN_EPOCHS = 2
 NUM_PREDICTED = 8
 TRIVIAL = "trivial"
+DISTANCE = "base_M_distance"          # base(M) trained with distance-aware targets
+DISTANCE_TAU_KM = (1000, 300, 75)     # tau per partitioning, coarse to fine (PIGEON uses 75 km for its cells)
+CAP_KM = 200
 GIN_FILE = "demo.gin"
 SETTINGS = "demo_settings.json"
 
@@ -147,11 +154,38 @@ def trivial_method(parts):
     return Method(TRIVIAL, Locator(parts, hierarchy=False), probabilities)
 
 
-def evaluate_models(output_dir, test_pattern, num_test: int, model_dir, isn_dirs=None):
+def calibrate(model_dir, validation_pattern) -> list:
+    """Temperatures of base(M) fitted on the validation photos (kept when already fitted for this model)."""
+    from geoest.inference import calibration
+    from geoest.inference.evaluation import record_batches
+    from geoest.inference.modeldir import load_geo_model
+
+    fitted = calibration.load_calibration(load_geo_model(model_dir))
+    if fitted is None:
+        fitted = calibration.calibrate_model_dir(model_dir, lambda size: record_batches(validation_pattern, 32, size))
+    return calibration.report_lines(fitted.report)
+
+
+def how_sure(confidence: dict) -> list:
+    """The demo's lines on how sure base(M, f*) is, from evaluate's confidence.json entry."""
+    lines = []
+    for key in ("before", "after"):
+        if key in confidence:
+            c = confidence[key]["coverage"]
+            lines.append(f"coverage of R_0.5 / R_0.9 {key} temperature scaling: {c['50']:.1%} / {c['90']:.1%} "
+                         f"(ECE {confidence[key]['ece']:.3f})")
+    last = confidence.get("after", confidence["before"])
+    lines.append(f"within 25 km: the most confident half {last['most_confident_half']['25']:.1%}, all photos "
+                 f"{last['all']['25']:.1%} (area under the accuracy-coverage curve "
+                 f"{last['accuracy_coverage_area']['25']:.1%})")
+    return lines
+
+
+def evaluate_models(output_dir, test_pattern, num_test: int, model_dir, isn_dirs=None, distance_dir=None):
     """Table 6 on the test split for base(M), the ISNs (when given) and the trivial predictor."""
     from geoest.inference.evaluation import evaluate, load_methods, record_batches
 
-    specs = [f"base_M={model_dir}"]
+    specs = [f"base_M={model_dir}"] + ([f"{DISTANCE}={distance_dir}"] if distance_dir else [])
     methods, image_size = load_methods(specs, [f"{c}={d}" for c, d in (isn_dirs or {}).items()])
     methods.append(trivial_method(methods[0].locator.partitionings))
     batches = record_batches(test_pattern, 32, image_size)
@@ -164,6 +198,7 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
 
     from geoest.data.pipeline import image_dataset
     from geoest.geo import great_circle_km
+    from geoest.geo.confidence import Confidence
     from geoest.inference.evaluation import load_methods
     from geoest.inference.prediction import predict_images, write_geojson
 
@@ -179,10 +214,16 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     csv_path, geojson_path = output_dir / "predictions.csv", output_dir / "predictions.geojson"
-    predict_images(method, paths, csv_path,
-                   lambda todo: image_dataset(todo, 16, image_size=image_size).as_numpy_iterator())
+    batches = lambda todo: image_dataset(todo, 16, image_size=image_size).as_numpy_iterator()   # noqa: E731
+    parts = method.locator.partitionings
+    sure = Confidence(parts, method.locator.hierarchy.parents)
+    predict_images(method, paths, csv_path, batches, confidence=sure)
     write_geojson(csv_path, method.locator, geojson_path)
-    predicted = pd.read_csv(csv_path).set_index("image")
+    capped_path = output_dir / "capped.csv"       # the first photo, no answer finer than CAP_KM
+    predict_images(method, paths[:1], capped_path, batches,
+                   confidence=Confidence(parts, method.locator.hierarchy.parents, max_resolution_km=CAP_KM))
+    capped = pd.read_csv(capped_path, dtype={"cell": str}).iloc[0]
+    predicted = pd.read_csv(csv_path, dtype={"cell": str}).set_index("image")
     lines = []
     for r, path in zip(rows, paths):
         if path not in predicted.index:
@@ -194,8 +235,14 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
         where = f"in {cities.NAMES[city]}" if truth.at_city[r] else f"outside the cities, {region}"
         lines.append(f"  {meta.IMG_ID[r]}  {CONCEPTS[truth.scene[r]]:7s} taken at ({meta.LAT[r]:7.2f}, "
                      f"{meta.LON[r]:8.2f}) {where}; predicted ({got['lat']:7.2f}, {got['lon']:8.2f}): "
-                     f"{dist:,.0f} km off")
-    return {"csv": csv_path, "geojson": geojson_path, "lines": lines}
+                     f"{dist:,.0f} km off; p = {got['probability']:.2f}, R_0.5 {got['radius_km_50']:,.0f} km, "
+                     f"R_0.9 {got['radius_km_90']:,.0f} km")
+    first = predicted.loc[paths[0]]
+    lines.append(f"  capped at {CAP_KM} km, {meta.IMG_ID[rows[0]]} becomes S2 area {capped['cell']} around "
+                 f"({capped['lat']:.2f}, {capped['lon']:.2f}) with p = {capped['probability']:.2f}, R_0.5 "
+                 f"{capped['radius_km_50']:,.0f} km (uncapped: cell {first['cell']} at ({first['lat']:.2f}, "
+                 f"{first['lon']:.2f}), R_0.5 {first['radius_km_50']:,.0f} km)")
+    return {"csv": csv_path, "geojson": geojson_path, "capped": capped_path, "lines": lines}
 
 
 def check_claims(summary: dict, fine: str) -> dict:
@@ -236,6 +283,10 @@ def findings(summary: dict, parts) -> list:
     if "ISNs" in summary:
         lines.append(f"scene-specific ISNs (§3.3): f* {acc('ISNs', HIERARCHY, 25)} within 25 km, "
                      f"{acc('ISNs', HIERARCHY, 750)} within 750 km")
+    if DISTANCE in summary:
+        lines.append(f"distance-aware targets (beyond the paper): f* {acc(DISTANCE, HIERARCHY, 25)} within 25 km, "
+                     f"{acc(DISTANCE, HIERARCHY, 750)} within 750 km (one-hot: {acc('base_M', HIERARCHY, 25)}, "
+                     f"{acc('base_M', HIERARCHY, 750)})")
     concepts = [c for c in CONCEPTS if c in summary["base_M"][HIERARCHY]]
     if concepts:
         lines.append("per scene (Table 4, Fig. 5), f* within 25 km: " + ", ".join(
@@ -258,7 +309,7 @@ def _check_settings(path: pathlib.Path, settings: dict) -> None:
 def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
              image_size: int = DEFAULT_IMAGE_SIZE, isns: bool = True,
              isn_epochs: int = DEFAULT_ISN_EPOCHS, gin_params=(),
-             num_predicted: int = NUM_PREDICTED) -> DemoResult:
+             num_predicted: int = NUM_PREDICTED, distance_targets: bool = True) -> DemoResult:
     """Generates the demo data, builds partitionings and records, trains, evaluates and predicts.
 
     Args:
@@ -270,6 +321,7 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
       isn_epochs: epochs of each ISN's fine-tuning.
       gin_params: extra gin bindings for training, after gin/demo.gin (e.g. "train.epochs = 2").
       num_predicted: test photos to locate into predictions.geojson.
+      distance_targets: also train base(M) with distance-aware targets and evaluate it beside.
     Returns:
       DemoResult with the evaluation summary, the checks and where each artifact is.
     """
@@ -277,7 +329,7 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
     output_dir.mkdir(parents=True, exist_ok=True)
     _check_settings(output_dir / SETTINGS, {
         "num_images": num_images, "seed": seed, "image_size": image_size, "isns": isns,
-        "isn_epochs": isn_epochs, "gin_params": list(gin_params)})
+        "isn_epochs": isn_epochs, "gin_params": list(gin_params), "distance_targets": distance_targets})
     seconds = {}
 
     def stage(name, title):
@@ -308,6 +360,15 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
     stage("train", "4/6 training base(M, f*) with gin/demo.gin")
     model_dir = output_dir / "model"
     train_model(model_dir, patterns, output_dir / "partitionings", parts, gin_params, seed=seed)
+    print("  temperatures fitted on the validation photos (beyond the paper):")
+    print("\n".join(f"    {line}" for line in calibrate(model_dir, patterns["val"])), flush=True)
+    distance_dir = None
+    if distance_targets:
+        distance_dir = output_dir / "model_distance"
+        print(f"\n== base(M, f*) with distance-aware targets, tau {' / '.join(map(str, DISTANCE_TAU_KM))} km "
+              "(beyond the paper) ==", flush=True)
+        train_model(distance_dir, patterns, output_dir / "partitionings", parts,
+                    [*gin_params, f"make_losses.distance_tau_km = {list(DISTANCE_TAU_KM)}"], seed=seed)
     isn_dirs = None
     if isns:
         isn_dirs = train_isns(output_dir, model_dir, patterns, output_dir / "partitionings", parts,
@@ -316,7 +377,9 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
 
     stage("evaluate", "5/6 evaluation on the test photos (Table 6; trivial = every photo at the largest cell)")
     summary = evaluate_models(output_dir / "evaluation", patterns["test"], photos.num_images["test"],
-                              model_dir, isn_dirs)
+                              model_dir, isn_dirs, distance_dir)
+    sure = how_sure(json.loads((output_dir / "evaluation" / "confidence.json").read_text())["base_M"])
+    print("base(M, f*), how sure (beyond the paper):\n" + "\n".join(f"  {line}" for line in sure))
     done("evaluate")
 
     stage("predict", f"6/6 locating {num_predicted} test photos")
@@ -331,10 +394,15 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
         "TFRecords": output_dir / "tfrecords",
         "trained base(M, f*) model (best.keras), checkpoints, logs, operative_config.gin": model_dir,
         **({f"ISN {c}": d for c, d in isn_dirs.items()} if isn_dirs else {}),
+        **({"base(M, f*) with distance-aware targets": distance_dir} if distance_dir else {}),
         "Table 6 (table6.txt), accuracy plot (accuracy.png), results CSVs": output_dir / "evaluation",
-        "predictions (CSV) and their map (GeoJSON)": predicted["geojson"],
+        "reliability diagram of base(M, f*), before and after temperature scaling":
+            output_dir / "evaluation" / "base_M" / "reliability.png",
+        "accuracy-coverage curve of base(M, f*)": output_dir / "evaluation" / "base_M" / "accuracy_coverage.png",
+        "predictions (CSV) and their map (GeoJSON, PNG)": predicted["geojson"],
+        f"one prediction capped at {CAP_KM} km": predicted["capped"],
     }
-    result = DemoResult(output_dir, summary, checks, seconds, artifacts, findings(summary, parts))
+    result = DemoResult(output_dir, summary, checks, seconds, artifacts, findings(summary, parts) + sure)
     (output_dir / "summary.json").write_text(json.dumps({
         "num_images": photos.num_images, "seed": seed, "partitionings": {p.name: len(p) for p in parts},
         "seconds": seconds, "checks": checks, "findings": result.findings, "evaluation": summary,

@@ -189,6 +189,19 @@ class Locator:
                              self.hierarchy.parents if self.hierarchy else None,
                              top_k=top_k_cells, num_crops=num_crops)
 
+    def locate_tf(self, probs, top_k_cells: int = 5) -> dict:
+        """Steps 2-4 of §3.4 in the graph on probabilities (dict name -> [B, n_cells]): the same
+        top-k as `device_model` (`geoest.models.locate_cells`), then `class2gps_tf`."""
+        import tensorflow as tf
+
+        from geoest.models import locate_cells
+
+        self._check(probs)
+        located = locate_cells({p.name: tf.cast(probs[p.name], tf.float32) for p in self.partitionings},
+                               [p.name for p in self.partitionings],
+                               self.hierarchy.parents if self.hierarchy else None, top_k_cells)
+        return self.class2gps_tf(located)
+
     def class2gps_tf(self, located) -> dict:
         """Step 4 of §3.4 in TensorFlow (graph-safe), on a `device_model`'s outputs: dict output name ->
         dict of tensors "class" int64 [B], "probability" [B], "lat", "lon" float64 [B] (degrees),

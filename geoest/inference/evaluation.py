@@ -8,6 +8,15 @@ writes, per method and output (each partitioning and the hierarchy f*):
                                                "indoor": ..., "natural": ..., "urban": ...}}}
   <output_dir>/table6.txt                      the table laid out like Table 6
   <output_dir>/accuracy.png                    accuracy against distance
+  <output_dir>/<method>/reliability.png        reliability of the top cell's probability (before and
+                                               after temperature scaling, when the model has one)
+  <output_dir>/<method>/accuracy_coverage.png  accuracy against the fraction of photos answered,
+                                               most confident first
+  <output_dir>/confidence.json                 {method: {"before": ..., "after": ..., "skipped_nan": [ids]}}:
+                                               coverage of R_p, ECE, accuracy-coverage areas and the
+                                               accuracy of the most confident half, before and (with
+                                               temperatures) after calibration (`calibration.confidence_summary`)
+Photos whose probabilities hold NaN are reported and left out of every score.
 Per-scene rows (Table 4, Figure 5) group images by the S3 label of the test data (its S3_Label,
 else the argmax of its scene probabilities) when it has one. A model with a scene head (MTN, §3.3)
 also gets its scene top-1 accuracy at its level against the test data's labels
@@ -25,7 +34,7 @@ import numpy as np
 from geoest.errors import InputError
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
 from geoest.inference.isn import IsnEnsemble
-from geoest.inference.report import plot_accuracy, table6
+from geoest.inference.report import plot_accuracy, plot_accuracy_coverage, table6
 from geoest.scene.places365 import CONCEPTS
 
 PARTIAL = "evaluate_partial.npz"
@@ -40,24 +49,46 @@ class Method:
     probabilities: batch dict -> {output: float [batch, n]} mean crop probabilities.
     concepts: for ISNs, batch dict -> int64 [batch] S3 concept each image is routed to.
     scene_level: for a model with a scene head (MTN), its level "S3" / "S16" / "S365".
+    calibration: its temperatures (`geoest.inference.calibration.Calibration`) or None; with one,
+      `probabilities` gives the calibrated outputs and the raw ones under "raw/<output>". The
+      answers (cells, coordinates: Table 6) always come from the raw ones, the paper's method;
+      temperatures change how sure an answer is, never the answer.
     """
     name: str
     locator: Locator
     probabilities: Callable
     concepts: Callable | None = None
     scene_level: str | None = None
+    calibration: object = None
+
+    def raw(self, probs: dict) -> dict:
+        """The uncalibrated outputs of `probabilities`' result (the result itself without temperatures)."""
+        from geoest.inference.calibration import RAW
+
+        if self.calibration is None:
+            return probs
+        return {k[len(RAW):]: v for k, v in probs.items() if k.startswith(RAW)}
+
+    def distributions(self, probs: dict) -> dict:
+        """{"before": cells' probabilities of the main output, and "after" when calibrated}, numpy [B, n]."""
+        out = {"before": self.locator.combine(self.raw(probs))[self.locator.main]}
+        if self.calibration is not None:
+            out["after"] = self.calibration.combine(self.locator, probs)[self.locator.main]
+        return out
 
 
-def model_method(name: str, geo_model, centers: str = "mean") -> Method:
-    """A single trained model (`geoest.inference.modeldir.GeoModel`), three-crop inference."""
+def model_method(name: str, geo_model, centers: str = "mean", calibration=None) -> Method:
+    """A single trained model (`geoest.inference.modeldir.GeoModel`), three-crop inference, with its
+    temperatures when `calibration` is given."""
     from geoest.inference.core import SCENE, output_sizes
     from geoest.inference.isn import SCENE_WIDTHS
 
     sizes = output_sizes(geo_model.model)
     scene_level = SCENE_WIDTHS.get(sizes[SCENE]) if SCENE in sizes else None
+    model = geo_model.model if calibration is None else calibration.wrap(geo_model.model, keep_raw=True)
     return Method(name, Locator(geo_model.partitionings, centers),
-                  lambda batch: {k: v.numpy() for k, v in crop_probabilities(geo_model.model, batch["crops"]).items()},
-                  scene_level=scene_level)
+                  lambda batch: {k: v.numpy() for k, v in crop_probabilities(model, batch["crops"]).items()},
+                  scene_level=scene_level, calibration=calibration)
 
 
 def isn_method(name: str, geo_models: dict, scenes, centers: str = "mean") -> Method:
@@ -91,7 +122,8 @@ def load_scene_hierarchy_dir(places365_dir):
 
 
 def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_output: str | None = None,
-                 scene_preprocess: str = "tf", scene_hierarchy=None, partitioning_csvs=(), centers: str = "mean"):
+                 scene_preprocess: str = "tf", scene_hierarchy=None, partitioning_csvs=(), centers: str = "mean",
+                 calibration: str | None = None):
     """The methods to evaluate or predict with, from training model dirs.
 
     Args:
@@ -108,18 +140,24 @@ def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_output: 
       scene_hierarchy: Places365 hierarchy, needed for 16 or 365 scene outputs.
       partitioning_csvs: partitioning CSVs overriding those found in the model dirs.
       centers: Class2GPS "mean" or "geometric".
+      calibration: temperatures of the models: None (each model dir's calibration.json when it has
+        one), "none" (uncalibrated) or the path of a calibration file (one model dir only). ISNs
+        are not calibrated.
     Returns:
       (list of Method, input image size S).
     """
+    from geoest.inference.calibration import load_calibration
     from geoest.inference.isn import ModelScenes, data_scenes
     from geoest.inference.modeldir import load_geo_model, load_keras_model, model_file
 
+    if calibration not in (None, "none") and len(model_dirs) != 1:
+        raise InputError(f"temperature file {calibration}: give it with exactly one --model_dir")
     methods, sizes = [], set()
     for spec in model_dirs:
         name, path = parse_named(spec)
         geo_model = load_geo_model(path, partitioning_csvs)
         sizes.add(geo_model.model.input_shape[1])
-        methods.append(model_method(name, geo_model, centers))
+        methods.append(model_method(name, geo_model, centers, load_calibration(geo_model, calibration)))
     if isn_dirs:
         isns = dict(parse_named(spec) for spec in isn_dirs)
         geo_models = {concept: load_geo_model(path, partitioning_csvs) for concept, path in isns.items()}
@@ -293,7 +331,7 @@ def _subset(batch: dict, keep: np.ndarray) -> dict:
 
 
 def evaluate(methods, batches, output_dir, *, total: int | None = None, reference: str | None = None,
-             save_every: int = 20) -> dict:
+             save_every: int = 20, masses=None) -> dict:
     """Evaluate methods on test batches and write results, summary, table and plot.
 
     Args:
@@ -304,12 +342,15 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
       total: number of test images, for the progress bar.
       reference: "im2gps" / "im2gps3k" to print the paper's Table 6 rows beside.
       save_every: batches between saves of the partial results (resume).
+      masses: confidence-region masses p (default 0.5 and 0.9).
     Returns:
       the summary dict written to summary.json.
     """
     from tqdm import tqdm
 
+    from geoest.geo import confidence as conf
     from geoest.geo.scoring import summarize, write_results_csv
+    from geoest.inference import calibration as cal
 
     names = [m.name for m in methods]
     if len(set(names)) != len(names) or not names:
@@ -318,8 +359,16 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     output_dir.mkdir(parents=True, exist_ok=True)
     keys = [f"{m.name}/{o}/{c}" for m in methods for o in m.locator.names for c in ("lat", "lon")]
     keys += [f"{m.name}/routed" for m in methods if m.concepts]
+    masses = conf.check_masses(masses or conf.DEFAULT_MASSES)
+    confidences = {m.name: conf.Confidence([m.locator.partitioning(m.locator.main)], masses=masses)
+                   for m in methods}
+    variants = {m.name: ["before"] + (["after"] if m.calibration else []) for m in methods}
+    fields = list(cal.CONFIDENCE_FIELDS) + [f"{f}_{conf.mass_key(p)}" for p in masses
+                                            for f in ("radius_km", "in_cells")]
+    keys += [f"{m.name}/confidence/{v}/{f}" for m in methods for v in variants[m.name] for f in fields]
     keys += [f"{m.name}/scene_top" for m in methods if m.scene_level]
     store = _Store(output_dir / PARTIAL, keys)
+    skipped_nan = []
     progress = tqdm(total=total, initial=len(store.done), unit="img", desc="evaluate")
     for step, batch in enumerate(batches):
         ids = _to_str(batch["id"])
@@ -336,16 +385,29 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
                          np.where(known, np.argmax(np.nan_to_num(probs3, nan=-1.0), axis=1), -1))
         row = {"id": batch["id"], "lat": batch["lat"].astype(np.float64),
                "lon": batch["lon"].astype(np.float64), "scene": scene.astype(np.int64), "scene_labels": labels}
+        finite = np.ones(len(batch["id"]), bool)
         for method in methods:
             routed = method.concepts(batch) if method.concepts else None
             probs = method.probabilities(batch, routed) if routed is not None else method.probabilities(batch)
+            finite &= np.all([conf.finite_rows(v) for v in probs.values()], axis=0)
+            probs = {k: np.nan_to_num(v) for k, v in probs.items()}
             if routed is not None:
                 row[f"{method.name}/routed"] = routed
             if method.scene_level:
                 row[f"{method.name}/scene_top"] = np.argmax(probs["scene"], axis=1)
-            for output, located in method.locator.locate(probs, top_k_cells=1).items():
+            for output, located in method.locator.locate(method.raw(probs), top_k_cells=1).items():
                 row[f"{method.name}/{output}/lat"] = located.lat_deg
                 row[f"{method.name}/{output}/lon"] = located.lon_deg
+            distributions = method.distributions(probs)
+            predicted = np.argmax(distributions["before"], axis=-1)
+            for variant, cells in distributions.items():
+                scores = cal.confidence_scores(cells, row["lat"], row["lon"], confidences[method.name], predicted)
+                row.update({f"{method.name}/confidence/{variant}/{f}": scores[f] for f in fields})
+        if not finite.all():    # a photo whose probabilities hold NaN: reported, never scored
+            skipped_nan += batch["id"][~finite].tolist()
+            logging.warning("skipped %d photo(s) whose probabilities hold NaN: %s", (~finite).sum(),
+                            batch["id"][~finite][:5].tolist())
+            row = {k: np.asarray(v)[finite] for k, v in row.items()}
         store.add(row)
         progress.update(len(batch["id"]))
         if (step + 1) % save_every == 0:
@@ -356,7 +418,7 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     if len(data["id"]) == 0:
         raise InputError("the test set yielded no images")
 
-    summary, rows, curves = {}, [], {}
+    summary, rows, curves, how_sure = {}, [], {}, {}
     for method in methods:
         summary[method.name] = {}
         (output_dir / method.name).mkdir(exist_ok=True)
@@ -378,6 +440,17 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
         if method.scene_level:
             summary[method.name]["scene_accuracy"] = scene_accuracy(
                 data[f"{method.name}/scene_top"], data["scene_labels"], method.scene_level)
+        confidence = {v: cal.confidence_summary({f: data[f"{method.name}/confidence/{v}/{f}"] for f in fields},
+                                                masses) for v in variants[method.name]}
+        how_sure[method.name] = {**confidence, "skipped_nan": skipped_nan}
+        cal.plot_reliability(confidence, output_dir / method.name / "reliability.png",
+                             title=f"{method.name} ({output_label(method.locator.main)}), {len(data['id'])} photos")
+        last = variants[method.name][-1]
+        plot_accuracy_coverage(data[f"{method.name}/confidence/{last}/dist_km"],
+                               data[f"{method.name}/confidence/{last}/probability"],
+                               output_dir / method.name / "accuracy_coverage.png",
+                               title=f"{method.name} ({output_label(method.locator.main)}), ranked by the "
+                                     f"top cell's probability ({last} temperature scaling)")
 
     table = table6(rows, reference)
     scene_tables = [f"\n{concept} ({int((data['scene'] == i).sum())} images):\n"
@@ -390,9 +463,17 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     scene_tables += scene_lines
     (output_dir / "table6.txt").write_text(table + "\n" + "".join(scene_tables) + "\n", encoding="utf-8")
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (output_dir / "confidence.json").write_text(json.dumps(how_sure, indent=1) + "\n", encoding="utf-8")
     plot_accuracy(curves, output_dir / "accuracy.png", title=f"{len(data['id'])} test images")
     print(table)
     print("".join(scene_tables))
+    for method in methods:
+        print(f"{method.name} ({output_label(method.locator.main)}), how sure:")
+        print("\n".join("  " + line for line in cal.report_lines(how_sure[method.name])))
+        areas = how_sure[method.name][variants[method.name][-1]]["accuracy_coverage_area"]
+        print("  area under the accuracy-coverage curve: " + ", ".join(f"{k} km {v:.1%}" for k, v in areas.items()))
+    if skipped_nan:
+        print(f"skipped {len(skipped_nan)} photo(s) whose probabilities hold NaN: {', '.join(skipped_nan[:20])}")
     (output_dir / PARTIAL).unlink()
     return summary
 

@@ -78,6 +78,28 @@ def cell_features(partitioning, classes=None, properties=None, points_per_edge: 
     return features
 
 
+def token_features(tokens, properties=None, points_per_edge: int = 8) -> list:
+    """Polygon features of any S2 cells, given by token (regions and capped areas of predictions).
+
+    Args:
+      tokens: K S2 cell tokens.
+      properties: optional list of K dicts, each feature's properties (the token is added as "cell").
+    """
+    import s2geometry as s2
+
+    from geoest.geo import s2cell
+
+    features = []
+    for i, token in enumerate(tokens):
+        cell = s2.S2Cell(s2.S2CellId(s2cell.token_to_id(token)))
+        vertices = [s2.S2LatLng(cell.GetVertex(k)) for k in range(4)]
+        ring = cell_ring(np.array([[v.lat().degrees(), v.lng().degrees()] for v in vertices]), points_per_edge)
+        props = {"cell": token, **(properties[i] if properties is not None else {})}
+        features.append({"type": "Feature", "properties": props,
+                         "geometry": {"type": "Polygon", "coordinates": [ring]}})
+    return features
+
+
 def point_feature(lat_deg: float, lon_deg: float, properties: dict) -> dict:
     return {"type": "Feature", "properties": properties,
             "geometry": {"type": "Point", "coordinates": [round(float(lon_deg), 6), round(float(lat_deg), 6)]}}

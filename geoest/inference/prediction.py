@@ -6,7 +6,18 @@ The predictions CSV has one row per readable image:
   <output>_lat, <output>_lon, <output>_cell, <output>_probability     (every partitioning and f*)
 `top_cells` / `top_probabilities` list the k best cells, space-separated. Re-running the same
 command appends only the images not yet in the CSV (resume). Unreadable files are reported and
-skipped.
+skipped, as are photos whose probabilities hold NaN.
+
+With a `geoest.geo.confidence.Confidence` (how sure a guess is), `probability` is the main
+output's probability after temperature scaling (when the model has temperatures), and every row
+also holds
+  region_cells_<p>, radius_km_<p>      per mass p (50, 90): the smallest set of cells holding p of
+                                       the probability (S2 tokens) and the radius around (lat, lon)
+                                       covering them
+  level, answer_lat, answer_lon,       back-off: the finest level (fine, middle, coarse) whose
+  answer_cell, answer_probability      predicted cell holds at least --min_confidence, or "none"
+With a resolution cap, the row holds only what the cap allows: image, lat, lon, cell and
+probability of the capped area, the regions (of capped areas) and the back-off answer.
 """
 import csv
 import pathlib
@@ -17,9 +28,43 @@ from geoest.errors import InputError
 from geoest.inference import geojson
 
 
-def _columns(outputs):
-    return (["image", "lat", "lon", "cell", "probability", "top_cells", "top_probabilities"]
-            + [f"{o}_{c}" for o in outputs for c in ("lat", "lon", "cell", "probability")])
+ANSWER_COLUMNS = ("level", "answer_lat", "answer_lon", "answer_cell", "answer_probability")
+
+
+def _columns(outputs, confidence=None):
+    if confidence is not None and confidence.cap is not None:
+        base = ["image", "lat", "lon", "cell", "probability"]
+    else:
+        base = (["image", "lat", "lon", "cell", "probability", "top_cells", "top_probabilities"]
+                + [f"{o}_{c}" for o in outputs for c in ("lat", "lon", "cell", "probability")])
+    if confidence is None:
+        return base
+    from geoest.geo.confidence import mass_key
+
+    return base + [f"{c}_{mass_key(p)}" for p in confidence.masses for c in ("region_cells", "radius_km")] \
+        + list(ANSWER_COLUMNS)
+
+
+def _confidence_rows(rows, answer, confidence):
+    """Adds the confidence columns to rows (and, capped, replaces the answer by the capped one)."""
+    from geoest.geo.confidence import mass_key
+
+    for i, row in enumerate(rows):
+        if confidence.cap is not None:
+            row = {"image": row["image"], "lat": f"{answer['lat'][i]:.6f}", "lon": f"{answer['lon'][i]:.6f}",
+                   "cell": answer["cell"][i]}
+        row["probability"] = f"{answer['probability'][i]:.6g}"     # with temperatures: calibrated
+        for p in confidence.masses:
+            key = mass_key(p)
+            row[f"region_cells_{key}"] = " ".join(answer[f"region_{key}"][i])
+            row[f"radius_km_{key}"] = f"{answer[f'radius_km_{key}'][i]:.3f}"
+        answered = answer["level"][i] != "none"
+        row.update({"level": answer["level"][i],
+                    "answer_lat": f"{answer['answer_lat'][i]:.6f}" if answered else "",
+                    "answer_lon": f"{answer['answer_lon'][i]:.6f}" if answered else "",
+                    "answer_cell": answer["answer_cell"][i],
+                    "answer_probability": f"{answer['answer_probability'][i]:.6g}" if answered else ""})
+        yield row
 
 
 def _rows(ids, located, locator):
@@ -48,7 +93,7 @@ def _done(output_csv: pathlib.Path, columns) -> set:
         return {row["image"] for row in reader}
 
 
-def predict_images(method, paths, output_csv, batches, *, top_k: int = 5) -> dict:
+def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confidence=None) -> dict:
     """Run a method (`geoest.inference.evaluation.Method`) over images and write the CSV.
 
     Args:
@@ -58,16 +103,20 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5) -> dic
       batches: callable(paths) -> iterable of dicts {"crops": [B, 3, S, S, 3], "id": [B] path}
         holding the readable images only.
       top_k: cells listed per image.
+      confidence: a `geoest.geo.confidence.Confidence` of the method's cells for regions, back-off
+        and the cap (computed on the calibrated distribution when the method has temperatures).
     Returns:
-      {"predicted": n new rows, "skipped_done": n, "unreadable": [paths]}.
+      {"predicted": n new rows, "skipped_done": n, "unreadable": [paths], "nan": [paths whose
+      probabilities hold NaN, skipped]}.
     """
+    from geoest.geo.confidence import finite_rows
     from tqdm import tqdm
 
     output_csv = pathlib.Path(output_csv)
-    columns = _columns(method.locator.names)
+    columns = _columns(method.locator.names, confidence)
     done = _done(output_csv, columns)
     todo = [p for p in paths if p not in done]
-    seen = set()
+    seen, nan = set(), []
     new_file = not done
     with open(output_csv, "a" if done else "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
@@ -78,31 +127,61 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5) -> dic
                 ids = [i.decode() if isinstance(i, bytes) else str(i) for i in np.asarray(batch["id"]).ravel()]
                 routed = method.concepts(batch) if method.concepts else None
                 probs = method.probabilities(batch, routed) if routed is not None else method.probabilities(batch)
-                writer.writerows(_rows(ids, method.locator.locate(probs, top_k), method.locator))
-                f.flush()
+                finite = np.all([finite_rows(v) for v in probs.values()], axis=0)
+                nan += [i for i, ok in zip(ids, finite) if not ok]
                 seen.update(ids)
-                progress.update(len(ids))
+                ids = [i for i, ok in zip(ids, finite) if ok]
+                probs = {k: np.asarray(v)[finite] for k, v in probs.items()}
+                if not ids:
+                    progress.update(len(finite))
+                    continue
+                rows = _rows(ids, method.locator.locate(method.raw(probs), top_k), method.locator)
+                if confidence is not None:
+                    cells = method.distributions(probs)
+                    answer = confidence(cells.get("after", cells["before"]), np.argmax(cells["before"], axis=-1))
+                    rows = _confidence_rows(rows, answer, confidence)
+                writer.writerows(rows)
+                f.flush()
+                progress.update(len(finite))
     unreadable = [p for p in todo if p not in seen]
-    return {"predicted": len(seen), "skipped_done": len(paths) - len(todo), "unreadable": unreadable}
+    return {"predicted": len(seen) - len(nan), "skipped_done": len(paths) - len(todo), "unreadable": unreadable,
+            "nan": nan}
 
 
-def write_geojson(output_csv, locator, path) -> int:
-    """GeoJSON of a predictions CSV: a point per image and the polygons of its top cells.
+def write_geojson(output_csv, locator, path, png: bool = True) -> int:
+    """GeoJSON of a predictions CSV: a point per image and the polygons of its top cells, and a
+    PNG map of the same beside it (path with .png).
 
+    With confidence columns, the point carries the radii ("radius_km_50", ...: circles around it)
+    and the back-off answer, and the cells of its largest confidence region are drawn too
+    (property "region": the mass p). A capped CSV has no top cells: it draws only capped areas.
     Returns the number of images drawn.
     """
     partitioning = locator.partitioning(locator.main)
     classes = {token: k for k, token in enumerate(partitioning.tokens)}
-    features, cells = [], []
+    features, cells, regions = [], [], []
     with open(output_csv, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     for row in rows:
-        features.append(geojson.point_feature(float(row["lat"]), float(row["lon"]), {
-            "image": row["image"], "cell": row["cell"], "probability": float(row["probability"]),
-            "output": locator.main}))
-        for rank, (token, p) in enumerate(zip(row["top_cells"].split(), row["top_probabilities"].split())):
+        region_keys = sorted((k[len("region_cells_"):] for k in row if k.startswith("region_cells_")), key=float)
+        props = {"image": row["image"], "cell": row["cell"], "probability": float(row["probability"]),
+                 "output": locator.main}
+        props.update({f"radius_km_{k}": float(row[f"radius_km_{k}"]) for k in region_keys})
+        props.update({c: row[c] for c in ANSWER_COLUMNS if c in row})
+        features.append(geojson.point_feature(float(row["lat"]), float(row["lon"]), props))
+        if region_keys:
+            key = region_keys[-1]
+            regions += [(token, {"image": row["image"], "region": float(key) / 100, "rank": rank + 1})
+                        for rank, token in enumerate(row[f"region_cells_{key}"].split())]
+        top = zip(row.get("top_cells", "").split(), row.get("top_probabilities", "").split())   # none when capped
+        for rank, (token, p) in enumerate(top):
             cells.append((classes[token], {"image": row["image"], "rank": rank + 1, "probability": float(p)}))
     if cells:
         features += geojson.cell_features(partitioning, [c for c, _ in cells], [props for _, props in cells])
+    if regions:
+        features += geojson.token_features([t for t, _ in regions], [props for _, props in regions])
     geojson.write(path, features)
+    if png:
+        from geoest.inference.report import plot_map
+        plot_map(features, pathlib.Path(path).with_suffix(".png"), title=f"{len(rows)} photos located")
     return len(rows)

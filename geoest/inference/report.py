@@ -77,6 +77,64 @@ def plot_accuracy(curves, path, title: str = "") -> None:
     plt.close(fig)
 
 
+MAX_CIRCLE_KM = 3000
+
+
+def draw_land(ax, step: int = 2) -> None:
+    """Draws the land (`geoest.geo.landmask`, 1/8 degree, every `step`-th cell) on an equirectangular
+    axes in [-180, 180] x [-90, 90], below everything else."""
+    from matplotlib.colors import ListedColormap
+
+    from geoest.geo.landmask import land_mask
+
+    ax.imshow(land_mask()[::step, ::step], extent=(-180, 180, -90, 90), origin="upper", interpolation="nearest",
+              cmap=ListedColormap(["#dfe9f2", "#c9c3b4"]), vmin=0, vmax=1, zorder=0)
+
+
+def plot_map(features, path, title: str = "") -> None:
+    """PNG world map of GeoJSON features (`geoest.inference.geojson`) over the land: polygons
+    outlined, points as dots, a point's "radius_km_*" properties as circles around it (those
+    below MAX_CIRCLE_KM; wider ones do not read on a flat map).
+
+    Args:
+      features: list of GeoJSON Feature dicts (Point and Polygon geometries).
+      path: output PNG file.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from geoest.geo.distance import EARTH_RADIUS_KM
+
+    fig, ax = plt.subplots(figsize=(12, 6.4))
+    draw_land(ax)
+    for feature in features:
+        geometry = feature["geometry"]
+        if geometry["type"] == "Polygon":
+            ring = np.asarray(geometry["coordinates"][0])
+            for shift in (-360, 0, 360):
+                ax.plot(ring[:, 0] + shift, ring[:, 1], color="tab:blue", lw=0.6, alpha=0.8)
+    for feature in features:
+        if feature["geometry"]["type"] != "Point":
+            continue
+        lon, lat = feature["geometry"]["coordinates"]
+        ax.plot(lon, lat, "o", color="tab:red", ms=3, zorder=3)
+        for key, radius in feature["properties"].items():
+            if key.startswith("radius_km_") and radius < MAX_CIRCLE_KM:
+                # a circle of great-circle radius r, drawn from its points at every bearing
+                bearing = np.linspace(0, 2 * np.pi, 90)
+                d = radius / EARTH_RADIUS_KM
+                lat1, lon1 = np.radians(lat), np.radians(lon)
+                lat2 = np.arcsin(np.sin(lat1) * np.cos(d) + np.cos(lat1) * np.sin(d) * np.cos(bearing))
+                lon2 = lon1 + np.arctan2(np.sin(bearing) * np.sin(d) * np.cos(lat1),
+                                         np.cos(d) - np.sin(lat1) * np.sin(lat2))
+                ax.plot(np.degrees(np.unwrap(lon2)), np.degrees(lat2), color="tab:red", lw=0.5, alpha=0.5)
+    ax.set(xlim=(-180, 180), ylim=(-90, 90), aspect="equal", xlabel="longitude", ylabel="latitude", title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
 def plot_cells(partitioning, path, points_per_edge: int = 4) -> None:
     """PNG world map (equirectangular) of a partitioning's S2 cells, coloured by images per cell.
 
@@ -101,13 +159,42 @@ def plot_cells(partitioning, path, points_per_edge: int = 4) -> None:
                 rings.append(shifted)
                 counts.append(count)
     fig, ax = plt.subplots(figsize=(12, 6.4))
+    draw_land(ax)
     cells = PolyCollection(rings, array=np.log10(np.asarray(counts, np.float64)), cmap="viridis",
-                           edgecolors="k", linewidths=0.1)
+                           edgecolors="k", linewidths=0.1, alpha=0.85, zorder=1)
     ax.add_collection(cells)
     fig.colorbar(cells, ax=ax, shrink=0.7, label="log10 images per cell")
     ax.set(xlim=(-180, 180), ylim=(-90, 90), aspect="equal", xlabel="longitude", ylabel="latitude",
            title=f"{partitioning.name}: {len(partitioning):,} cells, {int(partitioning.counts.sum()):,} images")
-    ax.set_facecolor("0.95")
     fig.tight_layout()
     fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def plot_accuracy_coverage(dist_km, confidence, path, title: str = "") -> None:
+    """PNG of the accuracy at each Table-6 radius against the fraction of photos answered, the
+    photos ranked by confidence (most confident answered first); the legend gives each area.
+
+    Args:
+      dist_km: float [N] errors in km; confidence: float [N] the ranking (top cell's probability).
+      path: output PNG file.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from geoest.geo.confidence import accuracy_coverage
+
+    curve = accuracy_coverage(dist_km, confidence)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for t, scale in zip(THRESHOLDS_KM, SCALES):
+        ax.plot(100 * curve["coverage"], 100 * curve["accuracy"][t],
+                label=f"{scale} {t:,} km (area {100 * curve['area'][t]:.1f} %)")
+    ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="photos answered, most confident first (%)",
+           ylabel="answered photos within the radius (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -9,24 +9,36 @@ output O (each partitioning's name, and "hierarchy" for f* when there are two or
   O_top_classes            int64 [batch, k]
   O_top_probabilities      float32 [batch, k]
   O_top_cells              string [batch, k] S2 cell tokens, best first
-plus `lat`, `lon` of the main output (f*, else the only partitioning). Decoding, the three crops
-(uint8, the same function as the evaluation pipeline), the network, the softmax mean, the
-hierarchy and top-k (`Locator.device_model`) and Class2GPS are graph ops, so
-`tf.saved_model.load(path)` and TF Serving need nothing from geoest.
+plus `lat`, `lon` of the main output (f*, else the only partitioning). With a
+`geoest.geo.confidence.Confidence`, also how sure the answer is (`Confidence.outputs_tf`):
+  cell, probability        the predicted cell of the main output and its (calibrated) probability
+  region_size_<p>, radius_km_<p>, region_cells_<p>    the confidence region of mass p
+  level, answer_lat, answer_lon, answer_cell, answer_probability    the back-off answer
+and, when it has a resolution cap, ONLY those (lat, lon, cell and regions of the capped areas):
+nothing finer than the cap leaves the model. Decoding, the three crops
+(uint8, the same function as the evaluation pipeline), the softmax mean, the hierarchy and
+Class2GPS are graph ops (one graph: on an accelerator only the outputs leave it), so `tf.saved_model.load(path)` and TF Serving need nothing from geoest.
 """
 import pathlib
 
 from geoest.errors import InputError
-from geoest.inference.core import Locator
+from geoest.inference.core import Locator, crop_probabilities
 
 
-def serving_function(model, locator: Locator, image_size: int, top_k: int = 5):
-    """A tf.function: image_bytes string [B] -> dict of tensors (see the module docstring)."""
+def serving_function(model, locator: Locator, image_size: int, top_k: int = 5, confidence=None, calibration=None):
+    """A tf.function: image_bytes string [B] -> dict of tensors (see the module docstring).
+
+    `calibration` (`geoest.inference.calibration.Calibration`) divides the heads' logits by their
+    temperatures and tempers f*; `confidence` adds regions, back-off and the cap.
+    """
     import tensorflow as tf
 
     from geoest.data.pipeline import three_crops
+    from geoest.inference.calibration import main_probabilities_tf
 
-    device = locator.device_model(model, top_k)
+    from geoest.inference.calibration import RAW
+
+    classify = model if calibration is None else calibration.wrap(model, keep_raw=True)
 
     def decode_three_crops(image_bytes):   # the decoding of pipeline.image_dataset, then §3.4's crops
         return three_crops(tf.io.decode_image(image_bytes, channels=3, expand_animations=False), image_size)
@@ -35,17 +47,23 @@ def serving_function(model, locator: Locator, image_size: int, top_k: int = 5):
     def serve(image_bytes):
         crops = tf.map_fn(decode_three_crops, image_bytes,
                           fn_output_signature=tf.TensorSpec([3, image_size, image_size, 3], tf.uint8))
-        located = locator.class2gps_tf(device(crops, training=False))
+        probs = crop_probabilities(classify, crops)
+        raw = probs if calibration is None else {k[len(RAW):]: v for k, v in probs.items() if k.startswith(RAW)}
+        located = locator.locate_tf(raw, top_k)     # the answer: the paper's, temperatures aside
         outputs = {f"{name}_{key}": value for name, result in located.items() for key, value in result.items()}
         outputs["lat"] = located[locator.main]["lat"]
         outputs["lon"] = located[locator.main]["lon"]
+        if confidence is not None:
+            predicted = tf.argmax(main_probabilities_tf(locator, raw), axis=-1)
+            sure = confidence.outputs_tf(main_probabilities_tf(locator, probs, calibration), predicted)
+            outputs = sure if confidence.cap is not None else {**outputs, **sure}
         return outputs
 
     return serve
 
 
 def export_saved_model(geo_model, export_dir, *, image_size: int | None = None, top_k: int = 5,
-                       centers: str = "mean") -> pathlib.Path:
+                       centers: str = "mean", confidence=None, calibration=None) -> pathlib.Path:
     """Write a SavedModel of a trained model (`geoest.inference.modeldir.GeoModel`).
 
     Args:
@@ -54,6 +72,9 @@ def export_saved_model(geo_model, export_dir, *, image_size: int | None = None, 
       image_size: crop size S; default the model's input size.
       top_k: cells returned per output.
       centers: Class2GPS "mean" (§3.4) or "geometric" (base-vgg_c).
+      confidence: `geoest.geo.confidence.Confidence` of the model's partitionings (regions,
+        back-off, the resolution cap baked into the graph), or None.
+      calibration: the model's temperatures (`geoest.inference.calibration.Calibration`) or None.
     Returns:
       the export folder.
     """
@@ -69,6 +90,7 @@ def export_saved_model(geo_model, export_dir, *, image_size: int | None = None, 
     locator = Locator(geo_model.partitionings, centers)
     archive = keras.export.ExportArchive()
     archive.track(geo_model.model)
-    archive.add_endpoint("serve", serving_function(geo_model.model, locator, image_size, top_k))
+    archive.add_endpoint("serve", serving_function(geo_model.model, locator, image_size, top_k, confidence,
+                                                   calibration))
     archive.write_out(str(export_dir), verbose=False)
     return export_dir

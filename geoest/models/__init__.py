@@ -9,8 +9,10 @@ Imports Keras, gin, numpy and the geo core only (no TensorFlow under another Ker
 from geoest.models.backbones import BACKBONES
 from geoest.models.geo_model import (IMAGE_DTYPE, SCENE_CLASSES, SCENE_HEAD, build_model, head_sizes, output_sizes,
                                      require_uint8_images)
-from geoest.models.locator import build_locator, mean_crop_probabilities
-from geoest.models.losses import SparseCrossEntropy, Top1Accuracy, add_weight_decay, make_losses
+from geoest.models.locator import build_locator, locate_cells, mean_crop_probabilities
+from geoest.models.losses import (DistanceAwareCrossEntropy, SparseCrossEntropy, Top1Accuracy, add_weight_decay,
+                                  make_losses)
 
-__all__ = ["BACKBONES", "IMAGE_DTYPE", "SCENE_CLASSES", "SCENE_HEAD", "SparseCrossEntropy", "Top1Accuracy",
-           "add_weight_decay", "build_locator", "build_model", "head_sizes", "make_losses", "mean_crop_probabilities", "output_sizes", "require_uint8_images"]
+__all__ = ["BACKBONES", "DistanceAwareCrossEntropy", "IMAGE_DTYPE", "SCENE_CLASSES", "SCENE_HEAD",
+           "SparseCrossEntropy", "Top1Accuracy", "add_weight_decay", "build_locator", "build_model", "head_sizes",
+           "locate_cells", "make_losses", "mean_crop_probabilities", "output_sizes", "require_uint8_images"]

@@ -35,6 +35,31 @@ def mean_crop_probabilities(logits, num_crops: int):
     return keras.ops.mean(keras.ops.reshape(probs, (-1, num_crops, probs.shape[-1])), axis=1)
 
 
+def locate_cells(probs, names, parents, top_k: int) -> dict:
+    """Steps 2-3 of §3.4 in Keras ops: each partitioning's and f*'s k most probable classes.
+
+    Args:
+      probs: dict name -> float32 [batch, n_cells] (mean crop probabilities).
+      names: the partitionings' names, coarse to fine.
+      parents: int [n_fine, len(names)] (`Hierarchy.parents`), or None for no f*.
+      top_k: classes per output.
+    Returns:
+      {f"{output}/top_classes": int32 [batch, k], f"{output}/top_probabilities": float32 [batch, k]}
+      for each name and, with parents, HIERARCHY (f*: the product renormalised over the fine
+      cells); best first.
+    """
+    probs = {name: probs[name] for name in names}
+    if parents is not None:
+        joint = hierarchy_product([probs[name] for name in names], parents)
+        probs[HIERARCHY] = joint / keras.ops.maximum(keras.ops.sum(joint, axis=-1, keepdims=True), 1e-30)
+    out = {}
+    for name, p in probs.items():
+        best, classes = keras.ops.top_k(p, k=min(top_k, p.shape[-1]))
+        out[f"{name}/{TOP_CLASSES}"] = keras.ops.cast(classes, "int32")
+        out[f"{name}/{TOP_PROBABILITIES}"] = best
+    return out
+
+
 class _FlattenCrops(keras.layers.Layer):
     """[batch, crops, S, S, 3] -> [batch * crops, S, S, 3], the crops of one photo consecutive."""
 
@@ -56,15 +81,7 @@ class _LocateCells(keras.layers.Layer):
 
     def call(self, logits):
         probs = {name: mean_crop_probabilities(logits[name], self.num_crops) for name in self.names}
-        if self.parents is not None:
-            joint = hierarchy_product([probs[name] for name in self.names], self.parents)
-            probs[HIERARCHY] = joint / keras.ops.maximum(keras.ops.sum(joint, axis=-1, keepdims=True), 1e-30)
-        out = {}
-        for name, p in probs.items():
-            best, classes = keras.ops.top_k(p, k=min(self.top_k, p.shape[-1]))
-            out[f"{name}/{TOP_CLASSES}"] = keras.ops.cast(classes, "int32")
-            out[f"{name}/{TOP_PROBABILITIES}"] = best
-        return out
+        return locate_cells(probs, self.names, self.parents, self.top_k)
 
     def compute_output_spec(self, logits):
         batch = logits[self.names[0]].shape[0]

@@ -171,7 +171,7 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
                                 scene_classes=SCENE_CLASSES[scene_level] if scene_level else None)
             check_variant(run_dir, {"gin_files": list(variant), "heads": output_sizes(model)})
             add_weight_decay(model)
-            losses, loss_weights = make_losses(model.output_names)
+            losses, loss_weights = make_losses(model.output_names, partitionings=parts)
             model.compile(optimizer=make_optimizer(steps_per_epoch), loss=losses, loss_weights=loss_weights,
                           metrics={name: [Top1Accuracy()] for name in model.output_names},
                           jit_compile=jit_compile, steps_per_execution=steps_per_execution)

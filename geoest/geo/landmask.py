@@ -1,6 +1,6 @@
 """A coarse land mask: which 1/8-degree cells of the globe hold any land.
 
-The demo keeps its photos off the sea with it. 1440 x 2880 cells (row 0 at 90 N, column 0 at
+The demo keeps its photos off the sea with it, and the maps draw the land with it. 1440 x 2880 cells (row 0 at 90 N, column 0 at
 180 W), a cell is land when any of 3 x 3 sample points inside it is land in the GLOBE
 one-kilometre land/sea grid (NOAA, public domain, as packaged by the `global-land-mask`
 project). Stored bit-packed, xz-compressed and base85-encoded: no file to ship, no download.
