@@ -9,10 +9,11 @@ The steps, in the paper's order:
   4. Class2GPS: the predicted cell's mean image coordinate (or, for base-vgg_c of Table 6, the
      cell's geometric centre).
 
-`Locator` does steps 2-4 on probabilities in numpy (`locate`), and builds the on-device form
-(`device_model`: `geoest.models.locator`, steps 1-3 as Keras ops inside the model, so only the
-top-k classes leave the accelerator; `class2gps_tf` adds step 4 in the graph), which the exported
-SavedModel runs; both give the same classes and coordinates.
+`Locator` does steps 2-4 on probabilities in numpy (`locate`) and in the graph (`locate_tf`, used
+inside the exported SavedModel), and builds the on-device form (`device_model`: steps 1-3 as
+Keras ops inside the model, so only the top-k classes leave an accelerator); the graph forms share
+`geoest.models.locate_cells`, `class2gps_tf` adds step 4. All give the same classes and
+coordinates.
 """
 import dataclasses
 
