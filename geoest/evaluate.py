@@ -28,8 +28,9 @@ flags.DEFINE_string("scene_model", None, "ISN routing: an MTN model dir or a sce
                     "default: the test data's scene probabilities (meta CSV / records).")
 flags.DEFINE_enum("scene_output", None, ["probabilities", "logits"], "Only for a scene model whose last layer "
                   "does not tell: whether it outputs probabilities or logits (read from the model otherwise).")
-flags.DEFINE_enum("scene_preprocess", "tf", ["tf", "caffe", "torch", "none"], "The scene model's input "
-                  "convention: tf = [-1, 1] like the geo models; caffe for the converted Places365 ResNet-152.")
+flags.DEFINE_enum("scene_preprocess", "tf", ["tf", "caffe", "torch", "none"], "Input convention of a "
+                  "float-input scene classifier: tf = [-1, 1]; caffe for the converted Places365 "
+                  "ResNet-152 (an MTN takes uint8 crops as they are).")
 flags.DEFINE_string("places365_dir", None, "Folder with the Places365 hierarchy files (S16 / S365 scenes).")
 flags.DEFINE_string("test_records", None, "TFRecord file pattern of the test set.")
 flags.DEFINE_string("images_dir", None, "Test images folder (with --meta_csv: IMG_ID is the path in it).")

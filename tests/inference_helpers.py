@@ -29,14 +29,17 @@ def partitionings(n: int = 3000, seed: int = 0):
 
 
 def tiny_model(sizes: dict, image_size: int = 32, seed: int = 0, scene_classes: int | None = None):
-    """A small functional model: images [B, S, S, 3] -> {name: logits [B, n]} (+ "scene")."""
+    """A small functional model: uint8 images [B, S, S, 3] -> {name: logits [B, n]} (+ "scene")."""
     import keras
 
+    from geoest.models.backbones import SYMMETRIC, scale_images
+
     keras.utils.set_random_seed(seed)
-    images = keras.Input((image_size, image_size, 3))
-    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(images)
+    images = keras.Input((image_size, image_size, 3), dtype="uint8")
+    scaled = scale_images(images, SYMMETRIC)
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(scaled)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Concatenate()([x, keras.layers.Flatten()(keras.layers.AveragePooling2D(8)(images))])
+    x = keras.layers.Concatenate()([x, keras.layers.Flatten()(keras.layers.AveragePooling2D(8)(scaled))])
     outputs = {name: keras.layers.Dense(n, name=name, kernel_initializer=keras.initializers.RandomNormal(
         stddev=3.0))(x) for name, n in sizes.items()}
     if scene_classes:
@@ -48,8 +51,10 @@ def constant_model(sizes: dict, winners: dict, image_size: int = 32):
     """A model whose logits ignore the image: output `name` peaks (logit 10) at class winners[name]."""
     import keras
 
-    images = keras.Input((image_size, image_size, 3))
-    x = keras.layers.GlobalAveragePooling2D()(images)
+    from geoest.models.backbones import SYMMETRIC, scale_images
+
+    images = keras.Input((image_size, image_size, 3), dtype="uint8")
+    x = keras.layers.GlobalAveragePooling2D()(scale_images(images, SYMMETRIC))
     outputs = {}
     for name, n in sizes.items():
         bias = np.zeros(n, np.float32)

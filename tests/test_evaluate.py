@@ -65,7 +65,7 @@ def world(tmp_path_factory):
     model = build_model(parts, backbone="tiny", image_size=SIZE)
     model.compile(optimizer=keras.optimizers.SGD(0.01),
                   loss={p.name: keras.losses.SparseCategoricalCrossentropy(from_logits=True) for p in parts})
-    x = rng.uniform(-1, 1, (N_TEST, SIZE, SIZE, 3)).astype(np.float32)
+    x = rng.integers(0, 256, (N_TEST, SIZE, SIZE, 3), dtype=np.uint8)
     model.fit(x, {p.name: p.assign(lat, lon) for p in parts}, epochs=2, batch_size=8, verbose=0)
     model_dir = root / "base_M"
     helpers.save_model_dir(model, parts, model_dir)

@@ -52,15 +52,35 @@ def test_hierarchical_prediction_equals_reference(parts):
     assert (located[HIERARCHY].classes != located["fine"].classes).any()
 
 
-def test_tf_path_equals_numpy_path(parts):
+def _logits_model(parts):
+    """A Keras model whose input [N, sum of cells] float is its logits, split by partitioning."""
+    import keras
+
+    inputs = keras.Input((sum(len(p) for p in parts),))
+    outputs, start = {}, 0
+    for p in parts:
+        outputs[p.name] = inputs[:, start:start + len(p)]
+        start += len(p)
+    return keras.Model(inputs, outputs)
+
+
+def test_device_path_equals_numpy_path(parts):
+    """§3.4 steps 1-3 as Keras ops in the model (`device_model`) and step 4 in TF (`class2gps_tf`)
+    give the numpy path's classes, probabilities and coordinates."""
     rng = np.random.default_rng(2)
     probs = {p.name: _dirichlet(rng, 5, len(p)) for p in parts}
     locator = Locator(parts, centers="mean")
     numpy_result = locator.locate(probs, top_k_cells=4)
-    tf_result = locator.locate_tf(probs, top_k_cells=4)
-    assert sorted(tf_result) == sorted(numpy_result) == sorted(["coarse", "middle", "fine", HIERARCHY])
+    device = locator.device_model(_logits_model(parts), top_k_cells=4, num_crops=1)
+    # softmax(log p) = p: one crop per photo whose logits are the log-probabilities.
+    logits = np.concatenate([np.log(probs[p.name]) for p in parts], axis=1)[:, np.newaxis]
+    on_device = device.predict_on_batch(logits)
+    assert sorted(on_device) == sorted(f"{name}/{key}" for name in ["coarse", "middle", "fine", HIERARCHY]
+                                       for key in ("top_classes", "top_probabilities"))
+    tf_result = locator.class2gps_tf(on_device)
+    assert sorted(tf_result) == sorted(numpy_result)
     for name, located in numpy_result.items():
-        got = {k: v.numpy() for k, v in tf_result[name].items()}
+        got = {k: np.asarray(v) for k, v in tf_result[name].items()}
         np.testing.assert_array_equal(got["top_classes"], located.top_classes)
         np.testing.assert_allclose(got["top_probabilities"], located.top_probs, rtol=1e-4)
         np.testing.assert_allclose(got["lat"], located.lat_deg)
@@ -94,7 +114,7 @@ def test_top_k_is_sorted_best_first():
 def test_three_crop_mean_of_softmax():
     model = helpers.tiny_model({"a": 6, "b": 4}, image_size=16)
     rng = np.random.default_rng(4)
-    crops = rng.uniform(-1, 1, size=(2, 3, 16, 16, 3)).astype(np.float32)
+    crops = rng.integers(0, 256, size=(2, 3, 16, 16, 3), dtype=np.uint8)
     got = {k: v.numpy() for k, v in crop_probabilities(model, crops).items()}
     for name in ("a", "b"):
         per_crop = []
@@ -132,7 +152,7 @@ def test_isn_routing_sends_each_image_to_its_concept_model():
     models = {concept: helpers.constant_model(sizes, {"coarse": k, "fine": 2 * k + 1}, image_size=8)
               for k, concept in enumerate(("indoor", "natural", "urban"))}
     probs3 = np.array([[0.1, 0.2, 0.7], [0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [0.4, 0.35, 0.25]])
-    batch = {"crops": np.zeros((5, 3, 8, 8, 3), np.float32), "probs3": probs3, "id": np.arange(5)}
+    batch = {"crops": np.zeros((5, 3, 8, 8, 3), np.uint8), "probs3": probs3, "id": np.arange(5)}
     ensemble = IsnEnsemble(models, scenes=lambda b: b["probs3"])
     concepts = ensemble.concepts(batch)
     np.testing.assert_array_equal(concepts, [2, 0, 1, 2, 0])
@@ -146,7 +166,7 @@ def test_isn_routing_sends_each_image_to_its_concept_model():
 def test_routing_by_an_mtn_scene_head():
     sizes = {"fine": 4}
     mtn = helpers.tiny_model(sizes, image_size=8, scene_classes=3)
-    crops = np.random.default_rng(5).uniform(-1, 1, (6, 3, 8, 8, 3)).astype(np.float32)
+    crops = np.random.default_rng(5).integers(0, 256, (6, 3, 8, 8, 3), dtype=np.uint8)
     scenes = ModelScenes(mtn)
     probs3 = scenes({"crops": crops})
     expected = crop_probabilities(mtn, crops)["scene"].numpy()
@@ -169,9 +189,10 @@ def test_routing_by_a_places365_classifier(places365_dir):
     x = keras.layers.Flatten()(images)
     classifier = keras.Model(images, keras.layers.Dense(365, activation="softmax",
                                                         kernel_initializer=keras.initializers.RandomNormal(stddev=2.0))(x))
-    crops = np.random.default_rng(6).uniform(-1, 1, (4, 3, 8, 8, 3)).astype(np.float32)
+    crops = np.random.default_rng(6).integers(0, 256, (4, 3, 8, 8, 3), dtype=np.uint8)
     probs3 = ModelScenes(classifier, output=None, scene_hierarchy=hierarchy)({"crops": crops})
-    per_crop = classifier(crops.reshape(-1, 8, 8, 3)).numpy().reshape(4, 3, 365).mean(axis=1)
+    # A float-input classifier gets its convention ("tf": [-1, 1]) applied on the host.
+    per_crop = classifier(crops.reshape(-1, 8, 8, 3) / 127.5 - 1.0).numpy().reshape(4, 3, 365).mean(axis=1)
     np.testing.assert_allclose(probs3, per_crop @ hierarchy.s3_matrix, rtol=1e-5)
     np.testing.assert_allclose(probs3.sum(axis=1), 1.0, rtol=1e-5)
     s16_to_s3 = scene_to_s3_matrix(16, hierarchy)
@@ -211,7 +232,7 @@ def test_scene_output_kind_is_read_from_the_model():
     with pytest.raises(InputError, match="c.keras: its scene output has 5 classes; expected 3"):
         ModelScenes(model(keras.layers.Dense(5, activation="softmax")(pooled)), output=None, source="c.keras")
 
-    crops = np.zeros((2, 3, 8, 8, 3), np.float32)
+    crops = np.full((2, 3, 8, 8, 3), 127.5, np.float32)   # 0 after the "tf" convention's x / 127.5 - 1
     not_normalised = ModelScenes(relu, output=None, kind=PROBABILITIES, source="relu.keras")
     with pytest.raises(InputError, match="relu.keras: photo b.jpg: .* do not sum to 1"):
         not_normalised({"crops": crops, "id": np.array([b"b.jpg", b"c.jpg"])})   # relu(0) = 0 everywhere
@@ -220,3 +241,58 @@ def test_scene_output_kind_is_read_from_the_model():
     with pytest.raises(InputError, match="photo c.jpg: .* NaN"):
         ModelScenes(logits)({"crops": nan_crops, "id": np.array([b"b.jpg", b"c.jpg"])})
     np.testing.assert_allclose(ModelScenes(softmax, output=None)({"crops": crops}).sum(axis=1), 1.0, rtol=1e-6)
+
+
+def _old_float_three_crops(image, size):
+    """The float path the uint8 pipeline replaced: resize in float32, scale to [-1, 1], three crops."""
+    import tensorflow as tf
+
+    height, width = image.shape[:2]
+    new_h, new_w = (max(size, round(d * size / min(height, width))) for d in (height, width))
+    resized = tf.image.resize(image, [new_h, new_w]).numpy() / 127.5 - 1.0
+    slack = max(new_h, new_w) - size
+    return np.stack([resized[o:o + size, :size] if new_h > new_w else resized[:size, o:o + size]
+                     for o in (0, slack // 2, slack)])
+
+
+def test_uint8_images_give_the_old_float_paths_predictions(tmp_path):
+    """Photos through the uint8 pipeline into a model that scales them itself give the probabilities
+    of the old path (float32 [-1, 1] crops into the same network without its scaling layer)."""
+    import keras
+    import tensorflow as tf
+
+    import geoest.demo.backbone  # noqa: F401  registers the demo CNN
+    from geoest.data.pipeline import image_dataset
+    from geoest.models import build_model
+
+    size, parts = 48, helpers.partitionings()
+    keras.utils.set_random_seed(3)
+    model = build_model(parts, backbone="demo_cnn", image_size=size)
+    for p in parts:   # sharper heads: confident, photo-dependent probabilities
+        kernel, bias = model.get_layer(p.name).get_weights()
+        model.get_layer(p.name).set_weights([kernel * 60, bias])
+    float_model = keras.Model(model.get_layer("scale_images").output,
+                              {p.name: model.get_layer(p.name).output for p in parts})
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (h, w) in enumerate([(96, 128), (128, 96), (96, 96), (100, 171), (240, 180)]):
+        smooth = tf.image.resize(rng.integers(0, 256, (6, 8, 3)).astype(np.float32), [h, w], "bicubic").numpy()
+        photo = np.clip(smooth + rng.normal(0, 12, (h, w, 1)), 0, 255).astype(np.uint8)
+        paths.append(tmp_path / f"{i}.jpg")
+        paths[-1].write_bytes(tf.io.encode_jpeg(photo, quality=90).numpy())
+
+    (batch,) = list(image_dataset(paths, 8, image_size=size).as_numpy_iterator())
+    assert batch["crops"].dtype == np.uint8
+    new = {k: v.numpy() for k, v in crop_probabilities(model, batch["crops"]).items()}
+    old_crops = np.stack([_old_float_three_crops(tf.io.decode_jpeg(p.read_bytes(), channels=3), size) for p in paths])
+    old = {k: v.numpy() for k, v in crop_probabilities(float_model, old_crops.astype(np.float32)).items()}
+    locator = Locator(parts)
+    new_located, old_located = locator.locate(new), locator.locate(old)
+    for name in locator.names:
+        np.testing.assert_array_equal(new_located[name].top_classes, old_located[name].top_classes)
+    for p in parts:
+        np.testing.assert_allclose(new[p.name], old[p.name], atol=1e-3)
+    np.testing.assert_allclose(locator.combine(new)[HIERARCHY], locator.combine(old)[HIERARCHY], atol=1e-3)
+    # Not flat distributions: the coarse head is confident (0.35-0.52 here), and more so for some photos.
+    confidence = new["coarse"].max(axis=1)
+    assert confidence.min() > 0.3 and np.ptp(confidence) > 0.1

@@ -30,7 +30,7 @@ def _total_loss(model, images, labels):
 def test_loss_is_mean_of_geo_cross_entropies_plus_scene(scene):
     rng = np.random.default_rng(0)
     model = build_model({"c": 4, "m": 6, "f": 9}, backbone="tiny", image_size=32, scene_classes=16 if scene else None)
-    images = rng.uniform(-1, 1, (5, 32, 32, 3)).astype("float32")
+    images = rng.integers(0, 256, (5, 32, 32, 3), dtype="uint8")
     labels = {name: rng.integers(0, n, 5) for name, n in (("c", 4), ("m", 6), ("f", 9))}
     if scene:
         labels[SCENE_HEAD] = rng.integers(0, 16, 5)
@@ -45,7 +45,7 @@ def test_loss_is_mean_of_geo_cross_entropies_plus_scene(scene):
 def test_label_smoothing_and_unknown_labels():
     rng = np.random.default_rng(1)
     model = build_model({"f": 7}, backbone="tiny", image_size=32)
-    images = rng.uniform(-1, 1, (6, 32, 32, 3)).astype("float32")
+    images = rng.integers(0, 256, (6, 32, 32, 3), dtype="uint8")
     labels = {"f": np.array([0, 3, -1, 6, -1, 2])}
     logits = np.asarray(model(images)["f"], dtype=np.float64)
     gin.bind_parameter("make_losses.label_smoothing", 0.1)

@@ -6,25 +6,33 @@ import keras
 
 from geoest.errors import InputError
 from geoest.models import BACKBONES, SCENE_HEAD, build_model, output_sizes
-from geoest.models.backbones import CaffePreprocess
+from geoest.models.backbones import ScaleImages
+
+
+def _images(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
 def test_heads_are_named_after_partitionings_and_output_logits():
     model = build_model({"coarse": 5, "fine": 9}, backbone="tiny", image_size=32, scene_classes=3)
     assert output_sizes(model) == {"coarse": 5, "fine": 9, SCENE_HEAD: 3}
-    out = model(np.random.uniform(-1, 1, (2, 32, 32, 3)).astype("float32"))
+    assert model.inputs[0].dtype == "uint8"
+    out = model(_images((2, 32, 32, 3)))
     assert {k: tuple(v.shape) for k, v in out.items()} == {"coarse": (2, 5), "fine": (2, 9), SCENE_HEAD: (2, 3)}
     # Logits, not probabilities: rows do not sum to one in general.
     assert not np.allclose(np.sum(np.asarray(out["fine"]), axis=-1), 1.0)
 
 
-def test_heads_stay_float32_under_mixed_precision():
+@pytest.mark.parametrize("head_dtype, head_compute", [(None, "float16"), ("float32", "float32")])
+def test_logits_are_float32_under_mixed_precision(head_dtype, head_compute):
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = build_model({"fine": 7}, backbone="tiny", image_size=32)
-        out = model(np.zeros((1, 32, 32, 3), "float32"))
+        model = build_model({"fine": 7}, backbone="tiny", image_size=32, head_dtype=head_dtype)
+        out = model(np.zeros((1, 32, 32, 3), "uint8"))
         assert keras.backend.standardize_dtype(out["fine"].dtype) == "float32"
+        assert model.get_layer("fine").compute_dtype == head_compute
         assert model.get_layer("tiny_conv1").compute_dtype == "float16"
+        assert model.get_layer("scale_images").compute_dtype == "float16"   # uint8 scaled in float16
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -49,22 +57,27 @@ def test_registry_has_paper_and_modern_backbones():
     assert {"resnet50v2", "resnet101v2", "resnet152v2", "vgg16", "efficientnetv2s", "convnext_tiny", "tiny"} <= set(BACKBONES)
 
 
-def test_caffe_preprocess_matches_keras_vgg16_preprocessing():
-    images = np.random.default_rng(0).uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
-    expected = keras.applications.vgg16.preprocess_input((images + 1.0) * 127.5)
-    np.testing.assert_allclose(np.asarray(CaffePreprocess()(images)), expected, rtol=1e-5, atol=1e-3)
+def test_image_scaling_matches_each_backbones_convention():
+    images = _images((2, 8, 8, 3))
+    as_float = images.astype("float32")
+    np.testing.assert_allclose(np.asarray(ScaleImages("caffe")(images)),
+                               keras.applications.vgg16.preprocess_input(as_float.copy()), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(ScaleImages("symmetric")(images)), as_float / 127.5 - 1.0, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(ScaleImages("raw")(images)), as_float)
+    with pytest.raises(InputError, match="bgr"):
+        ScaleImages("bgr")
 
 
 @pytest.mark.parametrize("backbone", ["vgg16", "convnext_tiny"])
 def test_other_backbones_build_on_small_inputs(backbone):
     model = build_model({"fine": 4}, backbone=backbone, image_size=32)
-    out = model(np.zeros((1, 32, 32, 3), "float32"))
+    out = model(np.zeros((1, 32, 32, 3), "uint8"))
     assert tuple(out["fine"].shape) == (1, 4)
 
 
 def test_saved_model_file_reloads_with_the_same_predictions(tmp_path):
     model = build_model({"a": 4, "b": 6}, backbone="tiny", image_size=32, scene_classes=16)
-    images = np.random.default_rng(1).uniform(-1, 1, (3, 32, 32, 3)).astype("float32")
+    images = _images((3, 32, 32, 3), seed=1)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
     assert output_sizes(loaded) == output_sizes(model)
@@ -90,3 +103,19 @@ def test_backbone_weights_from_a_local_file(tmp_path):
     model = build_model({"m": 5}, backbone="vgg16", image_size=32, weights=str(tmp_path / "vgg16_notop.weights.h5"))
     np.testing.assert_array_equal(np.asarray(model.get_layer("vgg16").get_layer("block1_conv1").kernel),
                                   np.asarray(source.get_layer("block1_conv1").kernel))
+
+
+def test_a_model_taking_float_images_is_refused(tmp_path):
+    from geoest.inference.modeldir import load_geo_model
+    from geoest.models import require_uint8_images
+
+    # A model as geoest saved it before the uint8 convention: float32 images in [-1, 1] in.
+    images = keras.Input((32, 32, 3), name="image")
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(images))
+    old = keras.Model(images, {"cells": keras.layers.Dense(3, name="cells")(features)})
+    old.save(tmp_path / "best.keras")
+    with pytest.raises(InputError, match="float32 images") as error:
+        require_uint8_images(old, tmp_path / "best.keras")
+    assert "\n" not in str(error.value)
+    with pytest.raises(InputError, match="best.keras takes float32 images"):
+        load_geo_model(tmp_path)

@@ -45,8 +45,7 @@ def test_training_labels_equal_partitioning_assign(geo_records):
                                 deterministic=True, repeat=False, skip_log=log)
     got = {p.name: [] for p in partitionings}
     for images, labels in ds:
-        assert images.shape[1:] == (SIZE, SIZE, 3) and images.dtype == tf.float32
-        assert -1.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+        assert images.shape[1:] == (SIZE, SIZE, 3) and images.dtype == tf.uint8
         for name, value in labels.items():
             assert value.dtype == tf.int64
             got[name].extend(value.numpy().tolist())
@@ -67,18 +66,20 @@ def test_eval_labels_keep_photos_in_no_cell(geo_records):
         got = np.concatenate([b[p.name].numpy() for b in batches])
         np.testing.assert_array_equal(got, p.assign(lat, lon))
     assert batches[0]["crops"].shape == (64, 3, SIZE, SIZE, 3)
+    assert batches[0]["crops"].dtype == tf.uint8
     assert np.isnan(batches[0]["probs3"].numpy()).all()
 
 
 @pytest.mark.parametrize("height, width", [(64, 128), (128, 64), (80, 80), (48, 100)])
 def test_three_crops_lie_at_start_middle_and_end_of_the_longer_side(height, width):
     crops = pipeline.three_crops(tf.constant(coordinate_image(height, width)), SIZE).numpy()
+    assert crops.dtype == np.uint8 and crops.shape == (3, SIZE, SIZE, 3)
     scale = SIZE / min(height, width)
     new_h, new_w = round(height * scale), round(width * scale)
     slack = max(new_h, new_w) - SIZE
     for crop, offset in zip(crops, (0, slack // 2, slack)):
         # Pixel values encode source coordinates; map the crop's centre pixel back.
-        red, green = (crop[SIZE // 2, SIZE // 2, :2] + 1.0) * 127.5
+        red, green = crop[SIZE // 2, SIZE // 2, :2].astype(np.float64)
         x_resized = (red / 255 * (width - 1) + 0.5) / (width / new_w) - 0.5
         y_resized = (green / 255 * (height - 1) + 0.5) / (height / new_h) - 0.5
         offset_y, offset_x = (offset, 0) if new_h > new_w else (0, offset)
@@ -110,8 +111,9 @@ def test_training_image_is_a_flipped_or_plain_crop_in_range(height, width):
     flips = []
     for k in range(40):
         image = pipeline.train_image(encoded, tf.constant([k, 1], tf.int64), SIZE).numpy()
-        xs = (image[SIZE // 2, [0, -1], 0] + 1) * 127.5 / 255 * (width - 1)
-        ys = (image[[0, -1], SIZE // 2, 1] + 1) * 127.5 / 255 * (height - 1)
+        assert image.dtype == np.uint8 and image.shape == (SIZE, SIZE, 3)
+        xs = image[SIZE // 2, [0, -1], 0].astype(np.float64) / 255 * (width - 1)
+        ys = image[[0, -1], SIZE // 2, 1].astype(np.float64) / 255 * (height - 1)
         flips.append(xs[0] > xs[1])
         # Output pixel centres 0 and SIZE-1 span (SIZE-1)/SIZE of the crop.
         crop_w = abs(xs[1] - xs[0]) * SIZE / (SIZE - 1)

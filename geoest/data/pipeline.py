@@ -7,10 +7,13 @@ Stages (decoder, then parser):
      a label per partitioning from latitude/longitude (`Partitioning.assign_tf`, §3.1), the
      scene label, the ISN filter (§4) and a cheap JPEG check; dropped records are counted in
      a `SkipLog` (with the IMG_ID of every unreadable photo).
-  2. one photo at a time, in parallel: decode (only the crop window, for training) and crop.
+  2. one photo at a time, in parallel: decode (only the crop window, for training), resize,
+     crop.
   3. batch, prefetch.
 
-Every image tensor is float32 in [-1, 1], the input of `geoest.models`.
+Every image tensor is uint8 RGB in [0, 255], the input of `geoest.models` (each backbone scales
+it to its own convention as its first layer, on the accelerator): a quarter of float32's bytes
+per batch, and no per-pixel float work on the host beyond the resize.
 """
 import collections
 import collections.abc
@@ -248,26 +251,26 @@ def sample_crop_window(image_shape, seed):
     return tf.stack([begin[0], begin[1], size[0], size[1]])
 
 
-def _to_unit_range(image):
-    return tf.cast(image, tf.float32) / 127.5 - 1.0
+def _to_uint8(resized):
+    """A bilinear resize of uint8 pixels (float32, within [0, 255]) rounded back to uint8."""
+    return tf.cast(resized + 0.5, tf.uint8)
 
 
 def train_image(encoded, seed, image_size: int = 224):
-    """§4: decode only a random crop window, flip at random, resize to image_size^2, [-1, 1].
+    """§4: decode only a random crop window, resize to image_size^2, flip at random.
 
     Args:
       encoded: tf.string scalar, a JPEG.
       seed: int [2]; the crop and the flip draw from seeds derived from it.
     Returns:
-      float32 [image_size, image_size, 3] in [-1, 1].
+      uint8 [image_size, image_size, 3].
     """
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
     window = sample_crop_window(tf.io.extract_jpeg_shape(encoded), seeds[0])
     image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
-    image = tf.image.resize(image, [image_size, image_size])
-    # Flipping commutes with the (symmetric) bilinear resize; the smaller image is cheaper.
-    image = tf.image.stateless_random_flip_left_right(image, seeds[1])
-    return _to_unit_range(image)
+    image = _to_uint8(tf.image.resize(image, [image_size, image_size]))
+    # Flipping commutes with the (symmetric) bilinear resize; the smaller uint8 image is cheapest.
+    return tf.image.stateless_random_flip_left_right(image, seeds[1])
 
 
 def three_crops(image, image_size: int = 224):
@@ -275,16 +278,16 @@ def three_crops(image, image_size: int = 224):
     side (start, middle, end). A square image gives three identical crops.
 
     Args:
-      image: uint8/float [height, width, 3].
+      image: uint8 [height, width, 3].
     Returns:
-      float32 [3, image_size, image_size, 3] in [-1, 1].
+      uint8 [3, image_size, image_size, 3].
     """
     shape = tf.shape(image)
     height, width = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
     scale = image_size / tf.minimum(height, width)
     new_h = tf.maximum(image_size, tf.cast(tf.round(height * scale), tf.int32))
     new_w = tf.maximum(image_size, tf.cast(tf.round(width * scale), tf.int32))
-    resized = tf.image.resize(image, tf.stack([new_h, new_w]))
+    resized = _to_uint8(tf.image.resize(image, tf.stack([new_h, new_w])))   # one resize for the three crops
     portrait = new_h > new_w
     slack = tf.maximum(new_h, new_w) - image_size
     crops = []
@@ -293,7 +296,7 @@ def three_crops(image, image_size: int = 224):
         offset_x = tf.where(portrait, 0, offset)
         crops.append(tf.slice(resized, tf.stack([offset_y, offset_x, 0]),
                               [image_size, image_size, 3]))
-    return _to_unit_range(tf.stack(crops))
+    return tf.stack(crops)
 
 
 def _record_files(file_pattern, shuffle: bool, seed, input_context, skip_log: SkipLog | None = None):
@@ -375,7 +378,7 @@ def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: i
         start and end markers counts here and is dropped when decoded).
 
     Returns:
-      tf.data.Dataset of (images float32 [B, S, S, 3] in [-1, 1],
+      tf.data.Dataset of (images uint8 [B, S, S, 3],
       {p.name: int64 [B] for p in partitionings} plus "scene": int64 [B] with a scene_level);
       with count_only, an int.
     """
@@ -446,7 +449,7 @@ def eval_dataset(file_pattern, batch_size: int, *, image_size: int = 224, partit
     the photos yielded and `skip_log.counts` says how many.
 
     Returns:
-      tf.data.Dataset of {"crops": float32 [B, 3, S, S, 3] in [-1, 1], "id": string [B],
+      tf.data.Dataset of {"crops": uint8 [B, 3, S, S, 3], "id": string [B],
       "lat": float32 [B], "lon": float32 [B], "probs3": float32 [B, 3] (NaN if unknown),
       "scene_labels": int64 [B, 3] (S3, S16, S365; -1 if unknown), p.name: int64 [B] for p in
       partitionings}.
@@ -480,7 +483,7 @@ def image_dataset(paths, batch_size: int = 32, *, image_size: int = 224,
     Args:
       paths: sequence of file paths.
     Returns:
-      tf.data.Dataset of {"crops": float32 [B, 3, S, S, 3] in [-1, 1], "id": string [B] (the
+      tf.data.Dataset of {"crops": uint8 [B, 3, S, S, 3], "id": string [B] (the
       path as given)}, in the order of `paths` less the dropped files.
     """
     skip_log = skip_log if skip_log is not None else SkipLog()

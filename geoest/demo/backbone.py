@@ -8,16 +8,16 @@ For the demo only: the paper's results need ResNet-101 (§4).
 import keras
 
 from geoest.errors import InputError
-from geoest.models.backbones import BACKBONES
+from geoest.models.backbones import BACKBONES, SYMMETRIC, scale_images
 
 STAGE_FILTERS = (32, 64, 128)
 
 
 def demo_cnn(images, weights=None):
-    """images float32 [batch, S, S, 3] in [-1, 1] -> features float32 [batch, 128]."""
+    """images uint8 [batch, S, S, 3] in [0, 255] (scaled to [-1, 1] first) -> features [batch, 128]."""
     if weights is not None:
         raise InputError(f"backbone 'demo_cnn' has no pretrained weights; got weights={weights!r}")
-    x = images
+    x = scale_images(images, SYMMETRIC)
     for stage, filters in enumerate(STAGE_FILTERS):
         for strides in (2, 1):
             name = f"demo_s{stage + 1}_{'down' if strides == 2 else 'conv'}"

@@ -11,6 +11,8 @@ import numpy as np
 from geoest.errors import InputError
 from geoest.geo import s2cell
 
+HIERARCHY = "hierarchy"   # the name of the f* prediction beside the partitionings' names
+
 
 class Hierarchy:
     """Parents of every finest cell in each partitioning.
@@ -74,11 +76,27 @@ class Hierarchy:
         return out
 
     def combine_tf(self, probs: Sequence):
-        """`combine` in TensorFlow: list of [batch, n_cells_k] tensors -> [batch, n_fine]."""
-        import tensorflow as tf
-
+        """`combine` in the graph (TensorFlow under geoest's Keras backend): list of [batch, n_cells_k]
+        tensors -> [batch, n_fine] (`hierarchy_product`)."""
         self._check(probs, lambda t: t.shape)
-        out = probs[-1]
-        for k in range(len(probs) - 1):
-            out = out * tf.gather(probs[k], tf.constant(self.parents[:, k]), axis=-1)
-        return out
+        return hierarchy_product(list(probs), self.parents)
+
+
+def hierarchy_product(probs: Sequence, parents):
+    """§3.4 f* in Keras ops (any backend, inside a model or a tf.function): p*(fine cell) = product
+    over partitionings of p(its ancestor cell).
+
+    Args:
+      probs: list of [batch, n_cells_k] probabilities, coarse to fine.
+      parents: int [n_fine, len(probs)], the class of each fine cell's ancestor in each
+        partitioning (`Hierarchy.parents`).
+    Returns:
+      [batch, n_fine] (not renormalised).
+    """
+    import keras
+
+    parents = np.asarray(parents)
+    out = probs[-1]
+    for k in range(len(probs) - 1):
+        out = out * keras.ops.take(probs[k], keras.ops.convert_to_tensor(parents[:, k].astype(np.int32)), axis=-1)
+    return out

@@ -9,34 +9,29 @@ The steps, in the paper's order:
   4. Class2GPS: the predicted cell's mean image coordinate (or, for base-vgg_c of Table 6, the
      cell's geometric centre).
 
-`Locator` does steps 2-4 on probabilities, in numpy (`locate`) and in TensorFlow (`locate_tf`,
-used inside the exported SavedModel); both give the same classes and coordinates.
+`Locator` does steps 2-4 on probabilities in numpy (`locate`) and in the graph (`locate_tf`, used
+inside the exported SavedModel), and builds the on-device form (`device_model`: steps 1-3 as
+Keras ops inside the model, so only the top-k classes leave an accelerator); the graph forms share
+`geoest.models.locate_cells`, `class2gps_tf` adds step 4. All give the same classes and
+coordinates.
 """
 import dataclasses
 
 import numpy as np
 
 from geoest.errors import InputError
+from geoest.geo.hierarchy import HIERARCHY   # key of the f* prediction beside the partitionings' names
 
-HIERARCHY = "hierarchy"    # key of the hierarchical (f*) prediction beside the partitionings' names
 SCENE = "scene"            # the MTN's scene head (not a partitioning)
 CENTERS = ("mean", "geometric")
 
 
 def mean_crop_probabilities(logits, num_crops):
-    """§3.4: the mean of the softmax probabilities of each image's crops.
+    """§3.4: the mean of the softmax probabilities of each image's crops (graph; see
+    `geoest.models.locator.mean_crop_probabilities`): [batch * num_crops, n] -> float32 [batch, n]."""
+    from geoest.models.locator import mean_crop_probabilities as crop_mean
 
-    Args:
-      logits: float tensor [batch * num_crops, n], the crops of one image consecutive.
-      num_crops: int (or scalar int tensor), crops per image (3 in the paper).
-    Returns:
-      float32 tensor [batch, n].
-    """
-    import tensorflow as tf
-
-    probs = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
-    n = tf.shape(probs)[-1]
-    return tf.reduce_mean(tf.reshape(probs, [-1, num_crops, n]), axis=1)
+    return crop_mean(logits, num_crops)
 
 
 def output_sizes(model) -> dict:
@@ -61,17 +56,18 @@ def crop_probabilities(model, crops):
     """§3.4: run the model on every crop and average the crops' probabilities per image.
 
     Args:
-      model: Keras model taking float32 [N, S, S, 3] in [-1, 1] and returning logits per output.
-      crops: float32 [batch, num_crops, S, S, 3] in [-1, 1] (numpy or tensor).
+      model: Keras model taking images [N, S, S, 3] (uint8 in [0, 255] for geoest's models) and
+        returning logits per output.
+      crops: [batch, num_crops, S, S, 3] in the model's input dtype (numpy or tensor).
     Returns:
       dict output name -> float32 tensor [batch, n_classes] of mean probabilities.
     """
     import tensorflow as tf
 
-    crops = tf.convert_to_tensor(crops, tf.float32)
-    shape = tf.shape(crops)
-    flat = tf.reshape(crops, tf.concat([[-1], shape[2:]], axis=0))
-    return {name: mean_crop_probabilities(logits, shape[1])
+    crops = tf.convert_to_tensor(crops)
+    num_crops = crops.shape[1]
+    flat = tf.reshape(crops, tf.concat([[-1], tf.shape(crops)[2:]], axis=0))
+    return {name: mean_crop_probabilities(logits, num_crops)
             for name, logits in model_outputs(model, flat).items()}
 
 
@@ -185,25 +181,41 @@ class Locator:
                                    top_classes=classes, top_probs=best)
         return result
 
+    def device_model(self, model, top_k_cells: int = 5, num_crops: int = 3):
+        """Steps 1-3 of §3.4 on the device: a Keras model, crops [B, num_crops, S, S, 3] -> each
+        output's top-k classes and probabilities (`geoest.models.build_locator`)."""
+        from geoest.models import build_locator
+
+        return build_locator(model, [p.name for p in self.partitionings],
+                             self.hierarchy.parents if self.hierarchy else None,
+                             top_k=top_k_cells, num_crops=num_crops)
+
     def locate_tf(self, probs, top_k_cells: int = 5) -> dict:
-        """Steps 2-4 of §3.4 in TensorFlow (graph-safe): dict output name -> dict of tensors
-        "class" int64 [B], "probability" [B], "lat", "lon" float64 [B], "top_classes" int64 [B, k],
-        "top_probabilities" [B, k], "top_cells" string [B, k] (S2 tokens)."""
+        """Steps 2-4 of §3.4 in the graph on probabilities (dict name -> [B, n_cells]): the same
+        top-k as `device_model` (`geoest.models.locate_cells`), then `class2gps_tf`."""
         import tensorflow as tf
 
+        from geoest.models import locate_cells
+
         self._check(probs)
-        cell_probs = {p.name: tf.cast(probs[p.name], tf.float32) for p in self.partitionings}
-        if self.hierarchy:
-            joint = self.hierarchy.combine_tf([cell_probs[p.name] for p in self.partitionings])
-            joint = tf.cast(joint, tf.float64)
-            cell_probs[HIERARCHY] = tf.cast(joint / tf.maximum(
-                tf.reduce_sum(joint, axis=-1, keepdims=True), 1e-300), tf.float32)
+        located = locate_cells({p.name: tf.cast(probs[p.name], tf.float32) for p in self.partitionings},
+                               [p.name for p in self.partitionings],
+                               self.hierarchy.parents if self.hierarchy else None, top_k_cells)
+        return self.class2gps_tf(located)
+
+    def class2gps_tf(self, located) -> dict:
+        """Step 4 of §3.4 in TensorFlow (graph-safe), on a `device_model`'s outputs: dict output name ->
+        dict of tensors "class" int64 [B], "probability" [B], "lat", "lon" float64 [B] (degrees),
+        "top_classes" int64 [B, k], "top_probabilities" [B, k], "top_cells" string [B, k] (S2 tokens)."""
+        import tensorflow as tf
+
+        from geoest.models.locator import TOP_CLASSES, TOP_PROBABILITIES
+
         result = {}
-        for name, p_cells in cell_probs.items():
+        for name in self.names:
             partitioning = self.partitioning(name)
-            k = min(top_k_cells, len(partitioning))
-            best, classes = tf.math.top_k(p_cells, k=k)
-            classes = tf.cast(classes, tf.int64)
+            classes = tf.cast(located[f"{name}/{TOP_CLASSES}"], tf.int64)
+            best = located[f"{name}/{TOP_PROBABILITIES}"]
             centers = tf.constant(self._centers[partitioning.name], tf.float64)
             tokens = tf.constant(list(partitioning.tokens))
             result[name] = {"class": classes[:, 0], "probability": best[:, 0],

@@ -155,8 +155,9 @@ def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_output: 
         Places365 ResNet-152's .weights.h5).
       scene_output: "probabilities" or "logits", only for a scene model whose last activation does
         not tell (`geoest.inference.isn.output_kind`); None otherwise.
-      scene_preprocess: the scene model's input convention ("tf" = [-1, 1]; "caffe" for the
-        converted Places365 release; see `geoest.scene.labeler.PREPROCESSING`).
+      scene_preprocess: a float-input scene classifier's input convention ("tf" = [-1, 1];
+        "caffe" for the converted Places365 release; see `geoest.scene.labeler.PREPROCESSING`);
+        an MTN takes the uint8 crops as they are.
       scene_hierarchy: Places365 hierarchy, needed for 16 or 365 scene outputs.
       partitioning_csvs: partitioning CSVs overriding those found in the model dirs.
       centers: Class2GPS "mean" or "geometric".
@@ -185,8 +186,12 @@ def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_output: 
         if scene_model is None:
             scenes = data_scenes
         elif pathlib.Path(scene_model).is_dir():
+            from geoest.models import require_uint8_images
+
             path = model_file(scene_model)
-            scenes = ModelScenes(load_keras_model(path), scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess,
+            mtn = load_keras_model(path)
+            require_uint8_images(mtn, path)
+            scenes = ModelScenes(mtn, scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess,
                                  source=str(path), kind=scene_output)
         else:
             from geoest.scene.labeler import load_scene_classifier
@@ -396,7 +401,7 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
 
     Args:
       methods: list of `Method` (unique names).
-      batches: iterable of dicts of numpy arrays: "crops" float32 [B, 3, S, S, 3] in [-1, 1],
+      batches: iterable of dicts of numpy arrays: "crops" uint8 [B, 3, S, S, 3],
         "id" (bytes or str) [B], "lat", "lon" [B] degrees, optional "probs3" [B, 3] (NaN unknown).
       output_dir: folder for the outputs (created).
       total: number of test images, for the progress bar.

@@ -94,12 +94,14 @@ class ModelScenes:
     (`output_kind`): a scene classifier ending in a softmax, an MTN's scene head without one.
 
     Args:
-      model: Keras model on the same [-1, 1] crops; an MTN (output "scene") or a scene
-        classifier (one output); 3, 16 or 365 classes.
+      model: Keras model on the same crops; an MTN (output "scene") or a scene classifier (one
+        output); 3, 16 or 365 classes.
       output: name of the scene output; None takes the model's only output.
       scene_hierarchy: needed when the output has 16 or 365 classes.
-      preprocess: the model's input convention, a key of `geoest.scene.labeler.PREPROCESSING`
-        ("tf": [-1, 1] as the geo models; "caffe" for the converted Places365 ResNet-152).
+      preprocess: the input convention of a model that takes float images, a key of
+        `geoest.scene.labeler.PREPROCESSING` ("tf": [-1, 1]; "caffe" for the converted Places365
+        ResNet-152). A model taking uint8 images (an MTN, any geoest model) gets the crops as
+        they are and scales them itself.
       source: the model's file, named in errors.
       kind: PROBABILITIES or LOGITS, only for a model whose last activation does not tell
         (it must agree with the model's when that tells).
@@ -107,11 +109,12 @@ class ModelScenes:
 
     def __init__(self, model, output: str | None = SCENE, scene_hierarchy=None, preprocess: str = "tf",
                  source: str = "scene model", kind: str | None = None):
+        from geoest.models import IMAGE_DTYPE
         from geoest.scene.labeler import PREPROCESSING
 
         if preprocess not in PREPROCESSING:
             raise InputError(f"preprocess {preprocess!r}: expected one of {', '.join(PREPROCESSING)}")
-        self._preprocess = PREPROCESSING[preprocess]
+        self._preprocess = None if model.inputs[0].dtype == IMAGE_DTYPE else PREPROCESSING[preprocess]
         sizes = output_sizes(model)
         names = list(sizes)
         if output is None:
@@ -135,13 +138,15 @@ class ModelScenes:
         self._to_s3 = scene_to_s3_matrix(sizes[output], scene_hierarchy, source)
 
     def __call__(self, batch) -> np.ndarray:
-        """float32 [batch, 3] S3 probabilities of batch["crops"] [batch, crops, S, S, 3] in [-1, 1].
+        """float32 [batch, 3] S3 probabilities of batch["crops"] uint8 [batch, crops, S, S, 3].
 
         Raises InputError naming the photo (batch["id"]) whose scene output is NaN, or, for
         probabilities, negative or not summing to 1.
         """
-        crops = np.asarray(batch["crops"], np.float32)
-        flat = self._preprocess((crops.reshape((-1,) + crops.shape[2:]) + 1.0) * 127.5)
+        crops = np.asarray(batch["crops"])
+        flat = crops.reshape((-1,) + crops.shape[2:])
+        if self._preprocess is not None:
+            flat = self._preprocess(flat.astype(np.float32))
         values = np.asarray(model_outputs(self.model, flat)[self.output], np.float64)
         values = values.reshape(crops.shape[0], crops.shape[1], -1)
         finite = np.isfinite(values).all(axis=(1, 2))
@@ -195,7 +200,7 @@ class IsnEnsemble:
         """dict output name -> float32 [batch, n] mean crop probabilities, each image from its ISN."""
         if concepts is None:
             concepts = self.concepts(batch)
-        crops = np.asarray(batch["crops"], np.float32)
+        crops = np.asarray(batch["crops"])
         out = {}
         for index, model in enumerate(self.models):
             rows = np.flatnonzero(concepts == index)

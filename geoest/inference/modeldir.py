@@ -99,8 +99,11 @@ def load_geo_model(model_dir, csv_paths=()) -> GeoModel:
       model_dir: the `--model_dir` of a training run, or a .keras file.
       csv_paths: partitioning CSVs (file stem = head name); default: found in the model dir.
     """
+    from geoest.models import require_uint8_images
+
     path = model_file(model_dir)
     model = load_keras_model(path)
+    require_uint8_images(model, path)
     sizes = output_sizes(model)
     partitionings = find_partitionings([n for n in sizes if n != SCENE], path.parent, csv_paths)
     for p in partitionings:

@@ -16,8 +16,8 @@ plus `lat`, `lon` of the main output (f*, else the only partitioning). With a
   level, answer_lat, answer_lon, answer_cell, answer_probability    the back-off answer
 and, when it has a resolution cap, ONLY those (lat, lon, cell and regions of the capped areas):
 nothing finer than the cap leaves the model. Decoding, the three crops
-(the same function as the evaluation pipeline), the softmax mean, the hierarchy and Class2GPS
-are graph ops, so `tf.saved_model.load(path)` and TF Serving need nothing from geoest.
+(uint8, the same function as the evaluation pipeline), the softmax mean, the hierarchy and
+Class2GPS are graph ops (one graph: on an accelerator only the outputs leave it), so `tf.saved_model.load(path)` and TF Serving need nothing from geoest.
 """
 import pathlib
 
@@ -46,7 +46,7 @@ def serving_function(model, locator: Locator, image_size: int, top_k: int = 5, c
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve(image_bytes):
         crops = tf.map_fn(decode_three_crops, image_bytes,
-                          fn_output_signature=tf.TensorSpec([3, image_size, image_size, 3], tf.float32))
+                          fn_output_signature=tf.TensorSpec([3, image_size, image_size, 3], tf.uint8))
         probs = crop_probabilities(classify, crops)
         raw = probs if calibration is None else {k[len(RAW):]: v for k, v in probs.items() if k.startswith(RAW)}
         located = locator.locate_tf(raw, top_k)     # the answer: the paper's, temperatures aside

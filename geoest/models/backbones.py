@@ -1,10 +1,13 @@
-"""Feature extractors for §3.3: an image in [-1, 1] to the global-pooling feature vector.
+"""Feature extractors for §3.3: a uint8 image to the global-pooling feature vector.
 
 §4 trains ResNet-101 (the v2 variant of the paper's original TensorFlow implementation); Table 6
-compares against VGG16 (base-vgg). Every backbone takes images scaled to [-1, 1] (what
-`geoest.data.pipeline` yields) and converts them to what its ImageNet weights expect.
+compares against VGG16 (base-vgg). Every backbone takes uint8 RGB images in [0, 255] (what
+`geoest.data.pipeline` yields: a quarter of float32's bytes on the way to the accelerator) and
+scales them, as its first layer and in the compute dtype, to what its ImageNet weights expect:
+[-1, 1] for the ResNet v2 family, Caffe's BGR minus the channel means for VGG16, [0, 255] for
+EfficientNetV2 and ConvNeXt (which normalise inside).
 
-    BACKBONES["resnet101v2"](images, weights=None)  # -> features [batch, 2048]
+    BACKBONES["resnet101v2"](images, weights=None)  # uint8 [batch, S, S, 3] -> features [batch, 2048]
 """
 import os
 
@@ -35,20 +38,47 @@ def _register(name):
     return decorate
 
 
+SYMMETRIC, CAFFE, RAW = "symmetric", "caffe", "raw"   # input conventions of `ScaleImages`
+
+
 @keras.saving.register_keras_serializable(package="geoest")
-class CaffePreprocess(keras.layers.Layer):
-    """[-1, 1] RGB to the "caffe" input of VGG16 ImageNet weights: BGR in [0, 255] minus the mean."""
+class ScaleImages(keras.layers.Layer):
+    """uint8 RGB images [..., 3] in [0, 255] to a backbone's input, in the layer's compute dtype.
+
+    convention: "symmetric" x / 127.5 - 1, in [-1, 1] (ResNet v2, the demo and tiny CNNs);
+      "caffe" BGR in [0, 255] minus the ImageNet channel means (VGG16's Caffe weights);
+      "raw" [0, 255] as they are (EfficientNetV2, ConvNeXt normalise inside).
+    Under mixed precision the cast and the scaling run in float16 / bfloat16, as the first
+    convolution would cast to anyway.
+    """
 
     _BGR_MEAN = (103.939, 116.779, 123.68)
+    CONVENTIONS = (SYMMETRIC, CAFFE, RAW)
+
+    def __init__(self, convention: str = SYMMETRIC, **kwargs):
+        super().__init__(**kwargs)
+        if convention not in self.CONVENTIONS:
+            raise InputError(f"image convention {convention!r}: expected one of {self.CONVENTIONS}")
+        self.convention = convention
 
     def call(self, images):
-        bgr_255 = (keras.ops.flip(images, axis=-1) + 1.0) * 127.5
-        return bgr_255 - keras.ops.convert_to_tensor(self._BGR_MEAN, dtype=images.dtype)
+        x = keras.ops.cast(images, self.compute_dtype)
+        if self.convention == SYMMETRIC:
+            return x / 127.5 - 1.0
+        if self.convention == CAFFE:
+            return keras.ops.flip(x, axis=-1) - keras.ops.convert_to_tensor(self._BGR_MEAN, dtype=self.compute_dtype)
+        return x
+
+    def compute_output_spec(self, images):
+        return keras.KerasTensor(images.shape, dtype=self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "convention": self.convention}
 
 
-def _from_symmetric_to_255(images):
-    """[-1, 1] to [0, 255] for applications that preprocess inside the model (EfficientNetV2, ConvNeXt)."""
-    return keras.layers.Rescaling(127.5, offset=127.5, name="to_0_255")(images)
+def scale_images(images, convention: str):
+    """The first layer of a backbone: uint8 images to its `convention` (see `ScaleImages`)."""
+    return ScaleImages(convention, name="scale_images")(images)
 
 
 def imagenet_weights(backbone: str) -> str:
@@ -91,38 +121,36 @@ def _application(constructor, name, images, weights, **kwargs):
 
 @_register("resnet50v2")
 def resnet50v2(images, weights=None):
-    return _application(keras.applications.ResNet50V2, "resnet50v2", images, weights)
+    return _application(keras.applications.ResNet50V2, "resnet50v2", scale_images(images, SYMMETRIC), weights)
 
 
 @_register("resnet101v2")
 def resnet101v2(images, weights=None):
     """§4: "a ResNet architecture with 101 convolutional layers" (pre-activation v2, inputs in [-1, 1])."""
-    return _application(keras.applications.ResNet101V2, "resnet101v2", images, weights)
+    return _application(keras.applications.ResNet101V2, "resnet101v2", scale_images(images, SYMMETRIC), weights)
 
 
 @_register("resnet152v2")
 def resnet152v2(images, weights=None):
-    return _application(keras.applications.ResNet152V2, "resnet152v2", images, weights)
+    return _application(keras.applications.ResNet152V2, "resnet152v2", scale_images(images, SYMMETRIC), weights)
 
 
 @_register("vgg16")
 def vgg16(images, weights=None):
     """Table 6, base-vgg(L, m): VGG16 as used by Im2GPS [39]."""
-    return _application(keras.applications.VGG16, "vgg16", CaffePreprocess(name="caffe_preprocess")(images),
-                        weights)
+    return _application(keras.applications.VGG16, "vgg16", scale_images(images, CAFFE), weights)
 
 
 @_register("efficientnetv2s")
 def efficientnetv2s(images, weights=None):
-    """A stronger modern backbone (not in the paper); preprocesses [0, 255] inputs itself."""
-    return _application(keras.applications.EfficientNetV2S, "efficientnetv2s",
-                        _from_symmetric_to_255(images), weights)
+    """A stronger modern backbone (not in the paper); normalises [0, 255] inputs itself."""
+    return _application(keras.applications.EfficientNetV2S, "efficientnetv2s", scale_images(images, RAW), weights)
 
 
 @_register("convnext_tiny")
 def convnext_tiny(images, weights=None):
-    """A stronger modern backbone (not in the paper); preprocesses [0, 255] inputs itself."""
-    return _application(keras.applications.ConvNeXtTiny, "convnext_tiny", _from_symmetric_to_255(images), weights)
+    """A stronger modern backbone (not in the paper); normalises [0, 255] inputs itself."""
+    return _application(keras.applications.ConvNeXtTiny, "convnext_tiny", scale_images(images, RAW), weights)
 
 
 @_register("tiny")
@@ -130,6 +158,6 @@ def tiny(images, weights=None):
     """Two strided convolutions and global pooling: for tests and CPU smoke runs, never for results."""
     if weights is not None:
         raise InputError(f"backbone 'tiny' has no pretrained weights; got weights={weights!r}")
-    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu", name="tiny_conv1")(images)
+    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu", name="tiny_conv1")(scale_images(images, SYMMETRIC))
     x = keras.layers.Conv2D(32, 3, strides=2, activation="relu", name="tiny_conv2")(x)
     return keras.layers.GlobalAveragePooling2D(name="tiny_pool")(x)

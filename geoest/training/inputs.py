@@ -2,7 +2,7 @@
 
 An input function is called as `fn(partitionings, batch_size, image_size, scene_level)` and returns
 `Inputs`; gin picks it (`train.inputs = @tfrecord_inputs`), so the demo and tests can swap it.
-  train:      (images float32 [B, S, S, 3] in [-1, 1], {partitioning name: int64 [B], "scene": int64 [B]})
+  train:      (images uint8 [B, S, S, 3], {partitioning name: int64 [B], "scene": int64 [B]})
               repeated; B is the global batch.
   train_once: the same, one pass (finite): to check there are any images.
   count:      () -> int, the images of one pass (an epoch), counted without decoding a photo where it can.
@@ -110,8 +110,9 @@ def synthetic_inputs(partitionings, batch_size, image_size, scene_level, *, num_
                      num_validation=64, seed=0) -> Inputs:
     """A small learnable dataset: photos at real cell centres whose colours encode lat and lon.
 
-    Each image is a constant colour (lat/90, lon/180, lat*lon/16200) plus noise, so a tiny network
-    can learn where it was taken; the scene label is the finest class modulo the number of scenes.
+    Each image is a constant colour (lat/90, lon/180, lat*lon/16200 in [-1, 1], stored as uint8)
+    plus noise, so a tiny network can learn where it was taken; the scene label is the finest
+    class modulo the number of scenes.
     """
     rng = np.random.default_rng(seed)
     finest = partitionings[-1]
@@ -134,7 +135,7 @@ def synthetic_inputs(partitionings, batch_size, image_size, scene_level, *, num_
             noise = tf.random.stateless_normal([image_size, image_size, 3],
                                                seed=tf.cast(tf.stack([lat_deg * 1e3, lon_deg * 1e3]), tf.int64),
                                                stddev=0.1)
-            images = tf.clip_by_value(colour + noise, -1.0, 1.0)
+            images = tf.cast(tf.round((tf.clip_by_value(colour + noise, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
             return images, target if shuffle else {**target, LAT: lat_deg, LON: lon_deg}
 
         return data.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE).batch(

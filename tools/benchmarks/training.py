@@ -44,7 +44,7 @@ def main(argv):
     model.compile(make_optimizer(steps_per_epoch=1000), loss=losses, loss_weights=weights,
                   jit_compile=FLAGS.jit_compile, steps_per_execution=FLAGS.steps_per_execution)
     rng = np.random.default_rng(0)
-    images = rng.uniform(-1, 1, (FLAGS.batch_size, FLAGS.image_size, FLAGS.image_size, 3)).astype("float32")
+    images = rng.integers(0, 256, (FLAGS.batch_size, FLAGS.image_size, FLAGS.image_size, 3), dtype="uint8")
     labels = {name: rng.integers(0, n, FLAGS.batch_size) for name, n in HEADS.items()}
     data = tf.data.Dataset.from_tensors((images, labels)).repeat()
 
