@@ -13,7 +13,9 @@ The steps, in the paper's order:
 inside the exported SavedModel), and builds the on-device form (`device_model`: steps 1-3 as
 Keras ops inside the model, so only the top-k classes leave an accelerator); the graph forms share
 `geoest.models.locate_cells`, `class2gps_tf` adds step 4. All give the same classes and
-coordinates.
+coordinates. Step 1 (`crop_probabilities`), the graph steps 2-3 (`locate_cells`) and Class2GPS
+(`Partitioning.class2gps`) live in `geoest.models` and `geoest.geo`, where validation during
+training (`geoest.training.callbacks.GeoValidation`) uses the same functions.
 """
 import dataclasses
 

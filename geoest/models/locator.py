@@ -13,6 +13,9 @@ the exported SavedModel). Pure Keras ops: it runs under any Keras backend
 
     locator = build_locator(model, ["coarse", "middle", "fine"], parents, top_k=5)
     out = locator(crops)   # crops uint8 [B, 3, S, S, 3] -> {"fine/top_classes": int32 [B, k], ...}
+
+The same steps as functions (`crop_probabilities`, `locate_cells`) serve validation during training,
+evaluation, prediction and export alike.
 """
 import keras
 import numpy as np
