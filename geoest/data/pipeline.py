@@ -186,12 +186,13 @@ def _scene_labels(features, probs3, scene_matrices):
 
 
 def _label_stage(serialized, skip_log: SkipLog, partitionings, *, scene_level=None,
-                 concept=None, tau_s=TAU_S, scene_matrices=None, drop_no_cell=True):
+                 concept=None, tau_s=TAU_S, scene_matrices=None, drop_unlabelled=True):
     """[batch] serialized examples -> dict of [kept] tensors, with labels; drops are logged.
 
     Keys: "encoded", "id", "lat", "lon", "probs3", "scene_labels" (int64 [kept, 3], S3 / S16 /
-    S365, -1 unknown), one per partitioning name (int64 class, -1 for no cell when `drop_no_cell`
-    is False), and "scene" (int64, the label at scene_level) with a scene_level.
+    S365, -1 unknown), one per partitioning name (int64 class), and "scene" (int64, the label at
+    scene_level) with a scene_level. Training drops the photos without a label (in no cell, no
+    scene label); evaluation (`drop_unlabelled=False`) keeps them with label -1.
     """
     s3_matrix = _matrix(scene_matrices, "S3")
     features = records.parse_example(serialized, s3_matrix=s3_matrix)
@@ -211,12 +212,13 @@ def _label_stage(serialized, skip_log: SkipLog, partitionings, *, scene_level=No
 
     for p in partitionings:
         out[p.name] = p.assign_tf(out["lat"], out["lon"])    # §3.1: class of the cell
-        if drop_no_cell:
+        if drop_unlabelled:
             reason = drop(out[p.name] < 0, _REASONS.index(NO_CELL))
     out["scene_labels"] = _scene_labels(features, out["probs3"], scene_matrices)
     if scene_level is not None:                 # §3.3 MTN: the scene label at its level
         out["scene"] = out["scene_labels"][:, SCENE_LEVELS.index(scene_level)]
-        reason = drop(out["scene"] < 0, _REASONS.index(NO_SCENE))
+        if drop_unlabelled:
+            reason = drop(out["scene"] < 0, _REASONS.index(NO_SCENE))
     if concept is not None:                     # §4: the ISN filter, p(concept) > tau_S
         p_concept = out["probs3"][:, CONCEPTS.index(concept)]
         reason = drop(tf.math.is_nan(p_concept), _REASONS.index(NO_SCENE))
@@ -417,11 +419,8 @@ def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: i
     ds = ds.enumerate()
 
     def parse(position, example):
-        labels = {name: example[name] for name in names}
-        if scene_level is not None:
-            labels["scene"] = example["scene"]
         element_seed = tf.stack([tf.constant(base_seed, tf.int64), position])
-        return train_image(example["encoded"], element_seed, image_size), labels
+        return train_image(example["encoded"], element_seed, image_size), example_labels(example, names, scene_level)
 
     ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = ds.ignore_errors(log_warning=True)   # corrupt data inside a complete-looking JPEG
@@ -430,21 +429,32 @@ def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: i
     return ds.prefetch(AUTOTUNE).with_options(_options(deterministic))
 
 
-def _eval_element(example, image, names):
+def example_labels(example, names, scene_level=None) -> dict:
+    """The targets of one configuration from a labelled example (`_label_stage`), for training
+    and validation alike: {name: int64 class for name in names} plus "scene" (int64, the label at
+    `scene_level`) with a scene_level; -1 where there is none."""
+    labels = {name: example[name] for name in names}
+    if scene_level is not None:
+        labels["scene"] = example["scene"]
+    return labels
+
+
+def _eval_element(example, image, names, scene_level):
     out = {"crops": image, "id": example["id"], "lat": example["lat"], "lon": example["lon"],
            "probs3": example["probs3"], "scene_labels": example["scene_labels"]}
-    out.update({name: example[name] for name in names})
+    out.update(example_labels(example, names, scene_level))
     return out
 
 
 @gin.configurable(denylist=["partitionings", "skip_log", "input_context"])
 def eval_dataset(file_pattern, batch_size: int, *, image_size: int = 224, partitionings=(),
-                 scene_matrices=None, skip_log: SkipLog | None = None,
+                 scene_level=None, scene_matrices=None, skip_log: SkipLog | None = None,
                  input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
     """The §3.4 evaluation pipeline: every record once, in file order, three crops each.
 
-    Photos in no cell are kept (their label is -1); unreadable photos are dropped and named
-    in `skip_log`, and so is a damaged shard (its records before the damage are kept).
+    Labels come from the parser of the training pipeline (`_label_stage`, `example_labels`);
+    photos without one are kept (label -1). Unreadable photos are dropped and named in
+    `skip_log`, and so is a damaged shard (its records before the damage are kept).
     Photos whose JPEG data fails to decode are dropped too: `skip_log.records_read` less
     the photos yielded and `skip_log.counts` says how many.
 
@@ -452,8 +462,9 @@ def eval_dataset(file_pattern, batch_size: int, *, image_size: int = 224, partit
       tf.data.Dataset of {"crops": uint8 [B, 3, S, S, 3], "id": string [B],
       "lat": float32 [B], "lon": float32 [B], "probs3": float32 [B, 3] (NaN if unknown),
       "scene_labels": int64 [B, 3] (S3, S16, S365; -1 if unknown), p.name: int64 [B] for p in
-      partitionings}.
+      partitionings, and "scene": int64 [B] (the label at scene_level) with a scene_level}.
     """
+    _check_scene_args(scene_level, None, TAU_S, scene_matrices)
     skip_log = skip_log if skip_log is not None else SkipLog()
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
@@ -461,11 +472,11 @@ def eval_dataset(file_pattern, batch_size: int, *, image_size: int = 224, partit
     files = _record_files(file_pattern, False, None, input_context, skip_log)
     ds = files.flat_map(lambda f: _shard_records(f, skip_log))
     ds = ds.batch(_PARSE_BATCH).map(
-        lambda s: _label_stage(s, skip_log, partitionings, scene_matrices=scene_matrices,
-                               drop_no_cell=False),
+        lambda s: _label_stage(s, skip_log, partitionings, scene_level=scene_level,
+                               scene_matrices=scene_matrices, drop_unlabelled=False),
         num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()
     ds = ds.map(lambda ex: _eval_element(
-        ex, three_crops(tf.io.decode_jpeg(ex["encoded"], channels=3), image_size), names),
+        ex, three_crops(tf.io.decode_jpeg(ex["encoded"], channels=3), image_size), names, scene_level),
         num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.ignore_errors(log_warning=True)
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE, deterministic=True)

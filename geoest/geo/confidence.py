@@ -276,7 +276,7 @@ class ResolutionCap:
         self.node_centers = cell_centers(self.node_ids)
         for p in parts:                                   # coarse to fine: the finest mean wins
             at = np.searchsorted(self.node_ids, p.cell_ids)
-            self.node_centers[at] = p.centers if centers == "mean" else p.geometric_centers()
+            self.node_centers[at] = p.class2gps(centers)
         self.node_outlines = cell_outlines(self.node_ids, points_per_edge)
         self.node_extent_km = extents_km(self.node_outlines)
         wide = self.node_extent_km >= self.max_resolution_km
@@ -336,7 +336,7 @@ class Confidence:
         self.cap = None if max_resolution_km is None else ResolutionCap(self.partitionings, max_resolution_km,
                                                                          centers)
         if self.cap is None:
-            self._centers = [np.asarray(p.centers if centers == "mean" else p.geometric_centers())
+            self._centers = [np.asarray(p.class2gps(centers))
                              for p in self.partitionings]
             self._tokens = [p.tokens for p in self.partitionings]
             self.outlines = cell_outlines(fine.cell_ids)

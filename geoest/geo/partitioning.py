@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 CSV_COLUMNS = ("class_label", "hex_id", "imgs_per_cell", "latitude_mean", "longitude_mean")
 DEFAULT_MIN_LEVEL = 2
 DEFAULT_MAX_LEVEL = 30
+CENTERS = ("mean", "geometric")   # Class2GPS points (§3.4; "geometric": base-vgg_c of Table 6)
 
 
 def validate_coordinates(lat_deg, lon_deg, source: str = "input", first_line: Optional[int] = None):
@@ -165,6 +166,17 @@ class Partitioning:
         return tf.reshape(classes, shape)
 
     # -- geometry -----------------------------------------------------------------------------
+    def class2gps(self, centers: str = "mean") -> np.ndarray:
+        """§3.4 Class2GPS: the point answered for each class, np.float64 [n, 2] ([lat, lon] degrees).
+
+        Args:
+          centers: "mean" (the cell's mean training-image coordinate, the paper's) or "geometric"
+            (the S2 cell's centre, base-vgg_c of Table 6).
+        """
+        if centers not in CENTERS:
+            raise InputError(f"centers={centers!r}: expected one of {CENTERS}")
+        return self.centers if centers == "mean" else self.geometric_centers()
+
     def geometric_centers(self) -> np.ndarray:
         """[lat, lon] of each S2 cell's centre, np.float64 [n, 2] in degrees (base-vgg_c, Table 6)."""
         import s2geometry as s2

@@ -63,6 +63,24 @@ def summary_row(dist_km) -> list:
             + [round(float(np.mean(dist_km)), DISTANCE_DECIMALS)])
 
 
+def _published(degrees) -> np.ndarray:
+    return np.round(np.asarray(degrees, np.float64).ravel(), COORDINATE_DECIMALS)
+
+
+def errors_km(gt_lat, gt_lon, pred_lat, pred_lon) -> np.ndarray:
+    """Great-circle errors as a results file holds them (§4): the coordinates rounded to the
+    published 6 decimals, then the haversine. Evaluation and validation during training both
+    score with it (`summarize`).
+
+    Args:
+      gt_lat, gt_lon, pred_lat, pred_lon: [N] degrees.
+    Returns:
+      float64 [N] km.
+    """
+    gt_lat, gt_lon, pred_lat, pred_lon = map(_published, (gt_lat, gt_lon, pred_lat, pred_lon))
+    return great_circle_km(gt_lat, gt_lon, pred_lat, pred_lon)
+
+
 def write_results_csv(path, img_ids, gt_lat, gt_lon, pred_lat, pred_lon) -> np.ndarray:
     """Writes the published layout: one row per image, an empty line, the summary block.
 
@@ -74,9 +92,8 @@ def write_results_csv(path, img_ids, gt_lat, gt_lon, pred_lat, pred_lon) -> np.n
     Returns:
       float64 [N] great-circle distances in km.
     """
-    coords = [np.round(np.asarray(c, np.float64).ravel(), COORDINATE_DECIMALS)
-              for c in (gt_lat, pred_lat, gt_lon, pred_lon)]
-    dist = great_circle_km(coords[0], coords[2], coords[1], coords[3])
+    coords = [_published(c) for c in (gt_lat, pred_lat, gt_lon, pred_lon)]
+    dist = errors_km(gt_lat, gt_lon, pred_lat, pred_lon)
     ids = [i.decode("utf-8") if isinstance(i, bytes) else str(i) for i in img_ids]
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\r\n")       # the published files' line ends

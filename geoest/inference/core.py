@@ -13,7 +13,9 @@ The steps, in the paper's order:
 inside the exported SavedModel), and builds the on-device form (`device_model`: steps 1-3 as
 Keras ops inside the model, so only the top-k classes leave an accelerator); the graph forms share
 `geoest.models.locate_cells`, `class2gps_tf` adds step 4. All give the same classes and
-coordinates.
+coordinates. Step 1 (`crop_probabilities`), the graph steps 2-3 (`locate_cells`) and Class2GPS
+(`Partitioning.class2gps`) live in `geoest.models` and `geoest.geo`, where validation during
+training (`geoest.training.callbacks.GeoValidation`) uses the same functions.
 """
 import dataclasses
 
@@ -21,17 +23,25 @@ import numpy as np
 
 from geoest.errors import InputError
 from geoest.geo.hierarchy import HIERARCHY   # key of the f* prediction beside the partitionings' names
+from geoest.geo.partitioning import CENTERS  # Class2GPS points: "mean", "geometric"
 
 SCENE = "scene"            # the MTN's scene head (not a partitioning)
-CENTERS = ("mean", "geometric")
 
 
-def mean_crop_probabilities(logits, num_crops):
-    """§3.4: the mean of the softmax probabilities of each image's crops (graph; see
-    `geoest.models.locator.mean_crop_probabilities`): [batch * num_crops, n] -> float32 [batch, n]."""
-    from geoest.models.locator import mean_crop_probabilities as crop_mean
+def model_outputs(model, images):
+    """The model's outputs as a dict keyed by output name (`geoest.models.locator.model_outputs`)."""
+    from geoest.models import locator
 
-    return crop_mean(logits, num_crops)
+    return locator.model_outputs(model, images)
+
+
+def crop_probabilities(model, crops):
+    """Step 1 of §3.4, the function validation uses during training
+    (`geoest.models.locator.crop_probabilities`): crops [batch, num_crops, S, S, 3] -> dict output
+    name -> float32 tensor [batch, n_classes] of mean crop probabilities."""
+    from geoest.models import locator
+
+    return locator.crop_probabilities(model, crops)
 
 
 def output_sizes(model) -> dict:
@@ -40,35 +50,6 @@ def output_sizes(model) -> dict:
     if not isinstance(outputs, dict):
         outputs = dict(zip(model.output_names, model.outputs))
     return {name: int(tensor.shape[-1]) for name, tensor in outputs.items()}
-
-
-def model_outputs(model, images):
-    """The model's outputs as a dict keyed by output name (a one-output model gives one key)."""
-    outputs = model(images, training=False)
-    if isinstance(outputs, dict):
-        return outputs
-    if isinstance(outputs, (list, tuple)):
-        return dict(zip(model.output_names, outputs))
-    return {model.output_names[0]: outputs}
-
-
-def crop_probabilities(model, crops):
-    """§3.4: run the model on every crop and average the crops' probabilities per image.
-
-    Args:
-      model: Keras model taking images [N, S, S, 3] (uint8 in [0, 255] for geoest's models) and
-        returning logits per output.
-      crops: [batch, num_crops, S, S, 3] in the model's input dtype (numpy or tensor).
-    Returns:
-      dict output name -> float32 tensor [batch, n_classes] of mean probabilities.
-    """
-    import tensorflow as tf
-
-    crops = tf.convert_to_tensor(crops)
-    num_crops = crops.shape[1]
-    flat = tf.reshape(crops, tf.concat([[-1], tf.shape(crops)[2:]], axis=0))
-    return {name: mean_crop_probabilities(logits, num_crops)
-            for name, logits in model_outputs(model, flat).items()}
 
 
 @dataclasses.dataclass
@@ -117,9 +98,7 @@ class Locator:
             raise InputError(f"partitioning names {names} must be unique and not {HIERARCHY!r}")
         self.partitionings = sorted(partitionings, key=len)   # coarse to fine
         self.centers = centers
-        self._centers = {p.name: np.asarray(p.centers if centers == "mean" else p.geometric_centers(),
-                                            np.float64)
-                         for p in self.partitionings}
+        self._centers = {p.name: np.asarray(p.class2gps(centers), np.float64) for p in self.partitionings}
         self.hierarchy = None
         if hierarchy and len(self.partitionings) >= 2:
             from geoest.geo import Hierarchy

@@ -13,6 +13,9 @@ the exported SavedModel). Pure Keras ops: it runs under any Keras backend
 
     locator = build_locator(model, ["coarse", "middle", "fine"], parents, top_k=5)
     out = locator(crops)   # crops uint8 [B, 3, S, S, 3] -> {"fine/top_classes": int32 [B, k], ...}
+
+The same steps as functions (`crop_probabilities`, `locate_cells`) serve validation during training,
+evaluation, prediction and export alike.
 """
 import keras
 import numpy as np
@@ -33,6 +36,37 @@ def mean_crop_probabilities(logits, num_crops: int):
     """
     probs = keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1)
     return keras.ops.mean(keras.ops.reshape(probs, (-1, num_crops, probs.shape[-1])), axis=1)
+
+
+def model_outputs(model, images) -> dict:
+    """The model's outputs on `images` (inference mode) as a dict keyed by output name (a
+    one-output model gives one key)."""
+    outputs = model(images, training=False)
+    if isinstance(outputs, dict):
+        return outputs
+    if isinstance(outputs, (list, tuple)):
+        return dict(zip(model.output_names, outputs))
+    return {model.output_names[0]: outputs}
+
+
+def crop_probabilities(model, crops) -> dict:
+    """Step 1 of §3.4: the model on every crop, the mean of each photo's crops' probabilities.
+
+    Used by validation during training and by evaluation, prediction and calibration alike.
+
+    Args:
+      model: Keras model taking images [N, S, S, 3] (uint8 in [0, 255] for geoest's models) and
+        returning logits per output.
+      crops: [batch, num_crops, S, S, 3] in the model's input dtype (numpy or tensor, the last
+        four dimensions known).
+    Returns:
+      dict output name -> float32 tensor [batch, n_classes] of mean probabilities.
+    """
+    crops = keras.ops.convert_to_tensor(crops)
+    num_crops = crops.shape[1]
+    flat = keras.ops.reshape(crops, (-1,) + tuple(crops.shape[2:]))
+    return {name: mean_crop_probabilities(logits, num_crops)
+            for name, logits in model_outputs(model, flat).items()}
 
 
 def locate_cells(probs, names, parents, top_k: int) -> dict:

@@ -9,11 +9,13 @@ import numpy as np
 import tensorflow as tf
 
 from geoest.files import atomic_path, write_text
-from geoest.geo import THRESHOLDS_KM, great_circle_km
-from geoest.models import SparseCrossEntropy
+from geoest.geo import THRESHOLDS_KM, accuracy_at
+from geoest.geo.hierarchy import HIERARCHY
+from geoest.geo.scoring import errors_km
+from geoest.models.locator import TOP_CLASSES, crop_probabilities, locate_cells
 from geoest.training.inputs import LAT, LON
 
-HIERARCHY = "hierarchy"  # §3.4 f*: the finest partitioning refined by all coarser ones
+_TINY = float(np.finfo(np.float32).tiny)   # floor of a probability before its log
 
 
 class PeriodicCheckpoint(keras.callbacks.Callback):
@@ -45,17 +47,43 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
         self.save()
 
 
+def true_class_nll(probs, labels):
+    """-log p(true class) per photo, 0 where the label is -1 (no class): float32 [batch].
+
+    Args:
+      probs: float32 [batch, n] (mean crop probabilities); labels: int [batch].
+    """
+    labels = tf.cast(labels, tf.int32)
+    valid = labels >= 0
+    p_true = tf.gather(probs, tf.maximum(labels, 0), axis=1, batch_dims=1)
+    return tf.where(valid, -tf.math.log(tf.maximum(p_true, _TINY)), 0.0)
+
+
 class GeoValidation(keras.callbacks.Callback):
     """After each epoch: validation loss, top-1 per head and great-circle accuracy; keeps the best model.
 
+    Validation is §3.4 as evaluation does it (`geoest.evaluate`), with the same functions: the
+    three crops of each photo and the mean of their probabilities (`crop_probabilities`), each
+    head's and f*'s best class (`locate_cells`), Class2GPS (`Partitioning.class2gps`, the cell's
+    mean photo coordinate) and the scored error (`geoest.geo.scoring.errors_km`, `accuracy_at`);
+    its accuracies are evaluation's on the same photos.
+
     Adds to the epoch logs (seen by TensorBoard and History when this callback comes first):
-    val_loss (the training loss without weight decay), val_<head>_top1, val_<head>_acc_<r>km for
-    each geo head and radius r in THRESHOLDS_KM (Class2GPS: the mean location of the predicted
-    cell, §3.4) and, for several partitionings, val_hierarchy_acc_<r>km (§3.4 f*).
+      val_loss: sum over heads of loss weight x mean over photos of -log p(true class), p the
+        crop-mean probabilities (photos without a class add 0; no weight decay);
+      val_<head>_top1: top-1 accuracy of each head (geo heads and the MTN's scene head) over the
+        photos with a label;
+      val_<head>_acc_<r>km for each geo head and radius r in THRESHOLDS_KM and, for several
+        partitionings, val_hierarchy_acc_<r>km (§3.4 f*).
     The model with the best `monitor` value is written to `best_path` (.keras) with a JSON record.
     With `patience`, training stops once `monitor` has not improved for that many epochs (§4's
     fine-tuning "until the loss on the validation set converges"); a resumed run counts from the
     best epoch in the record.
+
+    Args:
+      validation: finite dataset of (crops uint8 [B, 3, S, S, 3], {head: int labels [B], "lat",
+        "lon": degrees [B]}) (`Inputs.validation`), or None.
+      partitionings: the geo heads' partitionings; hierarchy: their `Hierarchy` for f*, or None.
     """
 
     def __init__(self, validation, partitionings, hierarchy, strategy, loss_weights, best_path,
@@ -79,21 +107,31 @@ class GeoValidation(keras.callbacks.Callback):
             self.best, self.best_epoch = record.get(monitor), record.get("epoch")
         self._step_fn = None
 
-    def _make_step(self):
-        names = list(self.loss_weights)
-        per_image = SparseCrossEntropy(reduction=None)
-        hierarchy = self.hierarchy
+    def _outputs(self):
+        """(output name, partitioning whose cells its classes index): each head, then f*."""
+        outputs = [(p.name, p) for p in self.partitionings]
+        if self.hierarchy is not None:
+            outputs.append((HIERARCHY, self.hierarchy.partitionings[-1]))
+        return outputs
 
-        def replica_step(images, targets):
-            logits = self.model(images, training=False)
+    def _make_step(self):
+        heads = list(self.loss_weights)
+        if self.hierarchy is not None:
+            geo_names, parents = [p.name for p in self.hierarchy.partitionings], self.hierarchy.parents
+        else:
+            geo_names, parents = [p.name for p in self.partitionings], None
+        outputs = [name for name, _ in self._outputs()]
+
+        def replica_step(crops, targets):
+            probs = crop_probabilities(self.model, crops)    # §3.4 step 1
+            located = locate_cells({name: probs[name] for name in geo_names}, geo_names, parents, top_k=1)
             out = {LAT: targets[LAT], LON: targets[LON]}
-            for name in names:
+            out.update({f"{name}/top": located[f"{name}/{TOP_CLASSES}"][:, 0] for name in outputs})
+            for name in heads:
                 out[f"{name}/label"] = tf.cast(targets[name], tf.int32)
-                out[f"{name}/top"] = tf.argmax(logits[name], axis=-1, output_type=tf.int32)
-                out[f"{name}/loss"] = per_image(targets[name], logits[name])
-            if hierarchy is not None:
-                probs = [tf.nn.softmax(logits[p.name]) for p in hierarchy.partitionings]
-                out[f"{HIERARCHY}/top"] = tf.argmax(hierarchy.combine_tf(probs), axis=-1, output_type=tf.int32)
+                out[f"{name}/loss"] = true_class_nll(probs[name], targets[name])
+                if name not in geo_names:   # the MTN's scene head
+                    out[f"{name}/top"] = tf.argmax(probs[name], axis=-1, output_type=tf.int32)
             return out
 
         @tf.function
@@ -121,14 +159,10 @@ class GeoValidation(keras.callbacks.Callback):
             valid = labels >= 0
             if valid.any():  # e.g. no scene labels in the validation records
                 logs[f"val_{name}_top1"] = float(np.mean(top[valid] == labels[valid]))
-        heads = [(p.name, p) for p in self.partitionings]
-        if self.hierarchy is not None:
-            heads.append((HIERARCHY, self.hierarchy.partitionings[-1]))
-        for name, partitioning in heads:
-            center = partitioning.centers[results[f"{name}/top"]]  # §3.4 Class2GPS
-            dist_km = great_circle_km(results[LAT], results[LON], center[:, 0], center[:, 1])
-            for radius in THRESHOLDS_KM:
-                logs[f"val_{name}_acc_{radius}km"] = float(np.mean(dist_km <= radius))
+        for name, partitioning in self._outputs():
+            points = partitioning.class2gps()[results[f"{name}/top"]]   # §3.4 Class2GPS
+            accuracy = accuracy_at(errors_km(results[LAT], results[LON], points[:, 0], points[:, 1]))
+            logs.update({f"val_{name}_acc_{radius}km": accuracy[radius] for radius in THRESHOLDS_KM})
         return logs
 
     def _improved(self, value) -> bool:

@@ -6,7 +6,8 @@ An input function is called as `fn(partitionings, batch_size, image_size, scene_
               repeated; B is the global batch.
   train_once: the same, one pass (finite): to check there are any images.
   count:      () -> int, the images of one pass (an epoch), counted without decoding a photo where it can.
-  validation: the same pair with "lat" and "lon" (float, degrees) in the dict; finite; or None.
+  validation: (crops uint8 [B, 3, S, S, 3], the same labels plus "lat" and "lon" (float, degrees)):
+              the three crops of evaluation (§3.4), labelled by the training parser; finite; or None.
 A label -1 means "no class" (no cell of that partitioning holds the photo; scene unknown): it adds
 nothing to the loss and is left out of top-1 accuracy.
 """
@@ -19,7 +20,6 @@ import tensorflow as tf
 
 from geoest.errors import InputError
 from geoest.models import SCENE_CLASSES
-from geoest.scene.places365 import LEVELS as SCENE_LEVELS
 
 LAT, LON = "lat", "lon"
 
@@ -62,26 +62,14 @@ def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train
     validation = None
     if validation_files:
         evaluation = pipeline.eval_dataset(validation_files, batch_size, image_size=image_size,
-                                           partitionings=partitionings, scene_matrices=matrices)
+                                           partitionings=partitionings, scene_level=scene_level,
+                                           scene_matrices=matrices)
         names = [p.name for p in partitionings]
-        validation = evaluation.map(lambda d: _center_crop_pair(d, names, scene_level),
-                                    num_parallel_calls=tf.data.AUTOTUNE)
+        validation = evaluation.map(lambda example: (example["crops"], {
+            **pipeline.example_labels(example, names, scene_level), LAT: example["lat"], LON: example["lon"]}))
     description = f"TFRecords {train_files!r} (ISN filter: train_dataset.concept / tau_s)"
     return Inputs(training(repeat=True), training(repeat=False), validation,
                   lambda: training(repeat=False, count_only=True), description)
-
-
-def _center_crop_pair(example, names, scene_level):
-    """Eval dict (three crops, §3.4) to a validation pair on the centre crop.
-
-    The MTN's scene target is the photo's label at its level (§3.2; -1 when unknown).
-    """
-    images = example["crops"][:, 1]
-    targets = {name: tf.cast(example[name], tf.int64) for name in names}
-    if scene_level:
-        targets["scene"] = example["scene_labels"][:, SCENE_LEVELS.index(scene_level)]
-    targets[LAT], targets[LON] = example["lat"], example["lon"]
-    return images, targets
 
 
 @gin.configurable
@@ -136,7 +124,10 @@ def synthetic_inputs(partitionings, batch_size, image_size, scene_level, *, num_
                                                seed=tf.cast(tf.stack([lat_deg * 1e3, lon_deg * 1e3]), tf.int64),
                                                stddev=0.1)
             images = tf.cast(tf.round((tf.clip_by_value(colour + noise, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
-            return images, target if shuffle else {**target, LAT: lat_deg, LON: lon_deg}
+            if shuffle:
+                return images, target
+            # A square photo's three crops (§3.4) are the photo itself.
+            return tf.stack([images] * 3), {**target, LAT: lat_deg, LON: lon_deg}
 
         return data.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE).batch(
             batch_size, drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)
