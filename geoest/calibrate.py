@@ -8,22 +8,20 @@ export then use, and <model_dir>/reliability.png; prints the coverage of R_0.5 /
 expected calibration error before and after. Default validation data: the records the model was
 trained with (its operative_config.gin).
 """
-from absl import app, flags
+from absl import flags
 
-from geoest.cli import clear_input_errors
+from geoest import cli
 from geoest.errors import InputError
 
-flags.DEFINE_string("model_dir", None, "Trained model dir (best.keras and partitionings/).", required=True)
+cli.define_model_flags(required=True, located=False)
+cli.define_confidence_flags()
 flags.DEFINE_string("validation_records", None, "TFRecord pattern of the validation set (default: the run's).")
 flags.DEFINE_string("images_dir", None, "Validation images folder (with --meta_csv: IMG_ID is the path in it).")
 flags.DEFINE_string("meta_csv", None, "Validation meta CSV: IMG_ID,LAT,LON.")
-flags.DEFINE_list("region_mass", ["0.5", "0.9"], "Masses p of the confidence regions reported.")
-flags.DEFINE_list("partitionings", [], "Partitioning CSVs (default: those in the model dir).")
 flags.DEFINE_integer("batch_size", 16, "Images per batch (each gives 3 crops).")
 FLAGS = flags.FLAGS
 
 
-@clear_input_errors
 def main(argv):
     del argv
     from geoest.geo.confidence import check_masses
@@ -47,4 +45,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

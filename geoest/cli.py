@@ -1,24 +1,167 @@
-"""What every absl main shares: bad input ends in one clear line and exit status 2, not a traceback."""
-import functools
+"""What the absl mains share, so that each says it once.
+
+- One exit convention: `run(main)` parses the flags and runs `main`; bad input - a flag absl
+  refuses (unknown, ill-typed, outside its enum, required and missing), a stray argument, or a
+  `geoest.InputError` raised by the work - prints one line `error: <message>` on stderr and exits
+  with status 2, never a traceback.
+- The flags several mains take, defined once with one name, default and help text:
+  `define_model_flags` (--model_dir, --partitionings, and with `located` --centers, --temperatures),
+  `define_scene_flags` (ISN routing), `define_confidence_flags` (--region_mass, and with `answers`
+  --min_confidence, --max_resolution_km).
+- Flag strings to the data the library takes: `named_dirs` ("NAME=DIR" -> {name: dir}),
+  `methods_from_flags`, `confidence_settings`.
+
+absl flags are read here and in the mains only, never in the library.
+"""
+import pathlib
 import sys
+
+from absl import app, flags
 
 from geoest.errors import InputError
 
 EXIT_BAD_INPUT = 2
+# The flags the functions below define belong to the main that calls them (its --help lists them).
+flags.disclaim_key_flags()
+# Gin appends "In call to configurable ..." lines to errors raised inside configurables.
+_GIN_CONTEXT = "\n  In call to configurable"
 
 
-def clear_input_errors(main):
-    """Wraps an absl `main(argv)`: an InputError prints `error: <message>` on one line of stderr and
-    exits with status 2. Every geoest main goes through it."""
+# -- the exit convention --------------------------------------------------------------------------
+def exit_bad_input(message) -> None:
+    """Prints `error: <message>` as one line on stderr and exits with status 2."""
+    print("error: " + " ".join(str(message).split(_GIN_CONTEXT)[0].split()), file=sys.stderr)
+    sys.exit(EXIT_BAD_INPUT)
 
-    @functools.wraps(main)
-    def wrapped(argv):
+
+def parse_flags(argv) -> list:
+    """absl's flag parsing with the exit convention: a flag absl refuses, or an argument that is no
+    flag (every geoest input is a --flag=value; `--images a.jpg b.jpg` would drop b.jpg), is bad
+    input. Returns argv[:1]."""
+    try:
+        rest = flags.FLAGS(argv)
+    except flags.Error as err:
+        exit_bad_input(err)
+    if len(rest) > 1:
+        exit_bad_input(f"unexpected argument(s) {' '.join(map(repr, rest[1:]))}: give every input as --flag=value")
+    return rest
+
+
+def run(main) -> None:
+    """`app.run` for every geoest main (`if __name__ == "__main__": run(main)`): flags parsed by
+    `parse_flags`, an InputError from `main` reported by `exit_bad_input`; `main`'s return value is
+    the exit status."""
+
+    def checked(argv):
         try:
             return main(argv)
         except InputError as err:
-            # Gin appends "In call to configurable ..." lines to errors raised inside configurables.
-            message = str(err).split("\n  In call to configurable")[0]
-            print("error: " + " ".join(message.split()), file=sys.stderr)
-            sys.exit(EXIT_BAD_INPUT)
+            exit_bad_input(err)
 
-    return wrapped
+    app.run(checked, flags_parser=parse_flags)
+
+
+# -- shared flags ---------------------------------------------------------------------------------
+def define_model_flags(*, several: bool = False, required: bool = False, located: bool = True) -> None:
+    """--model_dir and --partitionings; with `located`, also how answers are located: --centers
+    (Class2GPS) and --temperatures.
+
+    Args:
+      several: --model_dir may repeat and name its models (DIR or NAME=DIR; evaluate); else one DIR.
+      required: --model_dir must be given.
+      located: also define --centers and --temperatures.
+    """
+    if several:
+        flags.DEFINE_multi_string("model_dir", [], "Trained model dir (DIR or NAME=DIR); repeat for several.",
+                                  required=required)
+    else:
+        flags.DEFINE_string("model_dir", None, "Trained model dir (best.keras and partitionings/).", required=required)
+    flags.DEFINE_list("partitionings", [], "Partitioning CSVs (default: those in each model dir).")
+    if located:
+        flags.DEFINE_enum("centers", "mean", ["mean", "geometric"], "Class2GPS: cell mean coordinate (§3.4) or "
+                          "the S2 cell's centre (base-vgg_c).")
+        flags.DEFINE_string("temperatures", None, "Temperature file (python -m geoest.calibrate); default: each "
+                            "model dir's calibration.json when it has one; 'none': uncalibrated.")
+
+
+def define_scene_flags() -> None:
+    """The ISNs and how photos are routed to them by scene (§3.3 ISNs, §3.2 scene hierarchy)."""
+    flags.DEFINE_list("isn_dirs", [], "ISNs(M, f*, S3): indoor=DIR,natural=DIR,urban=DIR, each photo routed by "
+                      "its scene (--scene_model) to one of them; named 'ISNs'.")
+    flags.DEFINE_string("scene_model", None, "ISN routing: an MTN model dir or a scene classifier .keras file; "
+                        "evaluate's default: the test data's scene probabilities (meta CSV / records).")
+    flags.DEFINE_enum("scene_output", None, ["probabilities", "logits"], "Only for a scene model whose last "
+                      "layer does not tell: whether it outputs probabilities or logits (read from the model "
+                      "otherwise).")
+    flags.DEFINE_enum("scene_preprocess", "tf", ["tf", "caffe", "torch", "none"], "Input convention of a "
+                      "float-input scene classifier: tf = [-1, 1]; caffe for the converted Places365 "
+                      "ResNet-152 (an MTN takes uint8 crops as they are).")
+    flags.DEFINE_string("places365_dir", None, "Folder with the Places365 hierarchy files (S16 / S365 scenes).")
+
+
+def define_confidence_flags(*, answers: bool = False) -> None:
+    """--region_mass; with `answers`, also what an answer may say: --min_confidence (back-off) and
+    --max_resolution_km (resolution cap)."""
+    flags.DEFINE_list("region_mass", ["0.5", "0.9"], "Masses p of the confidence regions, each in (0, 1).")
+    if answers:
+        flags.DEFINE_float("min_confidence", 0.0, "Back-off: answer at the finest level whose predicted cell "
+                           "holds at least this probability (fine -> middle -> coarse), else no answer; in [0, 1].")
+        flags.DEFINE_float("max_resolution_km", None, "Resolution cap: no point, region or map finer than this "
+                           "(km).")
+
+
+# -- flag strings to data -------------------------------------------------------------------------
+def parse_named(spec: str, flag: str = "") -> tuple:
+    """"NAME=DIR" -> (NAME, DIR); "DIR" -> (the folder's name, DIR)."""
+    name, sep, path = spec.partition("=")
+    if not sep:
+        name, path = pathlib.Path(spec.rstrip("/")).name, spec
+    if not name or not path:
+        raise InputError(f"{flag} {spec!r}: expected NAME=DIR or DIR".lstrip())
+    return name, path
+
+
+def named_dirs(specs, flag: str) -> dict:
+    """["DIR" or "NAME=DIR", ...] given to `flag` -> {name: dir}, in the order given; a name given
+    twice is refused."""
+    out = {}
+    for spec in specs:
+        name, path = parse_named(spec, flag)
+        if name in out:
+            raise InputError(f"{flag}: the name {name!r} is given twice ({out[name]}, {path}); "
+                             "name each NAME=DIR")
+        out[name] = path
+    return out
+
+
+def methods_from_flags(values):
+    """The methods of evaluate or predict (`geoest.inference.evaluation.load_methods`) from the
+    flags of `define_model_flags` and `define_scene_flags`.
+
+    Args:
+      values: the parsed flags (absl's FLAGS).
+    Returns:
+      (list of Method, input image size S, the Places365 scene hierarchy of --places365_dir or None).
+    """
+    from geoest.inference import evaluation
+
+    model_dirs = values.model_dir if isinstance(values.model_dir, list) else [values.model_dir] * bool(values.model_dir)
+    hierarchy = evaluation.load_scene_hierarchy_dir(values.places365_dir)
+    methods, image_size = evaluation.load_methods(
+        named_dirs(model_dirs, "--model_dir"), named_dirs(values.isn_dirs, "--isn_dirs"),
+        scene_model=values.scene_model, scene_output=values.scene_output, scene_preprocess=values.scene_preprocess,
+        scene_hierarchy=hierarchy, partitioning_csvs=values.partitionings, centers=values.centers,
+        calibration=values.temperatures)
+    return methods, image_size, hierarchy
+
+
+def confidence_settings(values) -> dict:
+    """The checked flags of `define_confidence_flags(answers=True)` and --centers, as keyword
+    arguments of `geoest.geo.confidence.Confidence` (checked before any model is loaded)."""
+    from geoest.geo import confidence as conf
+
+    cap_km = values.max_resolution_km
+    return dict(masses=conf.check_masses(values.region_mass),
+                min_confidence=conf.check_min_confidence(values.min_confidence),
+                max_resolution_km=None if cap_km is None else conf.check_max_resolution(cap_km),
+                centers=values.centers)

@@ -17,34 +17,21 @@ losing more than --max_skipped of the test set fails.
 """
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from geoest.cli import clear_input_errors
+from geoest import cli
 from geoest.errors import InputError
 
-flags.DEFINE_multi_string("model_dir", [], "Trained model dir (DIR or NAME=DIR); repeat for several.")
-flags.DEFINE_list("isn_dirs", [], "ISNs(M, f*, S3): indoor=DIR,natural=DIR,urban=DIR, evaluated as 'ISNs'.")
-flags.DEFINE_string("scene_model", None, "ISN routing: an MTN model dir or a scene classifier .keras file; "
-                    "default: the test data's scene probabilities (meta CSV / records).")
-flags.DEFINE_enum("scene_output", None, ["probabilities", "logits"], "Only for a scene model whose last layer "
-                  "does not tell: whether it outputs probabilities or logits (read from the model otherwise).")
-flags.DEFINE_enum("scene_preprocess", "tf", ["tf", "caffe", "torch", "none"], "Input convention of a "
-                  "float-input scene classifier: tf = [-1, 1]; caffe for the converted Places365 "
-                  "ResNet-152 (an MTN takes uint8 crops as they are).")
-flags.DEFINE_string("places365_dir", None, "Folder with the Places365 hierarchy files (S16 / S365 scenes).")
+cli.define_model_flags(several=True)
+cli.define_scene_flags()
+cli.define_confidence_flags()
 flags.DEFINE_string("test_records", None, "TFRecord file pattern of the test set.")
 flags.DEFINE_string("images_dir", None, "Test images folder (with --meta_csv: IMG_ID is the path in it).")
 flags.DEFINE_string("meta_csv", None, "Test meta CSV: IMG_ID,LAT,LON[,scene columns].")
-flags.DEFINE_list("partitionings", [], "Partitioning CSVs (default: those in each model dir).")
 flags.DEFINE_string("output_dir", None, "Folder for results, summary.json, table6.txt, accuracy.png.",
                     required=True)
-flags.DEFINE_enum("centers", "mean", ["mean", "geometric"], "Class2GPS: cell mean coordinate (§3.4) or "
-                  "the S2 cell's centre (base-vgg_c).")
 flags.DEFINE_enum("reference", None, ["im2gps", "im2gps3k"], "Print the paper's Table 6 rows beside.")
 flags.DEFINE_integer("batch_size", 16, "Images per batch (each gives 3 crops).")
-flags.DEFINE_string("temperatures", None, "Temperature file (python -m geoest.calibrate); default: each model "
-                    "dir's calibration.json when it has one; 'none': uncalibrated.")
-flags.DEFINE_list("region_mass", ["0.5", "0.9"], "Masses p of the confidence regions whose coverage is reported.")
 flags.DEFINE_bool("overwrite", False, "Replace files in --output_dir that this evaluation did not write "
                   "(another test set's or models' results, a file of yours), and start afresh.")
 flags.DEFINE_float("max_skipped", 0.01, "The largest fraction of the test set that may be skipped "
@@ -54,7 +41,6 @@ flags.DEFINE_bool("allow_absolute_paths", False, "Read absolute IMG_IDs of --met
 FLAGS = flags.FLAGS
 
 
-@clear_input_errors
 def main(argv):
     del argv
     from geoest.inference import evaluation
@@ -66,11 +52,7 @@ def main(argv):
     from geoest.geo.confidence import check_masses
 
     masses = check_masses(FLAGS.region_mass)
-    hierarchy = evaluation.load_scene_hierarchy_dir(FLAGS.places365_dir)
-    methods, image_size = evaluation.load_methods(
-        FLAGS.model_dir, FLAGS.isn_dirs, scene_model=FLAGS.scene_model, scene_output=FLAGS.scene_output,
-        scene_preprocess=FLAGS.scene_preprocess, scene_hierarchy=hierarchy, partitioning_csvs=FLAGS.partitionings,
-        centers=FLAGS.centers, calibration=FLAGS.temperatures)
+    methods, image_size, hierarchy = cli.methods_from_flags(FLAGS)
     from geoest.data.pipeline import SkipLog
     skip_log = SkipLog()
     if FLAGS.test_records:
@@ -97,4 +79,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

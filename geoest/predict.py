@@ -21,35 +21,21 @@ import glob
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from geoest.cli import clear_input_errors
+from geoest import cli
 from geoest.errors import InputError
 from geoest.files import check_output
 
-flags.DEFINE_string("model_dir", None, "Trained model dir (best.keras and partitionings/).")
-flags.DEFINE_list("isn_dirs", [], "Instead of --model_dir: indoor=DIR,natural=DIR,urban=DIR, routed by --scene_model.")
-flags.DEFINE_string("scene_model", None, "ISN routing: an MTN model dir or a scene classifier .keras file.")
-flags.DEFINE_enum("scene_output", None, ["probabilities", "logits"], "Only for a scene model whose last layer "
-                  "does not tell: whether it outputs probabilities or logits (read from the model otherwise).")
-flags.DEFINE_enum("scene_preprocess", "tf", ["tf", "caffe", "torch", "none"], "Input convention of a "
-                  "float-input scene classifier: tf = [-1, 1]; caffe for the converted Places365 "
-                  "ResNet-152 (an MTN takes uint8 crops as they are).")
-flags.DEFINE_string("places365_dir", None, "Folder with the Places365 hierarchy files (S16 / S365 scenes).")
+cli.define_model_flags()
+cli.define_scene_flags()
+cli.define_confidence_flags(answers=True)
 flags.DEFINE_list("images", None, "Image files, folders (their image files) or glob patterns "
                   "('photos/**/*.jpg'), comma-separated.", required=True)
 flags.DEFINE_string("output", "predictions.csv", "Predictions CSV (appended to when it exists: resume).")
 flags.DEFINE_string("geojson", None, "Optional GeoJSON map: a point per photo and its top cells' polygons.")
 flags.DEFINE_integer("top_k", 5, "Cells listed (and drawn) per photo.")
-flags.DEFINE_list("partitionings", [], "Partitioning CSVs (default: those in the model dir).")
-flags.DEFINE_enum("centers", "mean", ["mean", "geometric"], "Class2GPS: cell mean coordinate or S2 cell centre.")
 flags.DEFINE_integer("batch_size", 16, "Images per batch.")
-flags.DEFINE_list("region_mass", ["0.5", "0.9"], "Masses p of the confidence regions, each in (0, 1).")
-flags.DEFINE_float("min_confidence", 0.0, "Back-off: answer at the finest level whose predicted cell holds at "
-                   "least this probability (fine -> middle -> coarse), else no answer; in [0, 1].")
-flags.DEFINE_float("max_resolution_km", None, "Resolution cap: no point, region or map finer than this (km).")
-flags.DEFINE_string("temperatures", None, "Temperature file (python -m geoest.calibrate); default: the model "
-                    "dir's calibration.json when it has one; 'none': uncalibrated.")
 flags.DEFINE_bool("overwrite", False, "Replace an --output / --geojson written for another model or not by "
                   "predict (instead of refusing).")
 FLAGS = flags.FLAGS
@@ -73,34 +59,25 @@ def image_paths(patterns) -> list:
     return sorted(paths)
 
 
-@clear_input_errors
 def main(argv):
     del argv
-    from geoest.geo import confidence as conf
-
-    masses = conf.check_masses(FLAGS.region_mass)
-    min_confidence = conf.check_min_confidence(FLAGS.min_confidence)
-    cap_km = None if FLAGS.max_resolution_km is None else conf.check_max_resolution(FLAGS.max_resolution_km)
+    settings = cli.confidence_settings(FLAGS)
     paths = image_paths(FLAGS.images)
     check_output(FLAGS.output, inputs=paths)
     if FLAGS.geojson:
         check_output(FLAGS.geojson, inputs=paths + [FLAGS.output], flag="--geojson")
-    from geoest.inference import evaluation, prediction
-
     if bool(FLAGS.model_dir) == bool(FLAGS.isn_dirs):
         raise InputError("give either --model_dir or --isn_dirs")
     if FLAGS.isn_dirs and not FLAGS.scene_model:
         raise InputError("--isn_dirs needs --scene_model to route each photo by its scene")
-    (method,), image_size = evaluation.load_methods(
-        [FLAGS.model_dir] if FLAGS.model_dir else [], FLAGS.isn_dirs, scene_model=FLAGS.scene_model,
-        scene_output=FLAGS.scene_output, scene_preprocess=FLAGS.scene_preprocess,
-        scene_hierarchy=evaluation.load_scene_hierarchy_dir(FLAGS.places365_dir),
-        partitioning_csvs=FLAGS.partitionings, centers=FLAGS.centers,
-        calibration=FLAGS.temperatures if FLAGS.model_dir else "none")
-    locator = method.locator
-    confidence = conf.Confidence(locator.partitionings, locator.hierarchy.parents if locator.hierarchy else None,
-                                 masses, min_confidence, cap_km, FLAGS.centers)
+    (method,), image_size, _ = cli.methods_from_flags(FLAGS)
     from geoest.data.pipeline import SkipLog, image_dataset
+    from geoest.geo.confidence import Confidence
+    from geoest.inference import prediction
+
+    locator = method.locator
+    confidence = Confidence(locator.partitionings, locator.hierarchy.parents if locator.hierarchy else None,
+                            **settings)
     skip_log = SkipLog()
     batches = lambda paths: image_dataset(paths, FLAGS.batch_size, image_size=image_size,
                                           skip_log=skip_log).as_numpy_iterator()
@@ -121,4 +98,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -10,9 +10,9 @@ the other files. With validation records, the temperatures of the best model are
 them (MODEL_DIR/calibration.json, as python -m geoest.calibrate does; --nocalibrate skips it).
 --strategy=multi_worker reads the cluster from TF_CONFIG; --strategy=tpu --tpu=ADDRESS.
 """
-from absl import app, flags
+from absl import flags
 
-from geoest.cli import clear_input_errors
+from geoest import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin files (path or name under gin/), applied in order.")
@@ -24,7 +24,6 @@ flags.DEFINE_string("tpu", None, "TPU name or grpc address for --strategy=tpu.")
 flags.DEFINE_bool("calibrate", True, "After training, fit the temperatures on the validation records (if any).")
 
 
-@clear_input_errors
 def main(argv):
     del argv
     from geoest.training import make_strategy, train
@@ -42,4 +41,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

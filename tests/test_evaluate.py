@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import inference_helpers as helpers
+from geoest.errors import InputError
 from geoest.geo.scoring import read_results_csv
 from geoest.inference import HIERARCHY, crop_probabilities
 from geoest.inference.core import Locator
@@ -164,7 +165,7 @@ def test_isn_ensemble_routes_by_meta_scene(world, tmp_path):
         winners[concept] = {p.name: int(parents[i]) for i, p in enumerate(parts)}
         model = helpers.constant_model(sizes, winners[concept], image_size=SIZE)
         helpers.save_model_dir(model, parts, tmp_path / f"isn_{concept}")
-    isn_dirs = [f"{c}={tmp_path / f'isn_{c}'}" for c in ("indoor", "natural", "urban")]
+    isn_dirs = {c: tmp_path / f"isn_{c}" for c in ("indoor", "natural", "urban")}
     methods, image_size = load_methods(isn_dirs=isn_dirs)   # what --isn_dirs does, in-process
     assert image_size == SIZE and [m.name for m in methods] == ["ISNs"]
     out = tmp_path / "eval"
@@ -212,6 +213,14 @@ def test_evaluate_reports_bad_input(tmp_path):
     assert result.returncode != 0 and "nowhere" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("concepts", [("indoor", "natural"), ("indoor", "natural", "urban", "sky"),
+                                      ("isn_indoor", "natural", "urban")])
+def test_isn_dirs_must_name_exactly_the_three_concepts(concepts, tmp_path):
+    # Refused before any model is read (none of these dirs exists).
+    with pytest.raises(InputError, match=r"expected exactly \[.indoor., .natural., .urban.\]"):
+        load_methods(isn_dirs={c: tmp_path / c for c in concepts})
+
+
 def test_isn_ensemble_routes_by_an_mtn_scene_head(world, tmp_path):
     """--scene_model=<MTN dir>: the MTN's scene head, averaged over the crops, picks the ISN."""
     from geoest.data import pipeline
@@ -223,7 +232,7 @@ def test_isn_ensemble_routes_by_an_mtn_scene_head(world, tmp_path):
                         tmp_path / f"isn_{concept}")
     mtn = helpers.tiny_model(sizes, image_size=SIZE, scene_classes=3, seed=3)
     helpers.save_model_dir(mtn, parts, tmp_path / "mtn")
-    (method,), _ = load_methods(isn_dirs=[f"{c}={tmp_path / f'isn_{c}'}" for c in ("indoor", "natural", "urban")],
+    (method,), _ = load_methods(isn_dirs={c: tmp_path / f"isn_{c}" for c in ("indoor", "natural", "urban")},
                                 scene_model=str(tmp_path / "mtn"))
     batches = list(pipeline.eval_dataset(str(world["records"]), 8, image_size=SIZE).as_numpy_iterator())
     expected = np.concatenate([crop_probabilities(mtn, b["crops"])["scene"].numpy().argmax(axis=1) for b in batches])
@@ -273,7 +282,7 @@ def test_an_mtn_is_scored_on_its_scene_labels(world, tmp_path):
     parts = world["parts"]
     mtn = helpers.tiny_model({p.name: len(p) for p in parts}, image_size=SIZE, scene_classes=16, seed=4)
     helpers.save_model_dir(mtn, parts, tmp_path / "mtn_s16")
-    methods, _ = load_methods([str(tmp_path / "mtn_s16")])
+    methods, _ = load_methods({"mtn_s16": tmp_path / "mtn_s16"})
     batches = list(image_batches(world["images_dir"], world["meta_csv"], 8, SIZE))
     assert all((b["scene_labels"] == [[int(np.argmax(p)), 0, 0] for p in b["probs3"]]).all() for b in batches)
     summary = evaluate(methods, iter(batches), tmp_path / "eval")

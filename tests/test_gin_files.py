@@ -20,9 +20,32 @@ VARIANTS = {
 }
 
 
+# Files put on top of a variant or of each other, not rows of Table 3.
+INCLUDES = {"smoke", "finetune", "demo", "demo_isn"}
+
+
 def test_every_variant_file_is_listed():
-    files = {p.stem for p in GIN_DIR.glob("*.gin")} - {"smoke", "demo", "finetune"}   # includes, not variants
+    files = {p.stem for p in GIN_DIR.glob("*.gin")} - INCLUDES
     assert files == set(VARIANTS)
+
+
+@pytest.mark.parametrize("name", ["demo", "demo_isn"])   # the others are parsed with the variants above
+def test_demo_files_parse_and_build_with_smoke_on_top(name, tmp_path):
+    parse_gin([f"{name}.gin", "smoke.gin"], ["train.steps_per_epoch = 1", "train.validation_steps = 1"])
+    model = train(str(tmp_path / name), variant=[name, "smoke"])
+    assert int(model.optimizer.iterations.numpy()) == 1
+
+
+def test_demo_isn_file_is_demo_gin_with_the_isn_settings_it_had_as_bindings():
+    # The demo's ISNs train exactly as when these three bindings followed demo.gin (same Table 6).
+    per_run = ["train.init_from = 'demo_output/model'", "train_dataset.concept = 'urban'", "train.epochs = 2"]
+    parse_gin(["demo.gin"], ["train_dataset.tau_s = 0.3", "make_optimizer.learning_rate = 0.005",
+                             "make_optimizer.decay_every_epochs = 100", *per_run])
+    as_bindings = gin.config_str()
+    gin.clear_config()
+    parse_gin(["demo_isn.gin"], per_run)
+    assert gin.config_str() == as_bindings
+    assert _query("train_dataset.tau_s") == 0.3    # §4 tau_S
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

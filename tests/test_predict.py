@@ -93,7 +93,7 @@ def test_predict_resumes(setup, tmp_path):
     from geoest.inference.evaluation import load_methods
     from geoest.inference.prediction import predict_images
 
-    (method,), size = load_methods([str(setup["model_dir"])])
+    (method,), size = load_methods({"run": setup["model_dir"]})
     paths = [str(setup["photos"] / n) for n in ("a.jpg", "b.png", "c.jpg", "e.jpg")]
     batches = lambda todo: image_dataset(todo, 2, image_size=size).as_numpy_iterator()
     output = tmp_path / "predictions.csv"

@@ -153,7 +153,7 @@ def test_evaluation_resume_on_another_test_set_is_refused(world, tmp_path):
     from geoest.data import pipeline
     from geoest.inference.evaluation import PARTIAL, evaluate, load_methods, test_set_identity
 
-    methods, _ = load_methods([str(world["model_dir"])])
+    methods, _ = load_methods({"base_M": world["model_dir"]})
     first = str(world["shards"] / "test-00000-of-00003.tfrecord")
     batches = pipeline.eval_dataset(first, 64, image_size=SIZE).as_numpy_iterator()
 
@@ -333,7 +333,7 @@ def test_predict_never_replaces_a_users_map_nor_mixes_models(world, tmp_path):
     another = tmp_path / "another"
     helpers.save_model_dir(helpers.tiny_model({p.name: len(p) for p in world["parts"]}, SIZE, seed=5),
                            world["parts"], another)
-    (method,), size = load_methods([str(another)])
+    (method,), size = load_methods({"another": another})
     rows = output.read_text()
     with pytest.raises(InputError, match="other inputs"):
         predict_images(method, [str(photos / "0.jpg")], output,
@@ -353,7 +353,7 @@ def test_evaluate_never_replaces_a_users_file(world, tmp_path):
     _one_line_error(result, "--overwrite")
     assert table.read_text() == results.read_text() == "mine\n"
 
-    methods, _ = load_methods([str(world["model_dir"])])
+    methods, _ = load_methods({"base_M": world["model_dir"]})
     run = lambda **kw: evaluate(methods, record_batches(str(world["other"]), 16, SIZE), tmp_path,
                                 test_set=test_set_identity(str(world["other"])), **kw)
     table.unlink()

@@ -13,9 +13,9 @@ Unreadable photos are skipped and listed.
 """
 import logging
 
-from absl import app, flags
+from absl import flags
 
-from geoest.cli import clear_input_errors
+from geoest import cli
 from geoest.data.build import SHORTER_SIDE, build_tfrecords
 
 FLAGS = flags.FLAGS
@@ -33,7 +33,6 @@ flags.DEFINE_bool("allow_absolute_paths", False, "Read absolute IMG_IDs as they 
 flags.mark_flags_as_required(["images_dir", "meta_csv", "output_dir"])
 
 
-@clear_input_errors
 def main(argv):
     del argv
     logging.getLogger().setLevel(logging.INFO)
@@ -45,4 +44,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -10,10 +10,10 @@ writes, or with --overwrite.
 import logging
 import time
 
-from absl import app, flags
+from absl import flags
 from absl import logging as absl_logging
 
-from geoest.cli import clear_input_errors
+from geoest import cli
 from geoest.files import check_output, write_deterministic
 from geoest.geo import Partitioning
 from geoest.geo.meta import read_coordinates
@@ -32,7 +32,6 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing --output that holds a
 flags.mark_flags_as_required(["meta_csv", "output"])
 
 
-@clear_input_errors
 def main(argv):
     del argv
     logging.getLogger("geoest").setLevel(logging.INFO)
@@ -54,4 +53,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -7,9 +7,9 @@ in any map viewer) and maps/<name>.png (cells coloured by images per cell).
 """
 import pathlib
 
-from absl import app, flags
+from absl import flags
 
-from geoest.cli import clear_input_errors
+from geoest import cli
 from geoest.geo import Partitioning
 from geoest.inference import geojson
 from geoest.inference.report import plot_cells
@@ -21,7 +21,6 @@ flags.DEFINE_bool("png", True, "Also draw a PNG world map per partitioning.")
 FLAGS = flags.FLAGS
 
 
-@clear_input_errors
 def main(argv):
     del argv
     output_dir = pathlib.Path(FLAGS.output_dir)
@@ -37,4 +36,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -8,9 +8,9 @@ Output columns: IMG_ID,AUTHOR,LAT,LON,S3_Label,S16_Label,S365_Label,Prob_indoor,
 Prob_urban (+ prob365_0..prob365_364 with --all_probs). Re-running the same command resumes;
 unreadable images are listed in OUTPUT.errors.csv.
 """
-from absl import app, flags
+from absl import flags
 
-from geoest.cli import clear_input_errors
+from geoest import cli
 from geoest.scene import labeler, places365
 
 flags.DEFINE_string("images_dir", None, "Root of the images; paths are IMAGES_DIR/IMG_ID.")
@@ -36,7 +36,6 @@ flags.mark_flags_as_required(["images_dir", "meta_csv", "output_csv"])
 FLAGS = flags.FLAGS
 
 
-@clear_input_errors
 def main(argv):
     del argv
     hierarchy = places365.load_default_hierarchy(FLAGS.places365_dir, download=FLAGS.download)
@@ -57,4 +56,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

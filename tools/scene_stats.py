@@ -7,9 +7,9 @@ Prints one JSON object: {"count": N, "tau_s": 0.3, "images_per_concept": {"indoo
 """
 import json
 
-from absl import app, flags
+from absl import flags
 
-from geoest.cli import clear_input_errors
+from geoest import cli
 from geoest.scene import meta
 
 flags.DEFINE_string("meta_csv", None, "CSV in the Im2GPS meta format (S3_Label, Prob_* columns).")
@@ -18,11 +18,10 @@ flags.mark_flag_as_required("meta_csv")
 FLAGS = flags.FLAGS
 
 
-@clear_input_errors
 def main(argv):
     del argv
     print(json.dumps(meta.scene_statistics(FLAGS.meta_csv, tau_s=FLAGS.tau_s)))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

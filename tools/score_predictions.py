@@ -7,9 +7,9 @@ python tools/score_predictions.py --predictions_csv=results.csv [--meta_csv=im2g
 """
 import json
 
-from absl import app, flags
+from absl import flags
 
-from geoest.cli import clear_input_errors
+from geoest import cli
 from geoest.inference.evaluation import score_file
 
 FLAGS = flags.FLAGS
@@ -19,7 +19,6 @@ flags.DEFINE_string("meta_csv", None, "Optional Im2GPS-format meta CSV (S3_Label
 flags.mark_flag_as_required("predictions_csv")
 
 
-@clear_input_errors
 def main(argv):
     del argv
     scores = score_file(FLAGS.predictions_csv, FLAGS.meta_csv)
@@ -27,4 +26,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -12,7 +12,8 @@ import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-# Library targets in BUILD, one per package of geoest (the top-level modules form `geoest`).
+# Library targets in BUILD, one per package of geoest (the top-level modules form `geoest`, but for
+# `cli`, the mains' shared flags and flag parsing, which sits above the packages).
 PACKAGES = ("geo", "scene", "data", "models", "training", "inference", "demo")
 MAINS = ("train", "evaluate", "predict", "export", "calibrate")
 
@@ -21,13 +22,16 @@ IMPORT_RULES = (
     ("geoest.geo", ("geoest.scene", "geoest.data", "geoest.models", "geoest.training",
                     "geoest.inference", "geoest.demo", "geoest.cli") + tuple(f"geoest.{m}" for m in MAINS),
      "the geo core is pure geometry (§3.1, §3.4)"),
-    *((f"geoest.{low}", ("geoest.training", "geoest.inference", "geoest.demo", "tools")
+    *((f"geoest.{low}", ("geoest.training", "geoest.inference", "geoest.demo", "geoest.cli", "tools")
        + tuple(f"geoest.{m}" for m in MAINS),
        f"geoest.{low} sits below training, inference, the demo and the mains")
       for low in ("scene", "models", "data")),
     ("geoest.data", ("geoest.models",), "the input pipeline does not depend on the network"),
     ("geoest.training", ("geoest.inference",), "training and inference are siblings"),
     ("geoest.inference", ("geoest.training",), "training and inference are siblings"),
+    *((f"geoest.{mid}", ("geoest.cli",) + tuple(f"geoest.{m}" for m in MAINS),
+       "library functions take data; flags are parsed in the mains and geoest.cli")
+      for mid in ("training", "inference")),
     ("geoest", ("geoest.demo", "tools"), "the library never imports the demo or the tools"),
     ("tools.benchmarks", ("tests",), "benchmarks measure the library, not test helpers"),
 )
@@ -42,7 +46,8 @@ def module_name(path: pathlib.Path) -> str:
 
 
 def imports_of(path: pathlib.Path) -> set[str]:
-    """Every module a file imports, at any depth (function-level imports included).
+    """Every module a file imports, at any depth (function-level imports included; a module taken
+    from its package, `from geoest import cli`, counts as geoest.cli).
 
     Test helpers put on sys.path by a test (`import data_helpers`) are named `tests.<helper>`.
     """
@@ -53,7 +58,10 @@ def imports_of(path: pathlib.Path) -> set[str]:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
+            # `from geoest import cli` imports the module geoest.cli as well as the package.
+            folder = REPO.joinpath(*node.module.split("."))
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names
+                                     if (folder / f"{alias.name}.py").is_file() or (folder / alias.name).is_dir()]
         else:
             continue
         for name in names:
@@ -91,8 +99,10 @@ def target_of(module: str) -> str | None:
         return "test_helpers"
     if parts[0] != "geoest":
         return None
-    if len(parts) == 1 or parts[1] in ("errors", "cli"):
+    if len(parts) == 1 or parts[1] == "errors":
         return "geoest"
+    if parts[1] == "cli":
+        return "cli"
     if parts[1] in PACKAGES:
         return "demo_main" if module == "geoest.demo.__main__" else parts[1]
     return parts[1] if parts[1] in MAINS else "geoest"
@@ -102,7 +112,7 @@ def _deps(paths, own: str) -> list[str]:
     targets = {target_of(m) for p in paths for m in imports_of(p)}
     targets.discard(None)
     targets.discard(own)
-    order = ["test_helpers", "geoest", *PACKAGES, *MAINS]
+    order = ["test_helpers", "geoest", *PACKAGES, "cli", *MAINS]
     return [f":{t}" for t in sorted(targets, key=order.index)]
 
 
@@ -130,13 +140,15 @@ def render() -> str:
     rel = lambda p: str(p.relative_to(REPO))  # noqa: E731
     geoest = REPO / "geoest"
     rules = []
-    top = sorted(p for p in geoest.glob("*.py") if p.stem not in MAINS)
+    top = sorted(p for p in geoest.glob("*.py") if p.stem not in (*MAINS, "cli"))
     rules.append(_rule("py_library", "geoest", [rel(p) for p in top], _deps(top, "geoest")))
     for package in PACKAGES:
         files = sorted(p for p in (geoest / package).rglob("*.py")
                        if "__pycache__" not in p.parts and p.name != "__main__.py")
         rules.append(_rule("py_library", package, [rel(p) for p in files], _deps(files, package),
                            gin=package in ("training", "demo")))
+    cli = geoest / "cli.py"
+    rules.append(_rule("py_library", "cli", [rel(cli)], _deps([cli], "cli")))
     for main in MAINS:
         path = geoest / f"{main}.py"
         rules.append(_rule("py_binary", main, [rel(path)], _deps([path], main), gin=True))

@@ -10,9 +10,9 @@ Exit status: 0; 2 for bad input (one line); 1 when a check of the summary failed
 """
 import os
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from geoest.cli import clear_input_errors
+from geoest import cli
 from geoest.demo import run
 
 flags.DEFINE_string("output_dir", "demo_output", "The one folder for every artifact of the demo.")
@@ -27,7 +27,6 @@ flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings for training, e.g
 FLAGS = flags.FLAGS
 
 
-@clear_input_errors
 def main(argv):
     del argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # TensorFlow's start-up chatter
@@ -40,4 +39,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -38,6 +38,7 @@ DISTANCE = "base_M_distance"          # base(M) trained with distance-aware targ
 DISTANCE_TAU_KM = (1000, 300, 75)     # tau per partitioning, coarse to fine (PIGEON uses 75 km for its cells)
 CAP_KM = 200
 GIN_FILE = "demo.gin"
+ISN_GIN_FILE = "demo_isn.gin"         # demo.gin plus the ISNs' fine-tuning (tau_S, learning rate)
 SETTINGS = "demo_settings.json"
 
 
@@ -100,8 +101,10 @@ def build_records(photos: demo_data.DemoDataset, output_dir, image_size: int) ->
     return patterns
 
 
-def train_model(model_dir, patterns: dict, partitionings_dir, parts, gin_params=(), seed: int = 0):
-    """Trains base(M, f*) with gin/demo.gin on the demo's records (resumes in model_dir)."""
+def train_model(model_dir, patterns: dict, partitionings_dir, parts, gin_params=(), seed: int = 0,
+                gin_file: str = GIN_FILE):
+    """Trains base(M, f*) with gin/demo.gin (or `gin_file`, which includes it) on the demo's records
+    (resumes in model_dir)."""
     import gin
     import keras
 
@@ -112,12 +115,12 @@ def train_model(model_dir, patterns: dict, partitionings_dir, parts, gin_params=
     bindings = [f"TRAIN_FILES = '{patterns['train']}'", f"VALIDATION_FILES = '{patterns['val']}'",
                 f"PARTITIONINGS_DIR = '{partitionings_dir}'"]
     bindings += [f"{macro} = '{p.name}.csv'" for macro, p in zip(("COARSE", "MIDDLE", "FINE"), parts)]
-    parse_gin([GIN_FILE], [*bindings, *gin_params])
+    parse_gin([gin_file], [*bindings, *gin_params])
     keras.utils.set_random_seed(seed)  # the initial weights; gin/demo.gin fixes the input order
     if (pathlib.Path(model_dir) / "checkpoints").is_dir():
         print(f"  resuming from the checkpoints in {model_dir}", flush=True)
     try:
-        train(str(model_dir), variant=[pathlib.Path(GIN_FILE).stem])
+        train(str(model_dir), variant=[pathlib.Path(gin_file).stem])
     finally:
         gin.clear_config()
     best = json.loads((pathlib.Path(model_dir) / "best.json").read_text())
@@ -128,15 +131,15 @@ def train_model(model_dir, patterns: dict, partitionings_dir, parts, gin_params=
 
 def train_isns(output_dir, base_dir, patterns, partitionings_dir, parts, epochs: int, gin_params=(),
                seed: int = 0) -> dict:
-    """§3.3 ISNs: base(M) fine-tuned on the photos of each concept (probability > tau_S, §4)."""
+    """§3.3 ISNs: base(M) fine-tuned on the photos of each concept (probability > tau_S, §4) with
+    gin/demo_isn.gin."""
     dirs = {}
     for concept in CONCEPTS:
         model_dir = pathlib.Path(output_dir) / f"isn_{concept}"
         print(f"\n== ISN {concept}: fine-tuning base(M) on {concept} photos (tau_S = 0.3) ==", flush=True)
         train_model(model_dir, patterns, partitionings_dir, parts, [
-            f"train.init_from = '{base_dir}'", f"train_dataset.concept = '{concept}'",
-            "train_dataset.tau_s = 0.3", "make_optimizer.learning_rate = 0.005", f"train.epochs = {epochs}",
-            "make_optimizer.decay_every_epochs = 100", *gin_params], seed=seed)
+            f"train.init_from = '{base_dir}'", f"train_dataset.concept = '{concept}'", f"train.epochs = {epochs}",
+            *gin_params], seed=seed, gin_file=ISN_GIN_FILE)
         dirs[concept] = model_dir
     return dirs
 
@@ -185,8 +188,8 @@ def evaluate_models(output_dir, test_pattern, num_test: int, model_dir, isn_dirs
     """Table 6 on the test split for base(M), the ISNs (when given) and the trivial predictor."""
     from geoest.inference.evaluation import evaluate, load_methods, record_batches
 
-    specs = [f"base_M={model_dir}"] + ([f"{DISTANCE}={distance_dir}"] if distance_dir else [])
-    methods, image_size = load_methods(specs, [f"{c}={d}" for c, d in (isn_dirs or {}).items()])
+    model_dirs = {"base_M": model_dir, **({DISTANCE: distance_dir} if distance_dir else {})}
+    methods, image_size = load_methods(model_dirs, isn_dirs)
     methods.append(trivial_method(methods[0].locator.partitionings))
     batches = record_batches(test_pattern, 32, image_size)
     return evaluate(methods, batches, output_dir, total=num_test)
@@ -209,7 +212,7 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
     firsts = [int(np.flatnonzero(continent == c)[0]) for c in np.unique(continent)]
     rows = sorted((firsts + [r for r in range(len(meta)) if r not in firsts])[:count])
     paths = [str(photos.image_dir / meta.IMG_ID[r]) for r in rows]
-    methods, image_size = load_methods([f"base_M={model_dir}"])
+    methods, image_size = load_methods({"base_M": model_dir})
     method = methods[0]
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -122,17 +122,6 @@ def isn_method(name: str, geo_models: dict, scenes, centers: str = "mean") -> Me
                   source={c: _model_source(m, centers) for c, m in geo_models.items()})
 
 
-def parse_named(spec: str, default_name: str | None = None):
-    """"NAME=PATH" -> (NAME, PATH); "PATH" -> (default_name or the folder's name, PATH)."""
-    name, sep, path = spec.partition("=")
-    if not sep:
-        path = spec
-        name = default_name or pathlib.Path(spec.rstrip("/")).name
-    if not name or not path:
-        raise InputError(f"{spec!r}: expected NAME=PATH or PATH")
-    return name, path
-
-
 def load_scene_hierarchy_dir(places365_dir):
     """The Places365 scene hierarchy from a folder holding its two files (None -> None)."""
     if not places365_dir:
@@ -142,14 +131,16 @@ def load_scene_hierarchy_dir(places365_dir):
     return load_scene_hierarchy(*resolve_places365_files(places365_dir))
 
 
-def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_output: str | None = None,
-                 scene_preprocess: str = "tf", scene_hierarchy=None, partitioning_csvs=(), centers: str = "mean",
-                 calibration: str | None = None):
+def load_methods(model_dirs: dict | None = None, isn_dirs: dict | None = None, *, scene_model=None,
+                 scene_output: str | None = None, scene_preprocess: str = "tf", scene_hierarchy=None,
+                 partitioning_csvs=(), centers: str = "mean", calibration: str | None = None):
     """The methods to evaluate or predict with, from training model dirs.
 
     Args:
-      model_dirs: "DIR" or "NAME=DIR" per model (name default: the folder's name).
-      isn_dirs: "CONCEPT=DIR" for each of indoor, natural, urban: one ISN ensemble, "ISNs".
+      model_dirs: {method name: model dir}, one method per model, in this order
+        (`geoest.cli.named_dirs` makes it from "NAME=DIR" flags).
+      isn_dirs: {concept: model dir} for exactly indoor, natural and urban: one ISN ensemble,
+        "ISNs", after the models.
       scene_model: routing for the ISNs: None (the test data's scene probabilities), an MTN's
         model dir (its "scene" head) or a scene classifier file (.keras with one output, or the
         Places365 ResNet-152's .weights.h5).
@@ -171,17 +162,19 @@ def load_methods(model_dirs=(), isn_dirs=(), *, scene_model=None, scene_output: 
     from geoest.inference.isn import ModelScenes, data_scenes
     from geoest.inference.modeldir import load_geo_model, load_keras_model, model_file
 
+    model_dirs, isn_dirs = dict(model_dirs or {}), dict(isn_dirs or {})
     if calibration not in (None, "none") and len(model_dirs) != 1:
         raise InputError(f"temperature file {calibration}: give it with exactly one --model_dir")
+    if isn_dirs and sorted(isn_dirs) != sorted(CONCEPTS):
+        raise InputError(f"ISN model dirs given for {sorted(isn_dirs)}; expected exactly {list(CONCEPTS)} "
+                         "(CONCEPT=DIR each)")
     methods, sizes = [], set()
-    for spec in model_dirs:
-        name, path = parse_named(spec)
+    for name, path in model_dirs.items():
         geo_model = load_geo_model(path, partitioning_csvs)
         sizes.add(geo_model.model.input_shape[1])
         methods.append(model_method(name, geo_model, centers, load_calibration(geo_model, calibration)))
     if isn_dirs:
-        isns = dict(parse_named(spec) for spec in isn_dirs)
-        geo_models = {concept: load_geo_model(path, partitioning_csvs) for concept, path in isns.items()}
+        geo_models = {concept: load_geo_model(path, partitioning_csvs) for concept, path in isn_dirs.items()}
         sizes.update(m.model.input_shape[1] for m in geo_models.values())
         if scene_model is None:
             scenes = data_scenes

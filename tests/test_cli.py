@@ -1,0 +1,70 @@
+"""geoest/cli.py: flag strings become data, and every main ends bad input the same way: one line
+`error: ...` on stderr and exit status 2, whether absl refuses a flag or the work refuses a value."""
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from geoest import cli
+from geoest.errors import InputError
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+MAINS = [*(REPO / "geoest" / f"{m}.py" for m in ("train", "evaluate", "predict", "export", "calibrate")),
+         REPO / "geoest" / "demo" / "__main__.py",
+         *(p for p in sorted((REPO / "tools").glob("*.py")) if p.name != "update_build.py")]
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("runs/base_M", ("base_M", "runs/base_M")),
+    ("runs/base_M/", ("base_M", "runs/base_M/")),
+    ("mtn=runs/mtn_s16_ft", ("mtn", "runs/mtn_s16_ft")),
+    ("urban=/a/b=c", ("urban", "/a/b=c")),
+])
+def test_parse_named(spec, expected):
+    assert cli.parse_named(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["=runs/x", "name=", "="])
+def test_parse_named_refuses_a_missing_half(spec):
+    with pytest.raises(InputError, match="--model_dir.*expected NAME=DIR or DIR"):
+        cli.parse_named(spec, "--model_dir")
+
+
+def test_named_dirs_keep_the_order_and_refuse_a_name_twice():
+    dirs = cli.named_dirs(["b=x/one", "x/a", "c=two"], "--model_dir")
+    assert list(dirs.items()) == [("b", "x/one"), ("a", "x/a"), ("c", "two")]
+    with pytest.raises(InputError, match="--model_dir: the name 'base_M' is given twice"):
+        cli.named_dirs(["runs/base_M", "other/base_M"], "--model_dir")
+
+
+def _main(*args):
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "geoest.export", *args], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--model_dir=m", "--export_dir=e", "--centers=middle"], ["--centers", "middle", "geometric"]),   # enum
+    (["--model_dir=m", "--export_dir=e", "--top_k=five"], ["--top_k", "five"]),                       # type
+    (["--export_dir=e"], ["--model_dir"]),                                                          # required
+    (["--model_dir=m", "--export_dir=e", "--cneters=mean"], ["cneters"]),                           # unknown
+    (["--model_dir=m", "--export_dir=e", "stray.jpg"], ["stray.jpg"]),                              # no flag
+    (["--model_dir=m", "--export_dir=e", "--region_mass=0.5,1.5"], ["--region_mass", "1.5"]),       # InputError
+])
+def test_bad_flags_are_one_line_and_exit_status_2(args, words, tmp_path):
+    result = _main(*(a.replace("=m", f"={tmp_path / 'm'}").replace("=e", f"={tmp_path / 'e'}") for a in args))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert all(word in lines[0] for word in words), lines[0]
+    assert not (tmp_path / "e").exists()
+
+
+def test_every_main_goes_through_cli_run():
+    for path in MAINS:
+        source = path.read_text(encoding="utf-8")
+        assert source.rstrip().endswith('if __name__ == "__main__":\n    cli.run(main)'), path
+        for ad_hoc in ("app.run(", "sys.exit(", "exit(1)", "SystemExit"):
+            assert ad_hoc not in source, f"{path}: {ad_hoc}"
