@@ -15,6 +15,7 @@ absl flags are read here and in the mains only, never in the library.
 """
 import pathlib
 import sys
+from typing import NoReturn
 
 from absl import app, flags
 
@@ -28,7 +29,7 @@ _GIN_CONTEXT = "\n  In call to configurable"
 
 
 # -- the exit convention --------------------------------------------------------------------------
-def exit_bad_input(message) -> None:
+def exit_bad_input(message) -> NoReturn:
     """Prints `error: <message>` as one line on stderr and exits with status 2."""
     print("error: " + " ".join(str(message).split(_GIN_CONTEXT)[0].split()), file=sys.stderr)
     sys.exit(EXIT_BAD_INPUT)
@@ -68,12 +69,11 @@ def define_model_flags(*, several: bool = False, required: bool = False, located
 
     Args:
       several: --model_dir may repeat and name its models (DIR or NAME=DIR; evaluate); else one DIR.
-      required: --model_dir must be given.
+      required: one --model_dir must be given (not with `several`).
       located: also define --centers and --temperatures.
     """
     if several:
-        flags.DEFINE_multi_string("model_dir", [], "Trained model dir (DIR or NAME=DIR); repeat for several.",
-                                  required=required)
+        flags.DEFINE_multi_string("model_dir", [], "Trained model dir (DIR or NAME=DIR); repeat for several.")
     else:
         flags.DEFINE_string("model_dir", None, "Trained model dir (best.keras and partitionings/).", required=required)
     flags.DEFINE_list("partitionings", [], "Partitioning CSVs (default: those in each model dir).")
@@ -145,7 +145,9 @@ def methods_from_flags(values):
     """
     from geoest.inference import evaluation
 
-    model_dirs = values.model_dir if isinstance(values.model_dir, list) else [values.model_dir] * bool(values.model_dir)
+    model_dirs = values.model_dir
+    if not isinstance(model_dirs, list):   # one --model_dir (predict), or none beside --isn_dirs
+        model_dirs = [model_dirs] if model_dirs else []
     hierarchy = evaluation.load_scene_hierarchy_dir(values.places365_dir)
     methods, image_size = evaluation.load_methods(
         named_dirs(model_dirs, "--model_dir"), named_dirs(values.isn_dirs, "--isn_dirs"),
