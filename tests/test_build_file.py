@@ -82,11 +82,14 @@ def test_layering_rules_name_the_rule_that_breaks(tmp_path, monkeypatch):
     (tmp_path / "geoest/training/__init__.py").write_text("from geoest.inference import x\n")
     (tmp_path / "geoest/train.py").write_text("import geoest.demo\n")
     (tmp_path / "tools/benchmarks/bench.py").write_text("import conftest\n")
+    (tmp_path / "geoest/inference/__init__.py").write_text("from geoest import cli\n")   # a module of a package
     problems = update_build.broken_import_rules()
     assert any(p.startswith("geoest/data/__init__.py: imports geoest.models (the input pipeline") for p in problems)
     assert any(p.startswith("geoest/training/__init__.py: imports geoest.inference (training and") for p in problems)
     assert any(p.startswith("geoest/train.py: imports geoest.demo (the library never") for p in problems)
     assert any(p.startswith("tools/benchmarks/bench.py: imports tests.conftest (benchmarks") for p in problems)
+    assert any(p.startswith("geoest/inference/__init__.py: imports geoest.cli (library functions take data")
+               for p in problems)
 
 
 def test_the_tree_keeps_the_import_rules():
