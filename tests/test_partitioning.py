@@ -82,8 +82,9 @@ def mp16_points(tmp_path_factory):
     out = tmp_path_factory.mktemp("points") / "points.csv"
     subprocess.run([sys.executable, str(script), str(MP16_DIR / "cells_50_1000.csv"), str(out),
                     "--fraction", "0.05", "--seed", "7"], check=True, capture_output=True)
-    from geoest.geo.meta import read_coordinates
-    return out, read_coordinates(out)
+    from geoest.data.meta import read_meta_csv
+    meta = read_meta_csv(out, scene=False, author=False)
+    return out, (meta.lat_deg, meta.lon_deg)
 
 
 @pytest.mark.parametrize("tau_max", [100, 1000])

@@ -14,9 +14,9 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from geoest.cli import clear_input_errors
+from geoest.data.meta import read_meta_csv
 from geoest.files import check_output, write_deterministic
 from geoest.geo import Partitioning
-from geoest.geo.meta import read_coordinates
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("meta_csv", None, "CSV with one row per photo (IMG_ID,LAT,LON,...).")
@@ -38,8 +38,9 @@ def main(argv):
     logging.getLogger("geoest").setLevel(logging.INFO)
     start = time.perf_counter()
     output = check_output(FLAGS.output, inputs=[FLAGS.meta_csv])
-    lat, lon = read_coordinates(FLAGS.meta_csv, FLAGS.lat_column, FLAGS.lon_column,
-                                FLAGS.id_column)
+    meta = read_meta_csv(FLAGS.meta_csv, id_column=FLAGS.id_column, lat_column=FLAGS.lat_column,
+                         lon_column=FLAGS.lon_column, scene=False, author=False)
+    lat, lon = meta.lat_deg, meta.lon_deg
     absl_logging.info("read %d photos from %s in %.1f s", len(lat), FLAGS.meta_csv,
                       time.perf_counter() - start)
     p = Partitioning.build(lat, lon, tau_min=FLAGS.tau_min, tau_max=FLAGS.tau_max,

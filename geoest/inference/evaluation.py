@@ -298,16 +298,19 @@ def score_file(predictions_csv, meta_csv=None) -> dict:
     {"all": summarize(...)} plus, with an Im2GPS-format meta CSV, one per S3 concept (Table 4) —
     what summary.json holds for the output that wrote the file.
 
-    Images of the results file missing from the meta CSV are an error naming the first one.
+    Images of the results file missing from the meta CSV, or a meta CSV without S3_Label, are an
+    error naming the first one.
     """
+    from geoest.data.meta import read_meta_csv
     from geoest.geo.scoring import read_results_csv, summarize
-    from geoest.scene.meta import read_s3_labels
+    from geoest.scene.meta import LABEL_COLUMNS
 
     results = read_results_csv(predictions_csv)
     ids, dist = results.ids, results.dist_km
     scores = {"all": summarize(dist)}
     if meta_csv is not None:
-        scene = read_s3_labels(meta_csv)
+        meta = read_meta_csv(meta_csv, required=[LABEL_COLUMNS[0]])      # S3_Label
+        scene = dict(zip(meta.ids, meta.scene_labels[:, 0].tolist()))
         missing = [i for i in ids if i not in scene]
         if missing:
             raise InputError(f"{meta_csv}: no row for image {missing[0]!r} of "
