@@ -39,7 +39,7 @@ from geoest.files import atomic_path, claim_outputs, digest, file_identity, writ
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
 from geoest.inference.isn import IsnEnsemble
 from geoest.inference.report import plot_accuracy, plot_accuracy_coverage, table6
-from geoest.scene.places365 import CONCEPTS
+from geoest.scene.places365 import CONCEPTS, scene_label
 
 PARTIAL = "evaluate_partial.npz"
 MANIFEST = "evaluate.json"
@@ -272,8 +272,7 @@ def _meta_scene_labels(meta, probs3, scene_hierarchy=None) -> np.ndarray:
     labels = labels.copy()
     for k, level in enumerate(LEVELS):
         if level in derived:
-            known = np.isfinite(derived[level]).all(axis=1) & (labels[:, k] < 0)
-            labels[known, k] = np.argmax(derived[level][known], axis=1)
+            labels[:, k] = np.where(labels[:, k] >= 0, labels[:, k], scene_label(derived[level]))
     return labels
 
 
@@ -465,10 +464,8 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
         n = len(batch["id"])
         probs3 = np.asarray(batch.get("probs3", np.full((n, 3), np.nan)), np.float64)
         labels = np.asarray(batch.get("scene_labels", np.full((n, 3), -1)), np.int64)
-        known = np.isfinite(probs3).all(axis=1) & (probs3 >= 0).all(axis=1)
         # The S3 label (§3.2): stored, else the most probable concept.
-        scene = np.where(labels[:, 0] >= 0, labels[:, 0],
-                         np.where(known, np.argmax(np.nan_to_num(probs3, nan=-1.0), axis=1), -1))
+        scene = np.where(labels[:, 0] >= 0, labels[:, 0], scene_label(probs3))
         row = {"id": batch["id"], "lat": batch["lat"].astype(np.float64),
                "lon": batch["lon"].astype(np.float64), "scene": scene.astype(np.int64), "scene_labels": labels}
         finite = np.ones(len(batch["id"]), bool)
