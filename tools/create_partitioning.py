@@ -14,7 +14,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from geoest.cli import clear_input_errors
-from geoest.data.meta import read_meta_csv
+from geoest.data.meta import ID_COLUMN, LAT_COLUMN, LON_COLUMN, read_meta_csv
 from geoest.files import check_output, write_deterministic
 from geoest.geo import Partitioning
 
@@ -23,9 +23,9 @@ flags.DEFINE_string("meta_csv", None, "CSV with one row per photo (IMG_ID,LAT,LO
 flags.DEFINE_string("output", None, "Partitioning CSV to write.")
 flags.DEFINE_integer("tau_min", 50, "Cells with <= tau_min photos are dropped (§3.1).")
 flags.DEFINE_integer("tau_max", 1000, "Cells with > tau_max photos are split (§3.1).")
-flags.DEFINE_string("lat_column", "LAT", "Latitude column (degrees).")
-flags.DEFINE_string("lon_column", "LON", "Longitude column (degrees).")
-flags.DEFINE_string("id_column", "IMG_ID", "Photo id column.")
+flags.DEFINE_string("lat_column", LAT_COLUMN, "Latitude column (degrees).")
+flags.DEFINE_string("lon_column", LON_COLUMN, "Longitude column (degrees).")
+flags.DEFINE_string("id_column", ID_COLUMN, "Photo id column.")
 flags.DEFINE_integer("min_level", 2, "S2 level to start the subdivision at.")
 flags.DEFINE_integer("max_level", 30, "S2 level to stop splitting at.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output that holds another partitioning.")

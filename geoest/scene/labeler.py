@@ -276,7 +276,7 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv,
     if all_probs:
         header += meta.prob365_columns(hierarchy.num_categories)
     out, writer, labeled_before = _open_for_append(output_csv, header)
-    err, err_writer, failed_before = _open_for_append(summary.errors_csv, ["IMG_ID", "error"])
+    err, err_writer, failed_before = _open_for_append(summary.errors_csv, [meta.ID_COLUMN, "error"])
     done = labeled_before | failed_before
     authors = getattr(rows, "authors", None) or [""] * len(rows.ids)
     # IMG_ID, AUTHOR, LAT, LON as written: the shortest text that reads back as the same float64.
