@@ -131,9 +131,9 @@ def read_meta_csv(path, id_column: str = ID_COLUMN, lat_column: str = LAT_COLUMN
     table = _read_table(path, types)
 
     ids = pc.utf8_trim_whitespace(table.column(id_column).combine_chunks())
-    empty = pc.equal(pc.utf8_length(ids), 0)
-    if pc.any(empty).as_py():
-        raise _bad_row(path, int(np.argmax(empty.to_numpy(zero_copy_only=False))), "", f"empty {id_column}")
+    empty = pc.utf8_length(ids).to_numpy() == 0
+    if empty.any():
+        raise _bad_row(path, int(np.argmax(empty)), "", f"empty {id_column}")
     _refuse_duplicates(ids, path, id_column)
 
     def numbers(column, low, high, what):
