@@ -33,6 +33,7 @@ def test_prob365_columns_give_probs365(tmp_path):
     assert meta.probs365.shape == (2, 365)
     np.testing.assert_allclose(meta.probs365, probs, atol=1e-7)
     assert meta.probs3 is None
+    assert read_meta_csv(path, probs365=False).probs365 is None     # what scene statistics read
 
 
 @pytest.mark.parametrize("body, expected", [
@@ -100,11 +101,11 @@ def test_coordinates_only_read_skips_the_scene_columns(tmp_path):
     assert meta.ids == ["1_a.jpg"] and (meta.lat_deg.tolist(), meta.lon_deg.tolist()) == ([48.5], [2.25])
     assert meta.probs3 is meta.probs365 is meta.scene_labels is meta.authors is None
     assert read_meta_csv(path, scene=False).authors == ["x"]                # what the scene labeller reads
-    with pytest.raises(InputError, match=r"meta.csv: has only some of the 365 Places365 probability columns "
+    with pytest.raises(InputError, match=r"meta.csv: has only some of the 365 probability columns "
                                          r"prob365_0..prob365_364 \(missing prob365_1, "):
         read_meta_csv(path)
     path.write_text("IMG_ID,LAT,LON,Prob_indoor,Prob_urban\na,1,2,0.5,0.5\n")
-    with pytest.raises(InputError, match=r"only some of the 3 S3 probability columns.*missing Prob_natural\)"):
+    with pytest.raises(InputError, match=r"only some of the 3 probability columns Prob_indoor..Prob_urban \(missing Prob_natural\)"):
         read_meta_csv(path)
     assert read_meta_csv(path, scene=False, author=False).ids == ["a"]
 

@@ -14,9 +14,10 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from geoest.cli import clear_input_errors
-from geoest.data.meta import ID_COLUMN, LAT_COLUMN, LON_COLUMN, read_meta_csv
+from geoest.data.meta import read_meta_csv
 from geoest.files import check_output, write_deterministic
 from geoest.geo import Partitioning
+from geoest.scene.meta import ID_COLUMN, LAT_COLUMN, LON_COLUMN
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("meta_csv", None, "CSV with one row per photo (IMG_ID,LAT,LON,...).")

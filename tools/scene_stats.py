@@ -22,7 +22,8 @@ FLAGS = flags.FLAGS
 @clear_input_errors
 def main(argv):
     del argv
-    rows = read_meta_csv(FLAGS.meta_csv, required=(meta.LABEL_COLUMNS[0],) + meta.PROB_COLUMNS)
+    rows = read_meta_csv(FLAGS.meta_csv, author=False, probs365=False,
+                         required=(meta.LABEL_COLUMNS[0],) + meta.PROB_COLUMNS)
     print(json.dumps(meta.scene_statistics(rows.scene_labels[:, 0], rows.probs3, tau_s=FLAGS.tau_s)))
 
 

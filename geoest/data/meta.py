@@ -83,17 +83,18 @@ class Meta:
 
 
 def read_meta_csv(path, id_column: str = ID_COLUMN, lat_column: str = LAT_COLUMN,
-                  lon_column: str = LON_COLUMN, *, scene: bool = True, author: bool = True,
-                  required=()) -> Meta:
+                  lon_column: str = LON_COLUMN, *, author: bool = True, scene: bool = True,
+                  probs365: bool = True, required=()) -> Meta:
     """Reads and checks a meta CSV (UTF-8; only an empty field counts as missing).
 
     Args:
       path: the CSV file.
       id_column, lat_column, lon_column: names of the IMG_ID and coordinate (degrees) columns.
-      scene: read the scene columns (S*_Label, Prob_*, prob365_*) if the file has them;
-        False leaves them unread, unchecked, and their Meta fields None.
-      author: read the AUTHOR column if the file has it. With neither, only the three columns
-        above are read (what a partitioning needs).
+      author: read the AUTHOR column if the file has it.
+      scene: read the scene columns (S*_Label, Prob_*, and with `probs365` prob365_*) if the file
+        has them; False leaves them unread, unchecked, and their Meta fields None. With neither
+        `author` nor `scene`, only the three columns above are read (what a partitioning needs).
+      probs365: with `scene`, also read the 365 Places365 probabilities (6.9 GB for MP-16).
       required: further columns the file must have (e.g. `LABEL_COLUMNS[0]` for S3 labels).
     Returns:
       A `Meta`.
@@ -115,19 +116,19 @@ def read_meta_csv(path, id_column: str = ID_COLUMN, lat_column: str = LAT_COLUMN
         shown = ", ".join(header[:12]) + (f", ... ({len(header)} columns)" if len(header) > 12 else "")
         raise InputError(f"{path}: no column {', '.join(map(repr, missing))}; the header has {shown}")
     types = {id_column: pa.string(), lat_column: pa.float64(), lon_column: pa.float64()}
-    if author and AUTHOR_COLUMN in header:
-        types[AUTHOR_COLUMN] = pa.string()
+    groups = [((AUTHOR_COLUMN,), pa.string())] if author else []     # optional columns to read
     if scene:
-        for columns, what in ((PROB_COLUMNS, "S3 probability"), (PROBS365_COLUMNS, "Places365 probability")):
-            absent = [c for c in columns if c not in header]
-            if 0 < len(absent) < len(columns):
-                raise InputError(f"{path}: has only some of the {len(columns)} {what} columns "
-                                 f"{columns[0]}..{columns[-1]} (missing {', '.join(absent[:5])}"
-                                 f"{'...' if len(absent) > 5 else ''})")
-        # 365 probability columns of MP-16 (4.7 M rows) only fit in memory as float32.
-        for columns, dtype in ((LABEL_COLUMNS, pa.float64()), (PROB_COLUMNS, pa.float64()),
-                               (PROBS365_COLUMNS, pa.float32())):
-            types.update((c, dtype) for c in columns if c in header)
+        groups += [(LABEL_COLUMNS, pa.float64()), (PROB_COLUMNS, pa.float64())]
+        if probs365:   # 365 probability columns of MP-16 (4.7 M rows) only fit in memory as float32.
+            groups.append((PROBS365_COLUMNS, pa.float32()))
+    for columns, dtype in groups:
+        present = [c for c in columns if c in header]
+        absent = [c for c in columns if c not in header]
+        if columns in (PROB_COLUMNS, PROBS365_COLUMNS) and present and absent:
+            raise InputError(f"{path}: has only some of the {len(columns)} probability columns "
+                             f"{columns[0]}..{columns[-1]} (missing {', '.join(absent[:5])}"
+                             f"{'...' if len(absent) > 5 else ''})")
+        types.update(dict.fromkeys(present, dtype))
     table = _read_table(path, types)
 
     ids = pc.utf8_trim_whitespace(table.column(id_column).combine_chunks())

@@ -308,7 +308,7 @@ def score_file(predictions_csv, meta_csv=None) -> dict:
     ids, dist = results.ids, results.dist_km
     scores = {"all": summarize(dist)}
     if meta_csv is not None:
-        meta = read_meta_csv(meta_csv, required=[LABEL_COLUMNS[0]])      # S3_Label
+        meta = read_meta_csv(meta_csv, author=False, probs365=False, required=[LABEL_COLUMNS[0]])  # S3_Label
         scene = dict(zip(meta.ids, meta.scene_labels[:, 0].tolist()))
         missing = [i for i in ids if i not in scene]
         if missing:

@@ -40,7 +40,6 @@ HIERARCHY_URL = ("https://docs.google.com/spreadsheets/d/"
                  "1H7ADoEIGgbF_eXh9kcJjCs5j_r3VJwke4nebhkdzksg/export?format=csv")
 
 
-
 def scene_label(probs) -> np.ndarray:
     """§3.2: the scene label of each image at one level (S3: its concept), the argmax of its probabilities.
 
@@ -226,7 +225,7 @@ class SceneHierarchy:
         return tf.tensordot(probs365, matrix, axes=1)
 
     def labels(self, probs365) -> dict:
-        """§3.2: the label at each level is the argmax of that level's probabilities.
+        """§3.2: the label at each level is the argmax of that level's probabilities (`scene_label`).
 
         Args:
           probs365: float [batch, n].
@@ -235,14 +234,11 @@ class SceneHierarchy:
         """
         probs365 = np.asarray(probs365, dtype=np.float32)
         self._check(probs365.shape)
-        return {level: np.argmax(self.aggregate(probs365, level), axis=-1) for level in LEVELS}
+        return {level: scene_label(self.aggregate(probs365, level)) for level in LEVELS}
 
     def labels_tf(self, probs365) -> dict:
         """`labels` in TensorFlow: {"S3" | "S16" | "S365": tf.int64 [batch]}."""
-        import tensorflow as tf
-
-        return {level: tf.argmax(self.aggregate_tf(probs365, level), axis=-1)
-                for level in LEVELS}
+        return {level: scene_label_tf(self.aggregate_tf(probs365, level)) for level in LEVELS}
 
 
 def load_scene_hierarchy(hierarchy_csv, categories_txt) -> SceneHierarchy:
