@@ -184,6 +184,21 @@ def test_missing_file(tmp_path):
         Partitioning.from_csv(tmp_path / "nope.csv")
 
 
+def test_read_partitionings_is_the_one_loader(tmp_path):
+    """Relative names resolve in `directory`, order is kept, `Partitioning`s pass through, and a
+    missing file is named with its folder."""
+    from geoest.geo import read_partitionings
+
+    coarse = Partitioning.build(*_cell_points("89c25", 80), tau_min=5, tau_max=1000, name="coarse")
+    fine = Partitioning.build(*_cell_points("89c25", 80), tau_min=5, tau_max=20, name="fine")
+    fine.to_csv(tmp_path / "fine.csv")
+    loaded = read_partitionings([coarse, "fine.csv"], tmp_path)
+    assert loaded[0] is coarse and loaded[1] == fine and loaded[1].name == "fine"
+    assert read_partitionings([tmp_path / "fine.csv"], "/elsewhere")[0] == fine   # absolute: as given
+    with pytest.raises(InputError, match=f"{tmp_path / 'middle.csv'}: partitioning file not found"):
+        read_partitionings(["fine.csv", "middle.csv"], tmp_path)
+
+
 def test_geometry_helpers():
     p = Partitioning.build(*_cell_points("89c25", 80), tau_min=5, tau_max=1000, min_level=8)
     assert p.levels.tolist() == [8] and p.tokens == ["89c25"]

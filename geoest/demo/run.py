@@ -67,23 +67,17 @@ def partition_thresholds(num_train: int) -> tuple:
 def build_partitionings(meta_csv, output_dir) -> list:
     """Builds the coarse, middle and fine partitionings (§3.1) of the photos in `meta_csv`."""
     from geoest.data.meta import read_meta_csv
-    from geoest.geo import Partitioning
+    from geoest.geo import Partitioning, read_partitionings
 
     meta = read_meta_csv(meta_csv)
     tau_min, tau_max = partition_thresholds(len(meta))
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    parts = []
-    for t in tau_max:
-        name = f"cells_{tau_min}_{t}"
-        path = output_dir / f"{name}.csv"
-        if path.exists():
-            parts.append(Partitioning.from_csv(path))
-            continue
-        p = Partitioning.build(meta.lat_deg, meta.lon_deg, tau_min=tau_min, tau_max=t, name=name)
-        p.to_csv(path)
-        parts.append(p)
-    return parts
+    paths = [output_dir / f"cells_{tau_min}_{t}.csv" for t in tau_max]
+    for t, path in zip(tau_max, paths):
+        if not path.exists():
+            Partitioning.build(meta.lat_deg, meta.lon_deg, tau_min=tau_min, tau_max=t, name=path.stem).to_csv(path)
+    return read_partitionings(paths)
 
 
 def build_records(photos: demo_data.DemoDataset, output_dir, image_size: int) -> dict:
