@@ -29,8 +29,8 @@ def test_tool_writes_the_partitioning(tmp_path):
 
 
 @pytest.mark.parametrize("content,message", [
-    ("IMG_ID,LAT,LON\na,10,20\nb,95,20\n", "line 3: latitude 95.0"),
-    ("IMG_ID,LAT,LON\na,10,20\nb,,20\n", "line 3: empty LAT"),
+    ("IMG_ID,LAT,LON\na,10,20\nb,95,20\n", "(line 3, IMG_ID 'b'): LAT is 95.0"),
+    ("IMG_ID,LAT,LON\na,10,20\nb,,20\n", "(line 3, IMG_ID 'b'): LAT is empty"),
     ("IMG_ID,LAT,LNG\na,10,20\n", "no column 'LON'; the header has IMG_ID, LAT, LNG"),
     ("IMG_ID,LAT,LON\na,10,x\n", "meta.csv"),
     ("", "empty file"),

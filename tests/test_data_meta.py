@@ -33,6 +33,7 @@ def test_prob365_columns_give_probs365(tmp_path):
     assert meta.probs365.shape == (2, 365)
     np.testing.assert_allclose(meta.probs365, probs, atol=1e-7)
     assert meta.probs3 is None
+    assert read_meta_csv(path, probs365=False).probs365 is None     # what scene statistics read
 
 
 @pytest.mark.parametrize("body, expected", [
@@ -56,7 +57,7 @@ def test_bad_probability_and_missing_columns(tmp_path):
     with pytest.raises(InputError, match=r"row 1 .*Prob_natural is 1.5"):
         read_meta_csv(path)
     path.write_text("IMG_ID,LATITUDE,LON\na.jpg,1,2\n")
-    with pytest.raises(InputError, match=r"missing column.*LAT"):
+    with pytest.raises(InputError, match=r"meta.csv: no column 'LAT'; the header has IMG_ID, LATITUDE, LON"):
         read_meta_csv(path)
     with pytest.raises(InputError, match="does not exist"):
         read_meta_csv(tmp_path / "absent.csv")
@@ -89,3 +90,47 @@ def test_published_meta_files_read_as_they_are():
     assert len(meta) == 2997 and meta.probs3.max() == 1.0
     np.testing.assert_array_equal(meta.scene_labels[:, 0], meta.probs3.argmax(axis=1))
     assert meta.scene_labels[:, 1].max() == 15 and meta.scene_labels[:, 2].max() <= 364
+
+
+def test_coordinates_only_read_skips_the_scene_columns(tmp_path):
+    """A partitioning needs IMG_ID, LAT, LON: the scene columns are not read, not even checked."""
+    path = tmp_path / "meta.csv"
+    path.write_text(IM2GPS_HEADER + ",prob365_0\n"             # 1 of the 365 columns: refused in full
+                    "1_a.jpg,x,48.5,2.25,7,99,999,0.1,not,2,-1\n")
+    meta = read_meta_csv(path, scene=False, author=False)
+    assert meta.ids == ["1_a.jpg"] and (meta.lat_deg.tolist(), meta.lon_deg.tolist()) == ([48.5], [2.25])
+    assert meta.probs3 is meta.probs365 is meta.scene_labels is meta.authors is None
+    assert read_meta_csv(path, scene=False).authors == ["x"]                # what the scene labeller reads
+    with pytest.raises(InputError, match=r"meta.csv: has only some of the 365 probability columns "
+                                         r"prob365_0..prob365_364 \(missing prob365_1, "):
+        read_meta_csv(path)
+    path.write_text("IMG_ID,LAT,LON,Prob_indoor,Prob_urban\na,1,2,0.5,0.5\n")
+    with pytest.raises(InputError, match=r"only some of the 3 probability columns Prob_indoor..Prob_urban \(missing Prob_natural\)"):
+        read_meta_csv(path)
+    assert read_meta_csv(path, scene=False, author=False).ids == ["a"]
+
+
+def test_columns_named_by_the_caller_and_required_columns(tmp_path):
+    path = tmp_path / "meta.csv"
+    path.write_text("\ufeffphoto,lat_deg,lon_deg,AUTHOR\r\n\" b.jpg \",1.5,-2,Zoë\r\nc.jpg,3,4,\r\n")
+    meta = read_meta_csv(path, "photo", "lat_deg", "lon_deg")
+    assert meta.ids == ["b.jpg", "c.jpg"] and meta.authors == ["Zoë", ""]   # BOM, CRLF, spaces around ids
+    np.testing.assert_array_equal(meta.lon_deg, [-2.0, 4.0])
+    with pytest.raises(InputError, match=r"no column 'S3_Label'; the header has photo, lat_deg, lon_deg, AUTHOR"):
+        read_meta_csv(path, "photo", "lat_deg", "lon_deg", required=["S3_Label"])
+
+
+def test_bad_bytes_and_unreadable_rows_are_named(tmp_path):
+    path = tmp_path / "meta.csv"
+    path.write_bytes(b"IMG_ID,AUTHOR,LAT,LON\na.jpg,me,1,2\nb.jpg,Jos\xe9,1,2\n")
+    with pytest.raises(InputError, match=r"meta.csv: line 3, byte 10: 0xe9 is not utf-8"):
+        read_meta_csv(path)
+    path.write_bytes(b"IMG_ID,LAT,LON\na.jpg,1,2\nb.jpg,1,2,3\n")
+    with pytest.raises(InputError, match=r"meta.csv: not a readable meta CSV \(.*Expected 3 columns, got 4"):
+        read_meta_csv(path)
+    path.write_bytes(b"")
+    with pytest.raises(InputError, match=r"meta.csv: empty file; expected a header with IMG_ID,LAT,LON"):
+        read_meta_csv(path)
+    path.write_text("IMG_ID,LAT,LON,S3_Label\na.jpg,1,2,\n")
+    with pytest.raises(InputError, match=r"row 1 \(line 2, IMG_ID 'a.jpg'\): S3_Label is empty; expected an S3 label"):
+        read_meta_csv(path)

@@ -60,7 +60,7 @@ def test_output_feeds_build_tfrecords_the_isn_filter_and_scene_stats(labelled, t
     summary = build_tfrecords(images, output, tmp_path / "records", num_shards=2, workers=1,
                               progress=False)
     assert summary.written == len(GOOD) and summary.num_skipped() == 0, summary.report()
-    stats = meta.scene_statistics(output)
+    stats = meta.scene_statistics(parsed.scene_labels[:, 0], parsed.probs3)
     assert stats["count"] == len(GOOD)
     for concept in places365.CONCEPTS:
         dataset = pipeline.train_dataset(str(tmp_path / "records" / "*.tfrecord"), [], 1,
@@ -82,18 +82,17 @@ def test_output_feeds_build_tfrecords_the_isn_filter_and_scene_stats(labelled, t
 
 
 def test_scene_statistics_counts_probabilities_above_tau_s(tmp_path):
-    csv_path = tmp_path / "meta.csv"
-    csv_path.write_text(",".join(meta.META_COLUMNS) + "\n"
-                        "a.jpg,,1,2,0,4,100,0.4,0.3,0.3\n"      # exactly tau_S is not above
-                        "b.jpg,,1,2,2,14,200,0.05,0.31,0.64\n"
-                        "c.jpg,,1,2,2,15,300,0.0,0.0,1.0\n")
-    assert meta.scene_statistics(csv_path) == {
+    probs3 = [[0.4, 0.3, 0.3],        # exactly tau_S is not above
+              [0.05, 0.31, 0.64],
+              [0.0, 0.0, 1.0]]
+    assert meta.scene_statistics([0, 2, 2], probs3) == {
         "count": 3, "tau_s": 0.3,
         "images_per_concept": {"indoor": 1, "natural": 0, "urban": 2},
         "isn_images": {"indoor": 1, "natural": 1, "urban": 2}}
-    csv_path.write_text("IMG_ID,S3_Label,Prob_indoor,Prob_natural,Prob_urban\na.jpg,3,1,0,0\n")
-    with pytest.raises(InputError, match="data row 1"):
-        meta.scene_statistics(csv_path)
+    with pytest.raises(InputError, match=r"row 2: S3 label 3; expected 0 \(indoor\)"):
+        meta.scene_statistics([0, 3, 2], probs3)
+    with pytest.raises(InputError, match=r"2 S3 labels but S3 probabilities of shape \(3, 3\)"):
+        meta.scene_statistics([0, 2], probs3)
 
 
 def test_input_errors_are_one_line_and_exit_non_zero(tmp_path):
@@ -105,3 +104,6 @@ def test_input_errors_are_one_line_and_exit_non_zero(tmp_path):
     assert "Traceback" not in result.stderr
     result = run_tool("scene_stats.py", f"--meta_csv={tmp_path / 'absent.csv'}")
     assert result.returncode == 2 and "absent.csv" in result.stderr
+    (tmp_path / "meta.csv").write_text("IMG_ID,LAT,LON,S3_Label\na.jpg,1,2,0\n")
+    result = run_tool("scene_stats.py", f"--meta_csv={tmp_path / 'meta.csv'}")
+    assert result.returncode == 2 and "no column 'Prob_indoor', 'Prob_natural', 'Prob_urban'" in result.stderr

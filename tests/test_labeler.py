@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from geoest.data.meta import read_meta_csv
 from geoest.errors import InputError
 from geoest.scene import labeler, meta
 from geoest.scene.places365 import load_scene_hierarchy
@@ -27,8 +28,8 @@ def setup(tmp_path):
 def label(setup, output_csv, **kwargs):
     hierarchy, images, meta_csv, model = setup
     kwargs.setdefault("batch_size", 3)
-    return labeler.label_images(model, hierarchy, images, kwargs.pop("meta_csv", meta_csv),
-                                output_csv, preprocess="tf", **kwargs)
+    rows = read_meta_csv(kwargs.pop("meta_csv", meta_csv), scene=False)   # as tools/label_scenes.py reads
+    return labeler.label_images(model, hierarchy, images, rows, output_csv, preprocess="tf", **kwargs)
 
 
 def test_writes_im2gps_meta_rows_and_reports_unreadable_images(setup, tmp_path):
@@ -88,14 +89,15 @@ def test_resuming_with_other_columns_is_an_error(setup, tmp_path):
 def test_bad_meta_names_the_line(setup, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("IMG_ID,LAT,LON\na.jpg,10,20\nb.jpg,91,20\n")
-    with pytest.raises(InputError, match=r"bad.csv, line 3"):
+    with pytest.raises(InputError, match=r"bad.csv: row 2 \(line 3, IMG_ID 'b.jpg'\): LAT is 91.0"):
         label(setup, tmp_path / "out.csv", meta_csv=bad)
     bad.write_text("IMG_ID,LAT\na.jpg,10\n")
-    with pytest.raises(InputError, match=r"missing columns \['LON'\]"):
+    with pytest.raises(InputError, match=r"no column 'LON'"):
         label(setup, tmp_path / "out.csv", meta_csv=bad)
     bad.write_text("IMG_ID,LAT,LON\na.jpg,10,20\na.jpg,11,20\n")
-    with pytest.raises(InputError, match="line 3.*appears twice"):
+    with pytest.raises(InputError, match="line 3.*appears more than once"):
         label(setup, tmp_path / "out.csv", meta_csv=bad)
+    assert not (tmp_path / "out.csv").exists()
 
 
 def test_model_without_softmax_is_rejected(tmp_path):

@@ -82,8 +82,9 @@ def mp16_points(tmp_path_factory):
     out = tmp_path_factory.mktemp("points") / "points.csv"
     subprocess.run([sys.executable, str(script), str(MP16_DIR / "cells_50_1000.csv"), str(out),
                     "--fraction", "0.05", "--seed", "7"], check=True, capture_output=True)
-    from geoest.geo.meta import read_coordinates
-    return out, read_coordinates(out)
+    from geoest.data.meta import read_meta_csv
+    meta = read_meta_csv(out, scene=False, author=False)
+    return out, (meta.lat_deg, meta.lon_deg)
 
 
 @pytest.mark.parametrize("tau_max", [100, 1000])
@@ -181,6 +182,21 @@ def test_malformed_partitioning_csv(tmp_path, content, message):
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="not found"):
         Partitioning.from_csv(tmp_path / "nope.csv")
+
+
+def test_read_partitionings_is_the_one_loader(tmp_path):
+    """Relative names resolve in `directory`, order is kept, `Partitioning`s pass through, and a
+    missing file is named with its folder."""
+    from geoest.geo import read_partitionings
+
+    coarse = Partitioning.build(*_cell_points("89c25", 80), tau_min=5, tau_max=1000, name="coarse")
+    fine = Partitioning.build(*_cell_points("89c25", 80), tau_min=5, tau_max=20, name="fine")
+    fine.to_csv(tmp_path / "fine.csv")
+    loaded = read_partitionings([coarse, "fine.csv"], tmp_path)
+    assert loaded[0] is coarse and loaded[1] == fine and loaded[1].name == "fine"
+    assert read_partitionings([tmp_path / "fine.csv"], "/elsewhere")[0] == fine   # absolute: as given
+    with pytest.raises(InputError, match=f"{tmp_path / 'middle.csv'}: partitioning file not found"):
+        read_partitionings(["fine.csv", "middle.csv"], tmp_path)
 
 
 def test_geometry_helpers():

@@ -142,3 +142,15 @@ def test_failed_download_is_a_clear_error_and_leaves_no_file(tmp_path):
     with pytest.raises(InputError, match="could not download"):
         places365.fetch_places365_files(cache, categories_url=(tmp_path / "absent").as_uri())
     assert list(cache.iterdir()) == []
+
+
+def test_scene_label_is_the_argmax_of_known_probabilities_in_numpy_and_tf():
+    from geoest.scene.places365 import scene_label, scene_label_tf
+
+    probs3 = np.array([[0.2, 0.5, 0.3], [0.7, 0.2, 0.1], [np.nan] * 3, [0.1, np.nan, 0.9],
+                       [0.0, np.inf, 0.0], [-1.0, 0.5, 0.5], [0.0, 0.3, 0.7]], np.float32)
+    expected = [1, 0, -1, -1, -1, -1, 2]
+    np.testing.assert_array_equal(scene_label(probs3), expected)
+    assert scene_label(probs3).dtype == np.int64
+    np.testing.assert_array_equal(scene_label_tf(probs3).numpy(), expected)
+    assert scene_label(np.zeros((0, 3))).shape == (0,)

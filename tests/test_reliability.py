@@ -379,16 +379,16 @@ def test_writes_are_whole_or_not_at_all(tmp_path):
 
 # 9. Smaller: a literal nan, duplicate IMG_IDs, an unused gin macro.
 def test_nan_latitude_is_named_as_nan_and_duplicate_ids_are_reported(tmp_path):
-    from geoest.geo.meta import read_coordinates
+    from geoest.data.meta import read_meta_csv
 
     nan = tmp_path / "nan.csv"
     nan.write_text("IMG_ID,LAT,LON\na.jpg,10,20\nb.jpg,nan,20\n")
-    with pytest.raises(InputError, match=r"line 3: latitude nan"):
-        read_coordinates(nan)
+    with pytest.raises(InputError, match=r"nan.csv: row 2 \(line 3, IMG_ID 'b.jpg'\): LAT is nan"):
+        read_meta_csv(nan, scene=False, author=False)
     twice = tmp_path / "twice.csv"
     twice.write_text("IMG_ID,LAT,LON\na.jpg,10,20\nb.jpg,11,20\nc.jpg,12,20\nb.jpg,11,20\n")
-    with pytest.raises(InputError, match=r"line 5: IMG_ID 'b.jpg' appears more than once"):
-        read_coordinates(twice)
+    with pytest.raises(InputError, match=r"line 5, IMG_ID 'b.jpg'\): IMG_ID appears more than once"):
+        read_meta_csv(twice, scene=False, author=False)
 
 
 def test_unused_gin_macro_is_reported(tmp_path):

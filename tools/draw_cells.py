@@ -10,7 +10,7 @@ import pathlib
 from absl import flags
 
 from geoest import cli
-from geoest.geo import Partitioning
+from geoest.geo import read_partitionings
 from geoest.inference import geojson
 from geoest.inference.report import plot_cells
 
@@ -25,8 +25,7 @@ def main(argv):
     del argv
     output_dir = pathlib.Path(FLAGS.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    for path in FLAGS.partitionings:
-        partitioning = Partitioning.from_csv(path)
+    for partitioning in read_partitionings(FLAGS.partitionings):
         target = output_dir / f"{partitioning.name}.geojson"
         geojson.write(target, geojson.cell_features(partitioning, points_per_edge=FLAGS.points_per_edge))
         print(f"{partitioning.name}: {len(partitioning)} cells -> {target}")

@@ -11,6 +11,7 @@ unreadable images are listed in OUTPUT.errors.csv.
 from absl import flags
 
 from geoest import cli
+from geoest.data.meta import read_meta_csv
 from geoest.scene import labeler, places365
 
 flags.DEFINE_string("images_dir", None, "Root of the images; paths are IMAGES_DIR/IMG_ID.")
@@ -42,8 +43,9 @@ def main(argv):
     weights = FLAGS.weights or labeler.default_weights_path(FLAGS.places365_dir)
     model = labeler.load_scene_classifier(weights, image_size=FLAGS.image_size,
                                           num_categories=hierarchy.num_categories)
+    rows = read_meta_csv(FLAGS.meta_csv, scene=False)     # the scene columns are what it writes
     summary = labeler.label_images(
-        model, hierarchy, FLAGS.images_dir, FLAGS.meta_csv, FLAGS.output_csv,
+        model, hierarchy, FLAGS.images_dir, rows, FLAGS.output_csv,
         batch_size=FLAGS.batch_size, preprocess=FLAGS.preprocess,
         image_size=FLAGS.image_size, all_probs=FLAGS.all_probs, workers=FLAGS.workers,
         allow_absolute_paths=FLAGS.allow_absolute_paths)

@@ -10,6 +10,7 @@ import json
 from absl import flags
 
 from geoest import cli
+from geoest.data.meta import read_meta_csv
 from geoest.scene import meta
 
 flags.DEFINE_string("meta_csv", None, "CSV in the Im2GPS meta format (S3_Label, Prob_* columns).")
@@ -20,7 +21,9 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    print(json.dumps(meta.scene_statistics(FLAGS.meta_csv, tau_s=FLAGS.tau_s)))
+    rows = read_meta_csv(FLAGS.meta_csv, author=False, probs365=False,
+                         required=(meta.LABEL_COLUMNS[0],) + meta.PROB_COLUMNS)
+    print(json.dumps(meta.scene_statistics(rows.scene_labels[:, 0], rows.probs3, tau_s=FLAGS.tau_s)))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ IMPORT_RULES = (
 
 
 def module_name(path: pathlib.Path) -> str:
-    """`geoest/geo/meta.py` -> `geoest.geo.meta`; `tests/data_helpers.py` -> `tests.data_helpers`."""
+    """`geoest/geo/hierarchy.py` -> `geoest.geo.hierarchy`; `tests/data_helpers.py` -> `tests.data_helpers`."""
     parts = list(path.relative_to(REPO).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()

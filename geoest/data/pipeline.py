@@ -29,6 +29,7 @@ from geoest.errors import InputError
 from geoest.scene.meta import TAU_S             # §4: ISN training images have p(concept) > 0.3
 from geoest.scene.places365 import CONCEPTS     # S3 order (§3.2)
 from geoest.scene.places365 import LEVELS as SCENE_LEVELS
+from geoest.scene.places365 import scene_label_tf
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -167,8 +168,8 @@ def _check_scene_args(scene_level, concept, tau_s, scene_matrices):
 
 def _scene_labels(features, probs3, scene_matrices):
     """§3.2: int64 [batch, 3], the S3, S16 and S365 label of each record: its stored label (the
-    published meta's S*_Label), else the argmax of its probabilities at that level (S16 needs
-    the hierarchy's S16 matrix), else -1."""
+    published meta's S*_Label), else the argmax of its probabilities at that level (`scene_label_tf`;
+    S16 needs the hierarchy's S16 matrix), else -1."""
     probs365 = features[records.SCENE_PROBS365]
     derived = {"S3": probs3, "S365": probs365}
     s16_matrix = _matrix(scene_matrices, "S16")
@@ -177,11 +178,9 @@ def _scene_labels(features, probs3, scene_matrices):
     columns = []
     for level in SCENE_LEVELS:
         stored = features[records.SCENE_LABELS[level]]
-        fallback = tf.fill(tf.shape(stored), tf.constant(-1, tf.int64))
         if level in derived:
-            known = tf.logical_not(tf.reduce_any(tf.math.is_nan(derived[level]), axis=-1))
-            fallback = tf.where(known, tf.argmax(derived[level], axis=-1), fallback)
-        columns.append(tf.where(stored >= 0, stored, fallback))
+            stored = tf.where(stored >= 0, stored, scene_label_tf(derived[level]))
+        columns.append(stored)
     return tf.stack(columns, axis=1)
 
 

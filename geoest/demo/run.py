@@ -68,23 +68,17 @@ def partition_thresholds(num_train: int) -> tuple:
 def build_partitionings(meta_csv, output_dir) -> list:
     """Builds the coarse, middle and fine partitionings (§3.1) of the photos in `meta_csv`."""
     from geoest.data.meta import read_meta_csv
-    from geoest.geo import Partitioning
+    from geoest.geo import Partitioning, read_partitionings
 
     meta = read_meta_csv(meta_csv)
     tau_min, tau_max = partition_thresholds(len(meta))
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    parts = []
-    for t in tau_max:
-        name = f"cells_{tau_min}_{t}"
-        path = output_dir / f"{name}.csv"
-        if path.exists():
-            parts.append(Partitioning.from_csv(path))
-            continue
-        p = Partitioning.build(meta.lat_deg, meta.lon_deg, tau_min=tau_min, tau_max=t, name=name)
-        p.to_csv(path)
-        parts.append(p)
-    return parts
+    paths = [output_dir / f"cells_{tau_min}_{t}.csv" for t in tau_max]
+    for t, path in zip(tau_max, paths):
+        if not path.exists():
+            Partitioning.build(meta.lat_deg, meta.lon_deg, tau_min=tau_min, tau_max=t, name=path.stem).to_csv(path)
+    return read_partitionings(paths)
 
 
 def build_records(photos: demo_data.DemoDataset, output_dir, image_size: int) -> dict:
@@ -199,19 +193,20 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
     """Locates a few test photos, one per continent first; writes predictions.csv and .geojson."""
     import pandas as pd
 
+    from geoest.data.meta import read_meta_csv
     from geoest.data.pipeline import image_dataset
     from geoest.geo import great_circle_km
     from geoest.geo.confidence import Confidence
     from geoest.inference.evaluation import load_methods
     from geoest.inference.prediction import predict_images, write_geojson
 
-    meta = pd.read_csv(photos.meta_csv["test"])
+    meta = read_meta_csv(photos.meta_csv["test"])
     truth = photos.photos["test"]
     # One photo per continent first, then the next ones in test order.
     continent = cities.CONTINENT[truth.city]
     firsts = [int(np.flatnonzero(continent == c)[0]) for c in np.unique(continent)]
     rows = sorted((firsts + [r for r in range(len(meta)) if r not in firsts])[:count])
-    paths = [str(photos.image_dir / meta.IMG_ID[r]) for r in rows]
+    paths = [str(photos.image_dir / meta.ids[r]) for r in rows]
     methods, image_size = load_methods({"base_M": model_dir})
     method = methods[0]
     output_dir = pathlib.Path(output_dir)
@@ -232,16 +227,16 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
         if path not in predicted.index:
             continue
         got = predicted.loc[path]
-        dist = float(great_circle_km(meta.LAT[r], meta.LON[r], got["lat"], got["lon"]))
+        dist = float(great_circle_km(meta.lat_deg[r], meta.lon_deg[r], got["lat"], got["lon"]))
         city = truth.city[r]
         region = cities.REGIONS[cities.REGION[city]]
         where = f"in {cities.NAMES[city]}" if truth.at_city[r] else f"outside the cities, {region}"
-        lines.append(f"  {meta.IMG_ID[r]}  {CONCEPTS[truth.scene[r]]:7s} taken at ({meta.LAT[r]:7.2f}, "
-                     f"{meta.LON[r]:8.2f}) {where}; predicted ({got['lat']:7.2f}, {got['lon']:8.2f}): "
+        lines.append(f"  {meta.ids[r]}  {CONCEPTS[truth.scene[r]]:7s} taken at ({meta.lat_deg[r]:7.2f}, "
+                     f"{meta.lon_deg[r]:8.2f}) {where}; predicted ({got['lat']:7.2f}, {got['lon']:8.2f}): "
                      f"{dist:,.0f} km off; p = {got['probability']:.2f}, R_0.5 {got['radius_km_50']:,.0f} km, "
                      f"R_0.9 {got['radius_km_90']:,.0f} km")
     first = predicted.loc[paths[0]]
-    lines.append(f"  capped at {CAP_KM} km, {meta.IMG_ID[rows[0]]} becomes S2 area {capped['cell']} around "
+    lines.append(f"  capped at {CAP_KM} km, {meta.ids[rows[0]]} becomes S2 area {capped['cell']} around "
                  f"({capped['lat']:.2f}, {capped['lon']:.2f}) with p = {capped['probability']:.2f}, R_0.5 "
                  f"{capped['radius_km_50']:,.0f} km (uncapped: cell {first['cell']} at ({first['lat']:.2f}, "
                  f"{first['lon']:.2f}), R_0.5 {first['radius_km_50']:,.0f} km)")

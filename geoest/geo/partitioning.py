@@ -381,6 +381,26 @@ def _split(sorted_leaves: np.ndarray, starts: np.ndarray, ends: np.ndarray, leve
     return child_starts, child_ends
 
 
-def read_partitionings(paths: Sequence) -> list:
-    """Partitionings from CSV paths, in the given order (coarse to fine for a Hierarchy)."""
-    return [Partitioning.from_csv(p) for p in paths]
+def read_partitionings(paths: Sequence, directory=None) -> list:
+    """The one way geoest loads partitionings: CSVs (design.md format), in the given order
+    (coarse to fine for a Hierarchy).
+
+    Args:
+      paths: CSV paths; a relative one is looked up in `directory` when given. A `Partitioning`
+        passes through as it is (gin configs may hold synthetic ones).
+      directory: folder of the relative paths (training's PARTITIONINGS_DIR); None: as given.
+    Returns:
+      list of `Partitioning`, named after the file stems.
+    Raises:
+      InputError naming the file for a missing or malformed CSV (`Partitioning.from_csv`).
+    """
+    parts = []
+    for path in paths:
+        if isinstance(path, Partitioning):
+            parts.append(path)
+            continue
+        path = pathlib.Path(os.fspath(path))
+        if directory is not None and not path.is_absolute():
+            path = pathlib.Path(os.fspath(directory)) / path
+        parts.append(Partitioning.from_csv(path))
+    return parts

@@ -39,7 +39,7 @@ from geoest.files import atomic_path, claim_outputs, digest, file_identity, writ
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
 from geoest.inference.isn import IsnEnsemble
 from geoest.inference.report import plot_accuracy, plot_accuracy_coverage, table6
-from geoest.scene.places365 import CONCEPTS
+from geoest.scene.places365 import CONCEPTS, scene_label
 
 PARTIAL = "evaluate_partial.npz"
 MANIFEST = "evaluate.json"
@@ -265,8 +265,7 @@ def _meta_scene_labels(meta, probs3, scene_hierarchy=None) -> np.ndarray:
     labels = labels.copy()
     for k, level in enumerate(LEVELS):
         if level in derived:
-            known = np.isfinite(derived[level]).all(axis=1) & (labels[:, k] < 0)
-            labels[known, k] = np.argmax(derived[level][known], axis=1)
+            labels[:, k] = np.where(labels[:, k] >= 0, labels[:, k], scene_label(derived[level]))
     return labels
 
 
@@ -291,16 +290,19 @@ def score_file(predictions_csv, meta_csv=None) -> dict:
     {"all": summarize(...)} plus, with an Im2GPS-format meta CSV, one per S3 concept (Table 4) —
     what summary.json holds for the output that wrote the file.
 
-    Images of the results file missing from the meta CSV are an error naming the first one.
+    Images of the results file missing from the meta CSV, or a meta CSV without S3_Label, are an
+    error naming the first one.
     """
+    from geoest.data.meta import read_meta_csv
     from geoest.geo.scoring import read_results_csv, summarize
-    from geoest.scene.meta import read_s3_labels
+    from geoest.scene.meta import LABEL_COLUMNS
 
     results = read_results_csv(predictions_csv)
     ids, dist = results.ids, results.dist_km
     scores = {"all": summarize(dist)}
     if meta_csv is not None:
-        scene = read_s3_labels(meta_csv)
+        meta = read_meta_csv(meta_csv, author=False, probs365=False, required=[LABEL_COLUMNS[0]])  # S3_Label
+        scene = dict(zip(meta.ids, meta.scene_labels[:, 0].tolist()))
         missing = [i for i in ids if i not in scene]
         if missing:
             raise InputError(f"{meta_csv}: no row for image {missing[0]!r} of "
@@ -455,10 +457,8 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
         n = len(batch["id"])
         probs3 = np.asarray(batch.get("probs3", np.full((n, 3), np.nan)), np.float64)
         labels = np.asarray(batch.get("scene_labels", np.full((n, 3), -1)), np.int64)
-        known = np.isfinite(probs3).all(axis=1) & (probs3 >= 0).all(axis=1)
         # The S3 label (§3.2): stored, else the most probable concept.
-        scene = np.where(labels[:, 0] >= 0, labels[:, 0],
-                         np.where(known, np.argmax(np.nan_to_num(probs3, nan=-1.0), axis=1), -1))
+        scene = np.where(labels[:, 0] >= 0, labels[:, 0], scene_label(probs3))
         row = {"id": batch["id"], "lat": batch["lat"].astype(np.float64),
                "lon": batch["lon"].astype(np.float64), "scene": scene.astype(np.int64), "scene_labels": labels}
         finite = np.ones(len(batch["id"]), bool)

@@ -9,7 +9,7 @@ import numpy as np
 
 from geoest.errors import InputError
 from geoest.inference.core import SCENE, crop_probabilities, model_outputs, output_sizes
-from geoest.scene.places365 import CONCEPTS
+from geoest.scene.places365 import CONCEPTS, scene_label
 
 
 def route(probs3, ids=None) -> np.ndarray:
@@ -25,12 +25,13 @@ def route(probs3, ids=None) -> np.ndarray:
     if probs3.ndim != 2 or probs3.shape[1] != len(CONCEPTS):
         raise InputError(f"scene probabilities have shape {probs3.shape}; expected [batch, 3] "
                          f"for {CONCEPTS}")
-    unknown = ~np.isfinite(probs3).all(axis=1) | (probs3 < 0).any(axis=1)
+    labels = scene_label(probs3)
+    unknown = labels < 0
     if unknown.any():
         which = np.asarray(ids)[unknown][:5].tolist() if ids is not None else np.flatnonzero(unknown)[:5].tolist()
         raise InputError(f"{int(unknown.sum())} image(s) have no S3 scene probabilities (e.g. {which}); "
                          "give the test data scene columns or route with a scene model / MTN")
-    return np.argmax(probs3, axis=1).astype(np.int64)
+    return labels
 
 
 PROBABILITIES, LOGITS = "probabilities", "logits"   # what a scene model outputs

@@ -75,7 +75,7 @@ def find_partitionings(names, model_dir, csv_paths=()):
     Returns:
       list of `geoest.geo.Partitioning`, one per name, in `names` order.
     """
-    from geoest.geo import Partitioning
+    from geoest.geo import read_partitionings
 
     model_dir = pathlib.Path(model_dir)
     found = {}
@@ -83,13 +83,13 @@ def find_partitionings(names, model_dir, csv_paths=()):
                                                                               else model_dir.parent))
     for path in candidates:
         if path.stem in names and path.stem not in found and path.is_file():
-            found[path.stem] = Partitioning.from_csv(path)
+            found[path.stem] = path
     missing = [n for n in names if n not in found]
     if missing:
         where = ", ".join(map(str, csv_paths)) if csv_paths else f"{model_dir} or its {OPERATIVE_CONFIG}"
         raise InputError(f"no partitioning CSV for the model's heads {missing} in {where}; pass the CSVs "
                          f"(named <head>.csv, e.g. {missing[0]}.csv) with --partitionings")
-    return [found[n] for n in names]
+    return read_partitionings([found[n] for n in names])
 
 
 def load_geo_model(model_dir, csv_paths=()) -> GeoModel:

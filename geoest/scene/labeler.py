@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image
 
 from geoest.errors import InputError
-from geoest.files import ENCODING, check_output, decode_error, path_inside
+from geoest.files import ENCODING, check_output, path_inside
 from geoest.scene import meta
 from geoest.scene.places365 import SceneHierarchy, default_cache_dir
 
@@ -191,45 +191,6 @@ def errors_path(output_csv) -> pathlib.Path:
     return output_csv.with_name(output_csv.stem + ".errors.csv")
 
 
-def read_image_meta(meta_csv):
-    """Reads IMG_ID, LAT, LON (and AUTHOR if present) as strings, checking the values.
-
-    Returns:
-      A pandas DataFrame with string columns IMG_ID, AUTHOR, LAT, LON (AUTHOR "" if absent).
-    Raises:
-      InputError: a column is missing, a coordinate is not a number in range, or an id repeats.
-    """
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(meta_csv, dtype=str, keep_default_na=False, encoding=ENCODING)
-    except UnicodeDecodeError:
-        raise decode_error(meta_csv) from None
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise InputError(f"{meta_csv}: cannot read it as a CSV ({e})") from e
-    required = (meta.ID_COLUMN, meta.LAT_COLUMN, meta.LON_COLUMN)
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise InputError(f"{meta_csv}: missing columns {missing}; expected at least "
-                         f"{','.join(required)}")
-    if meta.AUTHOR_COLUMN not in frame.columns:
-        frame[meta.AUTHOR_COLUMN] = ""
-    lat = pd.to_numeric(frame[meta.LAT_COLUMN], errors="coerce").to_numpy()
-    lon = pd.to_numeric(frame[meta.LON_COLUMN], errors="coerce").to_numpy()
-    with np.errstate(invalid="ignore"):
-        bad = ~((np.abs(lat) <= 90) & (np.abs(lon) <= 180)) | (frame[meta.ID_COLUMN] == "")
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{meta_csv}, line {row + 2}: expected an IMG_ID, LAT in [-90, 90] "
-                         f"and LON in [-180, 180], got {frame.iloc[row][list(required)].to_dict()}")
-    repeated = frame[meta.ID_COLUMN].duplicated()
-    if repeated.any():
-        row = int(np.flatnonzero(repeated.to_numpy())[0])
-        raise InputError(f"{meta_csv}, line {row + 2}: IMG_ID "
-                         f"{frame[meta.ID_COLUMN].iloc[row]!r} appears twice")
-    return frame[[meta.ID_COLUMN, meta.AUTHOR_COLUMN, meta.LAT_COLUMN, meta.LON_COLUMN]]
-
-
 def _ids_done(path: pathlib.Path, header: list) -> set | None:
     """IMG_IDs already in a CSV we append to; None if it has to be started.
 
@@ -242,7 +203,7 @@ def _ids_done(path: pathlib.Path, header: list) -> set | None:
         data = f.read()
         if not data.endswith(b"\n"):
             f.truncate(data.rfind(b"\n") + 1)
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding=ENCODING) as f:
         reader = csv.reader(f)
         first = next(reader, None)
         if first is None:
@@ -257,7 +218,7 @@ def _ids_done(path: pathlib.Path, header: list) -> set | None:
 def _open_for_append(path: pathlib.Path, header: list):
     """Opens a CSV to append to; returns (file, writer, ids already there)."""
     done = _ids_done(path, header)
-    f = open(path, "a" if done is not None else "w", newline="", encoding="utf-8")
+    f = open(path, "a" if done is not None else "w", newline="", encoding=ENCODING)
     writer = csv.writer(f)
     if done is None:
         writer.writerow(header)
@@ -268,11 +229,11 @@ def _format(values) -> list:
     return [f"{v:.6g}" for v in values]
 
 
-def label_images(model, hierarchy: SceneHierarchy, images_dir, meta_csv, output_csv, *,
+def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv, *,
                  batch_size: int = 32, preprocess: str = "caffe", image_size: int = 224,
                  all_probs: bool = False, workers: int | None = None,
                  allow_absolute_paths: bool = False) -> LabelSummary:
-    """§3.2: labels the images of a meta CSV with S3 / S16 / S365 scene labels.
+    """§3.2: labels the images of a meta CSV's rows with S3 / S16 / S365 scene labels.
 
     Writes ``output_csv`` in the Im2GPS meta format (`meta.META_COLUMNS`, plus
     ``prob365_0..`` with ``all_probs``), one row per readable image, in meta order. Rows are
@@ -284,7 +245,9 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, meta_csv, output_
       model: a scene classifier with ``hierarchy.num_categories`` probability outputs.
       hierarchy: the Places365 scene hierarchy (`load_scene_hierarchy`).
       images_dir: root of the images; image paths are ``images_dir / IMG_ID``.
-      meta_csv: CSV with IMG_ID, LAT, LON (AUTHOR kept if present).
+      rows: the photos, a `geoest.data.meta.Meta` (`read_meta_csv`) or any object with `ids`
+        (str [n]), `lat_deg`, `lon_deg` (float [n], degrees), optional `authors` (str [n] or
+        None: written as "") and `path` (the meta CSV, never overwritten).
       output_csv: the meta CSV to write (appended to when resuming).
       batch_size: images per model call.
       preprocess: the model's input convention, a key of `PREPROCESSING`.
@@ -304,23 +267,26 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, meta_csv, output_
         raise InputError(f"batch_size {batch_size}: expected a positive number")
     size = model_image_size(model, image_size)
     images_dir = pathlib.Path(images_dir)
-    frame = read_image_meta(meta_csv)
     output_csv = pathlib.Path(output_csv)
     output_csv.parent.mkdir(parents=True, exist_ok=True)
-    check_output(output_csv, inputs=[meta_csv], flag="output_csv")
+    check_output(output_csv, inputs=[getattr(rows, "path", None)], flag="output_csv")
     summary = LabelSummary(output_csv=output_csv, errors_csv=errors_path(output_csv))
 
     header = list(meta.META_COLUMNS)
     if all_probs:
         header += meta.prob365_columns(hierarchy.num_categories)
     out, writer, labeled_before = _open_for_append(output_csv, header)
-    err, err_writer, failed_before = _open_for_append(summary.errors_csv, ["IMG_ID", "error"])
-    pending_rows = ~frame[meta.ID_COLUMN].isin(labeled_before | failed_before)
-    summary.resumed = int((~pending_rows).sum())
+    err, err_writer, failed_before = _open_for_append(summary.errors_csv, [meta.ID_COLUMN, "error"])
+    done = labeled_before | failed_before
+    authors = getattr(rows, "authors", None) or [""] * len(rows.ids)
+    # IMG_ID, AUTHOR, LAT, LON as written: the shortest text that reads back as the same float64.
+    todo = [(image_id, author, repr(float(lat)), repr(float(lon)))
+            for image_id, author, lat, lon in zip(rows.ids, authors, rows.lat_deg, rows.lon_deg)
+            if image_id not in done]
+    summary.resumed = len(rows.ids) - len(todo)
     if summary.resumed:
         log.info("%s: resuming, %d of %d images already done", output_csv, summary.resumed,
-                 len(frame))
-    todo = list(frame[pending_rows].itertuples(index=False, name=None))
+                 len(rows.ids))
 
     def load(row):
         path, outside = path_inside(images_dir, row[0], allow_absolute_paths)

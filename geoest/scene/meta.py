@@ -1,21 +1,20 @@
-"""The Im2GPS meta format with scene labels, and scene statistics over it (§3.2, §4).
+"""The meta CSV's column names, and scene statistics over its rows (§3.2, §4).
 
-The paper's authors published per-image scene labels as
+A meta CSV has one row per photo: ``IMG_ID,LAT,LON`` and optional columns. The paper's authors
+published per-image scene labels in the Im2GPS meta format
 ``IMG_ID,AUTHOR,LAT,LON,S3_Label,S16_Label,S365_Label,Prob_indoor,Prob_natural,Prob_urban``
 (S3_Label 0 indoor, 1 natural, 2 urban). ``tools/label_scenes.py --all_probs`` appends the
-365 category probabilities as ``prob365_0`` ... ``prob365_364``.
+365 category probabilities as ``prob365_0`` ... ``prob365_364``. These names are defined here
+once; `geoest.data.meta.read_meta_csv` reads the files.
 """
-import pathlib
-
 import numpy as np
 
 from geoest.errors import InputError
-from geoest.files import ENCODING, decode_error
 from geoest.scene.places365 import CONCEPTS
 
 ID_COLUMN, AUTHOR_COLUMN, LAT_COLUMN, LON_COLUMN = "IMG_ID", "AUTHOR", "LAT", "LON"
-LABEL_COLUMNS = ("S3_Label", "S16_Label", "S365_Label")
-PROB_COLUMNS = tuple(f"Prob_{concept}" for concept in CONCEPTS)
+LABEL_COLUMNS = ("S3_Label", "S16_Label", "S365_Label")        # in places365.LEVELS order
+PROB_COLUMNS = tuple(f"Prob_{concept}" for concept in CONCEPTS)  # S3 probabilities, CONCEPTS order
 META_COLUMNS = (ID_COLUMN, AUTHOR_COLUMN, LAT_COLUMN, LON_COLUMN) + LABEL_COLUMNS + PROB_COLUMNS
 TAU_S = 0.3  # §4: an ISN trains on the images whose concept probability exceeds tau_S
 
@@ -25,32 +24,10 @@ def prob365_columns(num_categories: int = 365) -> tuple:
     return tuple(f"prob365_{i}" for i in range(num_categories))
 
 
-def read_s3_labels(meta_csv) -> dict:
-    """IMG_ID -> S3 label (0 indoor, 1 natural, 2 urban) from an Im2GPS-format meta CSV.
-
-    Raises:
-      InputError naming the file (and line): a missing file or column, a label not 0, 1 or 2.
-    """
-    import pandas as pd
-
-    meta_csv = pathlib.Path(meta_csv)
-    if not meta_csv.is_file():
-        raise InputError(f"{meta_csv}: meta CSV not found")
-    frame = pd.read_csv(meta_csv, dtype={ID_COLUMN: str})
-    for column in (ID_COLUMN, "S3_Label"):
-        if column not in frame.columns:
-            raise InputError(f"{meta_csv}: no column {column!r}; the header has "
-                             f"{', '.join(frame.columns)}")
-    labels = pd.to_numeric(frame["S3_Label"], errors="coerce")
-    bad = ~labels.isin(range(len(CONCEPTS))).to_numpy()
-    if bad.any():
-        line = int(np.argmax(bad)) + 2
-        raise InputError(f"{meta_csv}: line {line}: S3_Label {frame['S3_Label'].iloc[line - 2]!r} "
-                         "is not 0 (indoor), 1 (natural) or 2 (urban)")
-    return dict(zip(frame[ID_COLUMN], labels.astype(int)))
+PROBS365_COLUMNS = prob365_columns()
 
 
-def scene_statistics(meta_csv, tau_s: float = TAU_S) -> dict:
+def scene_statistics(s3_labels, probs3, tau_s: float = TAU_S) -> dict:
     """Images per concept and the training-set size of each ISN at ``tau_s`` (§3.3, §4).
 
     An image counts for the ISN of a concept when its probability of that concept is greater
@@ -58,38 +35,27 @@ def scene_statistics(meta_csv, tau_s: float = TAU_S) -> dict:
     1.80 M indoor, 1.42 M natural and 2.34 M urban images on MP-16).
 
     Args:
-      meta_csv: a CSV in the Im2GPS meta format (needs S3_Label and the Prob_* columns).
+      s3_labels: int [N] S3 labels (0 indoor, 1 natural, 2 urban), the meta CSV's S3_Label.
+      probs3: float [N, 3] S3 probabilities in CONCEPTS order, its Prob_* columns.
       tau_s: the concept-probability threshold.
     Returns:
       {"count": N, "tau_s": tau_s, "images_per_concept": {"indoor": n, ...} (by S3_Label),
        "isn_images": {"indoor": n, ...} (Prob_concept > tau_s)}.
     Raises:
-      InputError: a column is missing or a value is not a number / label.
+      InputError: the shapes do not fit, or a label is not 0, 1 or 2 (naming its row).
     """
-    import pandas as pd
-
-    meta_csv = pathlib.Path(meta_csv)
-    needed = ("S3_Label",) + PROB_COLUMNS
-    try:
-        frame = pd.read_csv(meta_csv, usecols=lambda c: c in needed, encoding=ENCODING)
-    except UnicodeDecodeError:
-        raise decode_error(meta_csv) from None
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise InputError(f"{meta_csv}: cannot read it as a CSV ({e})") from e
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise InputError(f"{meta_csv}: missing columns {missing}; expected the Im2GPS meta "
-                         f"format {','.join(META_COLUMNS)}")
-    values = frame.apply(pd.to_numeric, errors="coerce")
-    bad = values.isna().any(axis=1) | ~values["S3_Label"].isin(range(len(CONCEPTS)))
+    labels = np.asarray(s3_labels)
+    probs3 = np.asarray(probs3, np.float64)
+    if probs3.shape != (len(labels), len(CONCEPTS)):
+        raise InputError(f"scene statistics: {len(labels)} S3 labels but S3 probabilities of shape "
+                         f"{probs3.shape}; expected [{len(labels)}, {len(CONCEPTS)}]")
+    bad = ~np.isin(labels, np.arange(len(CONCEPTS)))
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"{meta_csv}, data row {row + 1}: expected S3_Label in 0..2 and "
-                         f"numeric probabilities, got {frame.iloc[row].to_dict()}")
-    labels = values["S3_Label"].to_numpy(dtype=np.int64)
-    per_concept = np.bincount(labels, minlength=len(CONCEPTS))
-    probs = values[list(PROB_COLUMNS)].to_numpy(dtype=np.float64)
-    isn = (probs > tau_s).sum(axis=0)
-    return {"count": int(len(frame)), "tau_s": float(tau_s),
+        row = int(np.argmax(bad))
+        raise InputError(f"scene statistics: row {row + 1}: S3 label {labels[row].item()!r}; expected 0 (indoor), "
+                         "1 (natural) or 2 (urban)")
+    per_concept = np.bincount(labels.astype(np.int64), minlength=len(CONCEPTS))
+    isn = (probs3 > tau_s).sum(axis=0)
+    return {"count": int(len(labels)), "tau_s": float(tau_s),
             "images_per_concept": {c: int(n) for c, n in zip(CONCEPTS, per_concept)},
             "isn_images": {c: int(n) for c, n in zip(CONCEPTS, isn)}}

@@ -39,6 +39,31 @@ CATEGORIES_URL = ("https://raw.githubusercontent.com/CSAILVision/places365/maste
 HIERARCHY_URL = ("https://docs.google.com/spreadsheets/d/"
                  "1H7ADoEIGgbF_eXh9kcJjCs5j_r3VJwke4nebhkdzksg/export?format=csv")
 
+
+def scene_label(probs) -> np.ndarray:
+    """§3.2: the scene label of each image at one level (S3: its concept), the argmax of its probabilities.
+
+    Args:
+      probs: float [batch, n] probabilities of one level (S3: CONCEPTS order); a row holding a
+        NaN, an infinity or a negative value is unknown.
+    Returns:
+      int64 [batch], the class index, or -1 where the row is unknown.
+    """
+    probs = np.asarray(probs, np.float64)
+    known = np.isfinite(probs).all(axis=-1) & (probs >= 0).all(axis=-1)
+    return np.where(known, np.argmax(np.where(known[..., None], probs, 0.0), axis=-1), -1).astype(np.int64)
+
+
+def scene_label_tf(probs):
+    """`scene_label` in TensorFlow (tf.data maps, tf.functions): tf.int64 [batch], -1 where unknown."""
+    import tensorflow as tf
+
+    probs = tf.convert_to_tensor(probs)
+    known = tf.reduce_all(tf.math.is_finite(probs) & (probs >= 0), axis=-1)
+    return tf.where(known, tf.argmax(tf.where(known[..., None], probs, tf.zeros_like(probs)), axis=-1),
+                    tf.constant(-1, tf.int64))
+
+
 _HEADER_ROWS = 2
 _LEVEL1_MARK = "level 1"
 _LEVEL2_MARK = "level 2"
@@ -200,7 +225,7 @@ class SceneHierarchy:
         return tf.tensordot(probs365, matrix, axes=1)
 
     def labels(self, probs365) -> dict:
-        """§3.2: the label at each level is the argmax of that level's probabilities.
+        """§3.2: the label at each level is the argmax of that level's probabilities (`scene_label`).
 
         Args:
           probs365: float [batch, n].
@@ -209,14 +234,11 @@ class SceneHierarchy:
         """
         probs365 = np.asarray(probs365, dtype=np.float32)
         self._check(probs365.shape)
-        return {level: np.argmax(self.aggregate(probs365, level), axis=-1) for level in LEVELS}
+        return {level: scene_label(self.aggregate(probs365, level)) for level in LEVELS}
 
     def labels_tf(self, probs365) -> dict:
         """`labels` in TensorFlow: {"S3" | "S16" | "S365": tf.int64 [batch]}."""
-        import tensorflow as tf
-
-        return {level: tf.argmax(self.aggregate_tf(probs365, level), axis=-1)
-                for level in LEVELS}
+        return {level: scene_label_tf(self.aggregate_tf(probs365, level)) for level in LEVELS}
 
 
 def load_scene_hierarchy(hierarchy_csv, categories_txt) -> SceneHierarchy:

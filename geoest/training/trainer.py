@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from geoest.errors import InputError
 from geoest.files import hold_lock
-from geoest.geo import Hierarchy, Partitioning
+from geoest.geo import Hierarchy, Partitioning, read_partitionings
 from geoest.models import (SCENE_CLASSES, SCENE_HEAD, Top1Accuracy, add_weight_decay, build_model, make_losses,
                            output_sizes)
 from geoest.training.callbacks import GeoValidation, PeriodicCheckpoint
@@ -53,22 +53,6 @@ def check_keras_version(version: str = keras.__version__) -> None:
         raise InputError(f"Keras {version} is outside the range geoest's training loop was checked on "
                          f"(>={low[0]}.{low[1]},<{high[0]}.{high[1]}; it uses private Keras API for "
                          f"multi-worker training): pip install 'keras>={low[0]}.{low[1]},<{high[0]}.{high[1]}'")
-
-
-def load_partitionings(files, directory=None) -> list:
-    """Partitionings (coarse to fine) from CSV files, or given as `Partitioning`s (smoke.gin's synthetic
-    ones); relative file names are looked up in `directory`."""
-    parts = []
-    for f in files:
-        if isinstance(f, Partitioning):
-            parts.append(f)
-            continue
-        path = f if directory is None or os.path.isabs(f) else os.path.join(directory, f)
-        if not os.path.isfile(path):
-            raise InputError(f"partitioning file {path} does not exist; expected a cells_*.csv file "
-                             "(set PARTITIONINGS_DIR or train.partitionings)")
-        parts.append(Partitioning.from_csv(path))
-    return parts
 
 
 def fetch_backbone_weights() -> None:
@@ -178,7 +162,10 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
     os.makedirs(run_dir, exist_ok=True)
     if scene_level is not None and scene_level not in SCENE_CLASSES:
         raise InputError(f"train.scene_level={scene_level!r}; expected None or one of {sorted(SCENE_CLASSES)}")
-    parts = load_partitionings(partitionings, partitionings_dir)
+    try:
+        parts = read_partitionings(partitionings, partitionings_dir)
+    except InputError as err:
+        raise InputError(f"{err} (set PARTITIONINGS_DIR or train.partitionings)") from None
     check_partitionings(run_dir, parts)
     hierarchy = Hierarchy(parts) if len(parts) > 1 else None
     data = inputs(parts, batch_size, image_size, scene_level)

@@ -14,12 +14,13 @@ Without the published partitionings, synthetic ones with the same numbers of cel
 import os
 import pathlib
 import statistics
-import sys
 import tempfile
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from geoest import cli
 
 flags.DEFINE_string("partitionings_dir", str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"
                                              / "mp16_partitions"), "Folder with cells_50_{5000,2000,1000}.csv.")
@@ -41,13 +42,9 @@ def median_seconds(fn, runs: int) -> float:
 
 def load_partitionings(directory):
     """The published MP-16 partitionings (3,298 / 7,202 / 12,893 cells): the sizes that set f*'s cost."""
-    from geoest.geo import Partitioning
+    from geoest.geo import read_partitionings
 
-    paths = [pathlib.Path(directory) / f"cells_50_{t}.csv" for t in (5000, 2000, 1000)]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        sys.exit(f"error: {missing[0]} not found: pass --partitionings_dir=<folder with cells_50_{{5000,2000,1000}}.csv>")
-    return [Partitioning.from_csv(p) for p in paths]
+    return read_partitionings([f"cells_50_{t}.csv" for t in (5000, 2000, 1000)], directory)
 
 
 def python_loop_hierarchy(hierarchy, probs):
@@ -123,4 +120,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

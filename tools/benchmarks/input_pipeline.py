@@ -116,14 +116,14 @@ def main(argv):
     import tensorflow as tf
 
     from geoest.data import pipeline
-    from geoest.geo import Partitioning
+    from geoest.geo import Partitioning, read_partitionings
 
     work_dir = pathlib.Path(FLAGS.work_dir or tempfile.mkdtemp(prefix="geoest_bench_"))
     work_dir.mkdir(parents=True, exist_ok=True)
     pattern = _make_shards(work_dir, FLAGS.num_images, FLAGS.num_shards)
     files = sorted(tf.io.gfile.glob(pattern))
     if FLAGS.partitioning_csvs:
-        partitionings = [Partitioning.from_csv(path) for path in FLAGS.partitioning_csvs]
+        partitionings = read_partitionings(FLAGS.partitioning_csvs)
     else:
         lat, lon = _points(50_000, np.random.default_rng(0))
         partitionings = [Partitioning.build(lat, lon, tau_min=50, tau_max=tau_max)

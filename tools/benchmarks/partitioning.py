@@ -59,9 +59,10 @@ def main(argv):
     import tensorflow as tf
 
     from geoest.geo import Partitioning
-    from geoest.geo.meta import read_coordinates
+    from geoest.data.meta import read_meta_csv
 
-    lat, lon = read_coordinates(points)
+    meta = read_meta_csv(points, scene=False, author=False)
+    lat, lon = meta.lat_deg, meta.lon_deg
     p = Partitioning.from_csv(out_dir / f"cells_50_{FLAGS.tau_max[0]}.csv")
     times = []
     for _ in range(FLAGS.runs):
