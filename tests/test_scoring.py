@@ -80,11 +80,14 @@ def test_bad_results_and_meta(tmp_path):
     good = tmp_path / "good.csv"
     write_results_csv(good, ["a", "b"], [0, 0], [0, 0], [1, 1], [1, 1])
     meta = tmp_path / "meta.csv"
-    meta.write_text("IMG_ID,S3_Label\na,0\n")
+    meta.write_text("IMG_ID,LAT,LON\na,0,0\n")
+    with pytest.raises(InputError, match="meta.csv: no column 'S3_Label'"):
+        score_file(good, meta)
+    meta.write_text("IMG_ID,LAT,LON,S3_Label\na,0,0,0\n")
     with pytest.raises(InputError, match="no row for image 'b'"):
         score_file(good, meta)
-    meta.write_text("IMG_ID,S3_Label\na,0\nb,7\n")
-    with pytest.raises(InputError, match="line 3: S3_Label"):
+    meta.write_text("IMG_ID,LAT,LON,S3_Label\na,0,0,0\nb,0,0,7\n")
+    with pytest.raises(InputError, match=r"line 3, IMG_ID 'b'\): S3_Label is 7.0"):
         score_file(good, meta)
     out = subprocess.run([sys.executable, str(REPO / "tools" / "score_predictions.py"),
                           f"--predictions_csv={tmp_path / 'missing.csv'}"],
