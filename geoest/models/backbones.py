@@ -17,17 +17,9 @@ from geoest.errors import InputError
 
 BACKBONES = {}
 
-# §4 starts from ImageNet: keras.applications' weights without the classifier, by backbone, as Keras
-# fetches them into its cache ($KERAS_HOME or ~/.keras, folder models/).
+# §4 starts from ImageNet: keras.applications' weights without the classifier, as Keras fetches them
+# into its cache ($KERAS_HOME or ~/.keras, folder models/).
 _KERAS_APPLICATIONS = "https://storage.googleapis.com/tensorflow/keras-applications/"
-IMAGENET_FILES = {
-    "resnet50v2": "resnet/resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    "resnet101v2": "resnet/resnet101v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    "resnet152v2": "resnet/resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    "vgg16": "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    "efficientnetv2s": "efficientnet_v2/efficientnetv2-s_notop.h5",
-    "convnext_tiny": "convnext/convnext_tiny_notop.h5",
-}
 FROM_SCRATCH = """--gin_param='IMAGENET_WEIGHTS=None'"""
 
 
@@ -119,38 +111,28 @@ def _application(constructor, name, images, weights, **kwargs):
     return base(images)
 
 
-@_register("resnet50v2")
-def resnet50v2(images, weights=None):
-    return _application(keras.applications.ResNet50V2, "resnet50v2", scale_images(images, SYMMETRIC), weights)
+def _keras_backbone(name: str, constructor: str, convention: str):
+    def backbone(images, weights=None):
+        return _application(getattr(keras.applications, constructor), name, scale_images(images, convention), weights)
+    backbone.__name__ = backbone.__qualname__ = name
+    return backbone
 
 
-@_register("resnet101v2")
-def resnet101v2(images, weights=None):
-    """§4: "a ResNet architecture with 101 convolutional layers" (pre-activation v2, inputs in [-1, 1])."""
-    return _application(keras.applications.ResNet101V2, "resnet101v2", scale_images(images, SYMMETRIC), weights)
-
-
-@_register("resnet152v2")
-def resnet152v2(images, weights=None):
-    return _application(keras.applications.ResNet152V2, "resnet152v2", scale_images(images, SYMMETRIC), weights)
-
-
-@_register("vgg16")
-def vgg16(images, weights=None):
-    """Table 6, base-vgg(L, m): VGG16 as used by Im2GPS [39]."""
-    return _application(keras.applications.VGG16, "vgg16", scale_images(images, CAFFE), weights)
-
-
-@_register("efficientnetv2s")
-def efficientnetv2s(images, weights=None):
-    """A stronger modern backbone (not in the paper); normalises [0, 255] inputs itself."""
-    return _application(keras.applications.EfficientNetV2S, "efficientnetv2s", scale_images(images, RAW), weights)
-
-
-@_register("convnext_tiny")
-def convnext_tiny(images, weights=None):
-    """A stronger modern backbone (not in the paper); normalises [0, 255] inputs itself."""
-    return _application(keras.applications.ConvNeXtTiny, "convnext_tiny", scale_images(images, RAW), weights)
+# The keras.applications backbones: name -> (constructor, input convention of `ScaleImages`, ImageNet weights file).
+KERAS_BACKBONES = {
+    # §4: "a ResNet architecture with 101 convolutional layers" (pre-activation v2, inputs in [-1, 1]).
+    "resnet101v2": ("ResNet101V2", SYMMETRIC, "resnet/resnet101v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "resnet50v2": ("ResNet50V2", SYMMETRIC, "resnet/resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "resnet152v2": ("ResNet152V2", SYMMETRIC, "resnet/resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    # Table 6, base-vgg(L, m): VGG16 as used by Im2GPS [39], with Caffe's input convention.
+    "vgg16": ("VGG16", CAFFE, "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    # Stronger modern backbones (not in the paper); they normalise [0, 255] inputs themselves.
+    "efficientnetv2s": ("EfficientNetV2S", RAW, "efficientnet_v2/efficientnetv2-s_notop.h5"),
+    "convnext_tiny": ("ConvNeXtTiny", RAW, "convnext/convnext_tiny_notop.h5"),
+}
+IMAGENET_FILES = {name: weights_file for name, (_, _, weights_file) in KERAS_BACKBONES.items()}
+for _name, (_constructor, _convention, _) in KERAS_BACKBONES.items():
+    BACKBONES[_name] = _keras_backbone(_name, _constructor, _convention)
 
 
 @_register("tiny")
