@@ -9,7 +9,6 @@ Measures, printing the median of --runs runs and os.cpu_count():
      a per-cell Python loop over the 12,893 fine cells;
   3. the exported SavedModel's latency for one encoded JPEG (decode, crops, model, hierarchy,
      Class2GPS), batch 1.
-Without the published partitionings, synthetic ones with the same numbers of cells stand in for 2.
 """
 import os
 import pathlib
@@ -21,6 +20,7 @@ import numpy as np
 from absl import flags
 
 from geoest import cli
+from geoest.geo import read_partitionings
 
 flags.DEFINE_string("partitionings_dir", str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"
                                              / "mp16_partitions"), "Folder with cells_50_{5000,2000,1000}.csv.")
@@ -38,13 +38,6 @@ def median_seconds(fn, runs: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def load_partitionings(directory):
-    """The published MP-16 partitionings (3,298 / 7,202 / 12,893 cells): the sizes that set f*'s cost."""
-    from geoest.geo import read_partitionings
-
-    return read_partitionings([f"cells_50_{t}.csv" for t in (5000, 2000, 1000)], directory)
 
 
 def python_loop_hierarchy(hierarchy, probs):
@@ -71,7 +64,8 @@ def main(argv):
 
     print(f"os.cpu_count() = {os.cpu_count()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
           f"median of {FLAGS.runs} runs")
-    parts = load_partitionings(FLAGS.partitionings_dir)
+    # The published MP-16 partitionings (3,298 / 7,202 / 12,893 cells): the sizes that set f*'s cost.
+    parts = read_partitionings([f"cells_50_{t}.csv" for t in (5000, 2000, 1000)], FLAGS.partitionings_dir)
     print("partitionings:", ", ".join(f"{p.name} ({len(p)})" for p in parts))
 
     # 2. hierarchy per image
