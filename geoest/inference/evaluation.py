@@ -37,7 +37,7 @@ import numpy as np
 from geoest.errors import InputError
 from geoest.files import atomic_path, claim_outputs, digest, file_identity, write_text
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
-from geoest.inference.isn import IsnEnsemble
+from geoest.inference.isn import IsnEnsemble, check_concepts
 from geoest.inference.report import plot_accuracy, plot_accuracy_coverage, table6
 from geoest.scene.places365 import CONCEPTS, scene_label
 
@@ -165,9 +165,8 @@ def load_methods(model_dirs: dict | None = None, isn_dirs: dict | None = None, *
     model_dirs, isn_dirs = dict(model_dirs or {}), dict(isn_dirs or {})
     if calibration not in (None, "none") and len(model_dirs) != 1:
         raise InputError(f"temperature file {calibration}: give it with exactly one --model_dir")
-    if isn_dirs and sorted(isn_dirs) != sorted(CONCEPTS):
-        raise InputError(f"ISN model dirs given for {sorted(isn_dirs)}; expected exactly {list(CONCEPTS)} "
-                         "(CONCEPT=DIR each)")
+    if isn_dirs:
+        check_concepts(isn_dirs, "ISN model dirs")   # before any model is loaded
     methods, sizes = [], set()
     for name, path in model_dirs.items():
         geo_model = load_geo_model(path, partitioning_csvs)

@@ -173,6 +173,13 @@ def data_scenes(batch) -> np.ndarray:
     return np.asarray(batch["probs3"], np.float32)
 
 
+def check_concepts(concepts, what: str) -> None:
+    """InputError unless `concepts` (the keys of a dict of ISNs) are exactly the three S3 concepts
+    (§3.3: one ISN per concept)."""
+    if sorted(concepts) != sorted(CONCEPTS):
+        raise InputError(f"{what} given for {sorted(concepts)}; expected exactly {list(CONCEPTS)}, one each")
+
+
 class IsnEnsemble:
     """ISNs(T, C, S3): one geolocation model per S3 concept, chosen per image by its scene.
 
@@ -183,10 +190,7 @@ class IsnEnsemble:
     """
 
     def __init__(self, models: dict, scenes=data_scenes):
-        missing = [c for c in CONCEPTS if c not in models]
-        unknown = [c for c in models if c not in CONCEPTS]
-        if missing or unknown:
-            raise InputError(f"ISN models given for {sorted(models)}; expected exactly {list(CONCEPTS)}")
+        check_concepts(models, "ISN models")
         geo_outputs = {c: sorted(n for n in output_sizes(m) if n != SCENE) for c, m in models.items()}
         if len({tuple(v) for v in geo_outputs.values()}) != 1:
             raise InputError(f"ISNs have different geo outputs: {geo_outputs}; they must share partitionings")
