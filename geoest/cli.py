@@ -153,8 +153,14 @@ def methods_from_flags(values):
         named_dirs(model_dirs, "--model_dir"), named_dirs(values.isn_dirs, "--isn_dirs"),
         scene_model=values.scene_model, scene_output=values.scene_output, scene_preprocess=values.scene_preprocess,
         scene_hierarchy=hierarchy, partitioning_csvs=values.partitionings, centers=values.centers,
-        calibration=values.temperatures)
+        calibration=temperatures_file(values.temperatures))
     return methods, image_size, hierarchy
+
+
+def temperatures_file(value):
+    """--temperatures as `load_calibration` takes it: None (each model dir's calibration.json when it
+    has one), False for 'none' (uncalibrated), else the file's path."""
+    return False if value == "none" else value
 
 
 def confidence_settings(values) -> dict:

@@ -36,7 +36,7 @@ def main(argv):
     geo_model = load_geo_model(FLAGS.model_dir, FLAGS.partitionings)
     parts = sorted(geo_model.partitionings, key=len)
     confidence = Confidence(parts, Hierarchy(parts).parents if len(parts) > 1 else None, **settings)
-    calibration = load_calibration(geo_model, FLAGS.temperatures)
+    calibration = load_calibration(geo_model, cli.temperatures_file(FLAGS.temperatures))
     path = export_saved_model(geo_model, FLAGS.export_dir, top_k=FLAGS.top_k, centers=FLAGS.centers,
                               confidence=confidence, calibration=calibration)
     cap_km = settings["max_resolution_km"]

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from geoest import cli
 from geoest.errors import InputError
 from geoest.inference import calibration
 
@@ -57,6 +58,8 @@ def test_calibration_file_of_another_model_is_refused(tmp_path):
                                      {p.name: len(p) for p in parts})
     fitted.save(tmp_path)
     assert calibration.load_calibration(geo).temperatures == {p.name: 1.5 for p in parts}
+    assert calibration.load_calibration(geo, False) is None   # --temperatures=none: uncalibrated
+    assert cli.temperatures_file("none") is False and cli.temperatures_file(None) is None
     other = tmp_path / "other"
     other.mkdir()
     tiny_model({p.name: len(p) for p in parts}, seed=1).save(other / "best.keras")

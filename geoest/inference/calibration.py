@@ -9,7 +9,7 @@ model file they were fitted for, and used by evaluate, predict and export.
 
     calibration = fit_calibration(geo_model, batches)          # batches: callable -> iterable
     calibration.save(model_dir)
-    calibration = load_calibration(model_dir, geo_model)        # None when there is none
+    calibration = load_calibration(geo_model)                   # None when the model dir has none
     model = calibration.wrap(geo_model.model)                   # logits / T per head
 """
 import dataclasses
@@ -187,11 +187,12 @@ def load_calibration(geo_model, path=None):
 
     Args:
       geo_model: the loaded model, whose file and heads the calibration must match.
-      path: a calibration file; default `calibration.json` beside the model file ("none": None).
+      path: a calibration file; None: `calibration.json` beside the model file if there is one;
+        False: uncalibrated (returns None).
     Raises:
       InputError naming the file when it is unreadable or was fitted for another model.
     """
-    if path == "none":
+    if path is False:
         return None
     explicit = path is not None
     path = pathlib.Path(path) if explicit else pathlib.Path(geo_model.path).parent / CALIBRATION_FILE

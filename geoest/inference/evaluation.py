@@ -153,7 +153,7 @@ def load_methods(model_dirs: dict | None = None, isn_dirs: dict | None = None, *
       partitioning_csvs: partitioning CSVs overriding those found in the model dirs.
       centers: Class2GPS "mean" or "geometric".
       calibration: temperatures of the models: None (each model dir's calibration.json when it has
-        one), "none" (uncalibrated) or the path of a calibration file (one model dir only). ISNs
+        one), False (uncalibrated) or the path of a calibration file (one model dir only). ISNs
         are not calibrated.
     Returns:
       (list of Method, input image size S).
@@ -163,7 +163,7 @@ def load_methods(model_dirs: dict | None = None, isn_dirs: dict | None = None, *
     from geoest.inference.modeldir import load_geo_model, load_keras_model, model_file
 
     model_dirs, isn_dirs = dict(model_dirs or {}), dict(isn_dirs or {})
-    if calibration not in (None, "none") and len(model_dirs) != 1:
+    if calibration not in (None, False) and len(model_dirs) != 1:
         raise InputError(f"temperature file {calibration}: give it with exactly one --model_dir")
     if isn_dirs:
         check_concepts(isn_dirs, "ISN model dirs")   # before any model is loaded
