@@ -98,6 +98,12 @@ def digest(chunks) -> str:
     return hasher.hexdigest()
 
 
+def manifest_path(output) -> pathlib.Path:
+    """The JSON manifest beside an output file (`claim_outputs`): ``out.csv`` -> ``out.csv.json``."""
+    output = pathlib.Path(output)
+    return output.with_name(output.name + ".json")
+
+
 def claim_outputs(manifest, inputs: dict, outputs, *, overwrite: bool = False,
                   command: str = "this command", flag: str = "--overwrite") -> bool:
     """Takes ownership of `outputs` for a run on `inputs`, or refuses.

@@ -80,6 +80,29 @@ def test_resumes_without_repeating_rows(setup, tmp_path):
     assert label(setup, output).labeled == 0
 
 
+def test_resuming_with_another_classifier_is_refused(setup, tmp_path):
+    """Rows of two classifiers are never mixed: a resume with other weights or another input
+    convention stops, naming what changed; --overwrite starts afresh."""
+    hierarchy, images, meta_csv, model = setup
+    output = tmp_path / "out.csv"
+    first = tmp_path / "first.csv"
+    first.write_text("".join(meta_csv.read_text().splitlines(keepends=True)[:3]))  # 2 rows
+    assert label(setup, output, meta_csv=first).labeled == 2
+    before = output.read_bytes()
+    other = save_stand_in_model(tmp_path / "other.keras", hierarchy.num_categories, seed=1)
+    with pytest.raises(InputError, match=r"out.csv was written by label_scenes from other inputs "
+                                         r"\(changed: scene model weights; .*pass --overwrite"):
+        label((hierarchy, images, meta_csv, other), output)
+    with pytest.raises(InputError, match=r"changed: preprocess"):
+        labeler.label_images(model, hierarchy, images, read_meta_csv(meta_csv), output, preprocess="caffe")
+    assert output.read_bytes() == before                      # nothing appended
+    summary = label((hierarchy, images, meta_csv, other), output, overwrite=True)
+    assert (summary.resumed, summary.labeled) == (0, len(GOOD))
+    fresh = read_rows(label((hierarchy, images, meta_csv, other), tmp_path / "fresh.csv").output_csv)
+    assert read_rows(output) == fresh                         # all rows the other model's
+    assert label((hierarchy, images, meta_csv, other), output).labeled == 0   # and now it resumes
+
+
 def test_resuming_with_other_columns_is_an_error(setup, tmp_path):
     label(setup, tmp_path / "out.csv")
     with pytest.raises(InputError, match="other columns"):

@@ -5,8 +5,9 @@ r"""Labels photos with Places365 scene classes (§3.2), written in the Im2GPS me
         [--batch_size=32 --preprocess=caffe --all_probs --places365_dir=DIR --download]
 
 Output columns: IMG_ID,AUTHOR,LAT,LON,S3_Label,S16_Label,S365_Label,Prob_indoor,Prob_natural,
-Prob_urban (+ prob365_0..prob365_364 with --all_probs). Re-running the same command resumes;
-unreadable images are listed in OUTPUT.errors.csv.
+Prob_urban (+ prob365_0..prob365_364 with --all_probs). Re-running the same command resumes
+(OUTPUT.json records the classifier, and another one is refused unless --overwrite); unreadable
+images are listed in OUTPUT.errors.csv.
 """
 from absl import flags
 
@@ -33,6 +34,8 @@ flags.DEFINE_boolean("download", False, "Fetch the two Places365 files from thei
 flags.DEFINE_integer("workers", None, "Image-decoding threads (default: CPU count).")
 flags.DEFINE_boolean("allow_absolute_paths", False, "Read absolute IMG_IDs as they are (otherwise "
                      "they are skipped and listed, like IMG_IDs whose '..' leaves --images_dir).")
+flags.DEFINE_boolean("overwrite", False, "Start afresh over an --output_csv that another scene model, "
+                     "--preprocess, input size or hierarchy wrote (resuming it would mix two classifiers' labels).")
 flags.mark_flags_as_required(["images_dir", "meta_csv", "output_csv"])
 FLAGS = flags.FLAGS
 
@@ -48,7 +51,7 @@ def main(argv):
         model, hierarchy, FLAGS.images_dir, rows, FLAGS.output_csv,
         batch_size=FLAGS.batch_size, preprocess=FLAGS.preprocess,
         image_size=FLAGS.image_size, all_probs=FLAGS.all_probs, workers=FLAGS.workers,
-        allow_absolute_paths=FLAGS.allow_absolute_paths)
+        allow_absolute_paths=FLAGS.allow_absolute_paths, overwrite=FLAGS.overwrite)
     print(f"{summary.output_csv}: {summary.labeled} images labelled, {summary.resumed} done "
           f"before, {len(summary.failed)} unreadable")
     for img_id, reason in summary.failed[:10]:

@@ -27,7 +27,7 @@ import pathlib
 import numpy as np
 
 from geoest.errors import InputError
-from geoest.files import atomic_path, claim_outputs
+from geoest.files import atomic_path, claim_outputs, manifest_path
 from geoest.inference import geojson
 
 
@@ -94,12 +94,6 @@ def _done(output_csv: pathlib.Path, columns) -> set:
             raise InputError(f"{output_csv} exists with other columns (another model?); "
                              "choose a new --output or delete it")
         return {row["image"] for row in reader}
-
-
-def manifest_path(output_csv) -> pathlib.Path:
-    """The JSON beside a predictions CSV naming the model and options that wrote it."""
-    output_csv = pathlib.Path(output_csv)
-    return output_csv.with_name(output_csv.name + ".json")
 
 
 def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confidence=None,
