@@ -20,7 +20,9 @@ import tempfile
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from geoest import cli
 
 import input_pipeline   # tools/benchmarks/input_pipeline.py: its records and flags
 
@@ -74,4 +76,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.FLAGS.set_default("runs", 3)
-    app.run(main)
+    cli.run(main)

@@ -27,8 +27,10 @@ import tempfile
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from PIL import Image
+
+from geoest import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_images", 3000, "JPEGs to generate.")
@@ -190,4 +192,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

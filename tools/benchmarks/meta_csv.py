@@ -17,8 +17,9 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
+from geoest import cli
 from geoest.data.meta import read_meta_csv
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -92,4 +93,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -25,9 +25,11 @@ import statistics
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from geoest import cli  # noqa: E402  (after the path: the device machine runs from a checkout)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone", "resnet101v2", "Backbone (geoest.models.BACKBONES).")
@@ -158,4 +160,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

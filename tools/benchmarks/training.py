@@ -10,9 +10,11 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from geoest import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone", "resnet101v2", "Backbone (geoest.models.BACKBONES).")
@@ -70,4 +72,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)
