@@ -70,7 +70,7 @@ def build_partitionings(meta_csv, output_dir) -> list:
     from geoest.data.meta import read_meta_csv
     from geoest.geo import Partitioning, read_partitionings
 
-    meta = read_meta_csv(meta_csv)
+    meta = read_meta_csv(meta_csv, author=False, scene=False)   # a partitioning needs the coordinates only
     tau_min, tau_max = partition_thresholds(len(meta))
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -200,7 +200,7 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
     from geoest.inference.evaluation import load_methods
     from geoest.inference.prediction import predict_images, write_geojson
 
-    meta = read_meta_csv(photos.meta_csv["test"])
+    meta = read_meta_csv(photos.meta_csv["test"], author=False, scene=False)
     truth = photos.photos["test"]
     # One photo per continent first, then the next ones in test order.
     continent = cities.CONTINENT[truth.city]
