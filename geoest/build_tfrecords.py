@@ -1,6 +1,6 @@
 """Writes a folder of photos and their meta CSV as sharded TFRecords (design.md schema).
 
-python tools/build_tfrecords.py --images_dir=DIR --meta_csv=META.csv --output_dir=OUT \
+python -m geoest.build_tfrecords --images_dir=DIR --meta_csv=META.csv --output_dir=OUT \
     [--num_shards=N --shorter_side=320 --workers=N --prefix=NAME]
 
 Meta CSV: IMG_ID,LAT,LON plus optional scene columns (the Im2GPS meta format's

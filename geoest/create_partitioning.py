@@ -1,6 +1,6 @@
 """Builds an adaptive S2 geo-cell partitioning from photo coordinates (§3.1, Table 1).
 
-python tools/create_partitioning.py --meta_csv=META.csv --tau_min=50 --tau_max=1000 \
+python -m geoest.create_partitioning --meta_csv=META.csv --tau_min=50 --tau_max=1000 \
     --output=cells_50_1000.csv [--lat_column=LAT --lon_column=LON --id_column=IMG_ID \
     --min_level=2 --max_level=30 --overwrite]
 

@@ -1,6 +1,6 @@
 """Draw partitionings (§3.1) as GeoJSON S2 cell polygons and PNG world maps.
 
-    python tools/draw_cells.py --partitionings=cells_50_5000.csv,cells_50_1000.csv --output_dir=maps
+    python -m geoest.draw_cells --partitionings=cells_50_5000.csv,cells_50_1000.csv --output_dir=maps
 
 writes maps/<name>.geojson (one polygon per cell with its class, S2 token and image count; opens
 in any map viewer) and maps/<name>.png (cells coloured by images per cell).

@@ -1,6 +1,6 @@
 r"""Labels photos with Places365 scene classes (§3.2), written in the Im2GPS meta format.
 
-    python tools/label_scenes.py --images_dir=IMAGES --meta_csv=META.csv \
+    python -m geoest.label_scenes --images_dir=IMAGES --meta_csv=META.csv \
         --output_csv=META_places365.csv [--weights=resnet152_places365.weights.h5] \
         [--batch_size=32 --preprocess=caffe --all_probs --places365_dir=DIR --download]
 

@@ -1,6 +1,6 @@
 r"""Scene statistics of a meta CSV (§4): images per concept and each ISN's training-set size.
 
-    python tools/scene_stats.py --meta_csv=mp16_places365.csv [--tau_s=0.3]
+    python -m geoest.scene_stats --meta_csv=mp16_places365.csv [--tau_s=0.3]
 
 Prints one JSON object: {"count": N, "tau_s": 0.3, "images_per_concept": {"indoor": n, ...}
 (by S3_Label), "isn_images": {"indoor": n, ...} (images with Prob_<concept> > tau_s)}.

@@ -3,7 +3,7 @@ predicted_long,great_circle_distance rows, then an empty line and the summary bl
 line ends alike) and prints one JSON object (Table 6; per scene, Table 4). A summary block that
 disagrees with the rows is an error naming its line.
 
-python tools/score_predictions.py --predictions_csv=results.csv [--meta_csv=im2gps3k_places365.csv]
+python -m geoest.score_predictions --predictions_csv=results.csv [--meta_csv=im2gps3k_places365.csv]
 """
 import json
 
