@@ -20,7 +20,7 @@ setup(
         "s2geometry>=0.11",
         "numpy>=1.26",
         "absl-py>=2.0",
-        "gin-config>=0.5",
+        "gin-config>=0.5,<0.6",     # geoest.training.config reads private gin state checked on 0.5
         "pandas>=2.1",
         "pyarrow>=14",
         "tqdm>=4.66",

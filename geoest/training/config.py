@@ -1,4 +1,5 @@
 """Gin files: the project's gin/ folder on the search path, parse errors as InputError."""
+import importlib.metadata
 import logging
 import os
 import pathlib
@@ -11,9 +12,27 @@ from geoest.errors import InputError
 _PACKAGE = pathlib.Path(__file__).resolve().parents[1]
 # The repository's gin/ (and its root, so "gin/base_M.gin" works from anywhere), or gin/ packaged in geoest.
 GIN_SEARCH_PATH = (_PACKAGE.parent / "gin", _PACKAGE.parent, _PACKAGE / "gin")
+# The search path and the macro-typo check read gin's private `gin.config._LOCATION_PREFIXES` and
+# `_CONFIG`; these are the gin-config releases they were checked on (setup.py pins the same range).
+GIN_CHECKED = ((0, 5), (0, 6))   # [lowest, first unchecked)
+
+
+def check_gin_version(version: str | None = None) -> None:
+    """Refuses, in one line, a gin-config release whose private state the checks were not read on."""
+    version = version or importlib.metadata.version("gin-config")
+    try:
+        major_minor = tuple(int(v) for v in version.split(".")[:2])
+    except ValueError:
+        raise InputError(f"cannot read the gin-config version {version!r}") from None
+    low, high = GIN_CHECKED
+    if not low <= major_minor < high:
+        raise InputError(f"gin-config {version} is outside the range geoest's gin checks were written for "
+                         f"(>={low[0]}.{low[1]},<{high[0]}.{high[1]}; they read gin's private config state): "
+                         f"pip install 'gin-config>={low[0]}.{low[1]},<{high[0]}.{high[1]}'")
 
 
 def add_search_paths() -> None:
+    check_gin_version()
     for path in GIN_SEARCH_PATH:
         if path.is_dir() and str(path) not in gin.config._LOCATION_PREFIXES:  # noqa: SLF001 (no public getter)
             gin.add_config_file_search_path(str(path))
