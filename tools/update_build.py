@@ -18,7 +18,7 @@ PACKAGES = ("geo", "scene", "data", "models", "training", "inference", "demo")
 MAINS = ("train", "evaluate", "predict", "export", "calibrate", "create_partitioning", "build_tfrecords",
          "label_scenes", "scene_stats", "score_predictions", "draw_cells")
 
-# The layering (README "Layout"): (importer prefix, forbidden imported prefixes, why).
+# The layering (README "The package"): (importer prefix, forbidden imported prefixes, why).
 IMPORT_RULES = (
     ("geoest.geo", ("geoest.scene", "geoest.data", "geoest.models", "geoest.training",
                     "geoest.inference", "geoest.demo", "geoest.cli") + tuple(f"geoest.{m}" for m in MAINS),
