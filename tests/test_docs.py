@@ -11,11 +11,12 @@ import os
 import pathlib
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+from clone_helpers import fresh_clone
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -185,30 +186,12 @@ def test_commands_that_need_data_give_real_flags_and_gin_files(program):
                 assert (REPO / name).is_file() or (REPO / "gin" / name).is_file(), f"{command.block.where()}: {name}"
 
 
-def _fresh_clone(target):
-    """The repository's files as a fresh clone has them (tracked and not ignored: no data/, no .venv)."""
-    if shutil.which("git") is None or not os.path.exists(os.path.join(REPO, ".git")):
-        pytest.skip("not a git checkout")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        source, copy = os.path.join(REPO, name), os.path.join(target, name)
-        if not os.path.lexists(source):
-            continue                                    # deleted in the working tree
-        os.makedirs(os.path.dirname(copy), exist_ok=True)
-        if os.path.islink(source):
-            os.symlink(os.readlink(source), copy)
-        else:
-            shutil.copy2(source, copy)
-    return target
-
-
 def test_every_runnable_command_runs_as_shown_in_a_fresh_clone(tmp_path):
     """The commands with no `needs` note, as printed (only /tmp/ moved into the test's folder), in a
     copy of the repository with nothing beside it (no ../shared)."""
     runnable = [c for c in _all("commands") if not c.block.needs]
     assert runnable
-    clone = _fresh_clone(str(tmp_path / "clone"))
+    clone = fresh_clone(str(tmp_path / "clone"))
     for command in runnable:
         assert command.program != "make", f"{command.block.where()}: make needs a `needs` note"
         args = [a.replace("/tmp/", f"{tmp_path}/") for a in command.args]
