@@ -7,6 +7,7 @@ import re
 
 import gin
 
+import geoest.data.pipeline  # noqa: F401  registers the configurables the gin files bind
 from geoest.errors import InputError
 
 _PACKAGE = pathlib.Path(__file__).resolve().parents[1]
@@ -46,9 +47,6 @@ def parse_gin(gin_files=(), gin_params=()) -> None:
         macro set by a binding that no gin file defines and nothing uses (a misspelt
         `IMAGENET_WEIGHT=...` would otherwise be ignored).
     """
-    import geoest.data.pipeline  # noqa: F401  registers the configurables the gin files bind
-    import geoest.training  # noqa: F401
-
     add_search_paths()
     quiet = _QuietFileLookups()
     logging.getLogger().addFilter(quiet)
