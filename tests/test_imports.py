@@ -2,8 +2,9 @@
 them. The one exception is a lazy TensorFlow / Keras import (or of another Keras backend, for
 tools/benchmarks/model_step.py): an import inside a function is allowed where the module, at import,
 loads neither (directly or through the geoest modules it imports at its top) and the import brings
-one of them in; and the s2geometry bindings, which the geo core imports only where it uses them. `PROMISED_TF_FREE` lists the modules that keep that
-promise, checked in a fresh interpreter. No geoest modules import each other in a circle."""
+one of them in; and the s2geometry bindings, which the geo core imports only where it uses them.
+`PROMISED_TF_FREE` lists the modules that keep that promise, checked in a fresh interpreter. No
+geoest modules import each other in a circle."""
 import ast
 import functools
 import pathlib
