@@ -9,6 +9,7 @@ import gin
 
 import geoest.data.pipeline  # noqa: F401  registers the configurables the gin files bind
 from geoest.errors import InputError
+from geoest.releases import check_release
 
 _PACKAGE = pathlib.Path(__file__).resolve().parents[1]
 # The repository's gin/ (and its root, so "gin/base_M.gin" works from anywhere), or gin/ packaged in geoest.
@@ -20,16 +21,8 @@ GIN_CHECKED = ((0, 5), (0, 6))   # [lowest, first unchecked)
 
 def check_gin_version(version: str | None = None) -> None:
     """Refuses, in one line, a gin-config release whose private state the checks were not read on."""
-    version = version or importlib.metadata.version("gin-config")
-    try:
-        major_minor = tuple(int(v) for v in version.split(".")[:2])
-    except ValueError:
-        raise InputError(f"cannot read the gin-config version {version!r}") from None
-    low, high = GIN_CHECKED
-    if not low <= major_minor < high:
-        raise InputError(f"gin-config {version} is outside the range geoest's gin checks were written for "
-                         f"(>={low[0]}.{low[1]},<{high[0]}.{high[1]}; they read gin's private config state): "
-                         f"pip install 'gin-config>={low[0]}.{low[1]},<{high[0]}.{high[1]}'")
+    check_release("gin-config", version or importlib.metadata.version("gin-config"), GIN_CHECKED,
+                  "the gin search path and the macro check read gin's private config state")
 
 
 def add_search_paths() -> None:
