@@ -6,8 +6,9 @@ code, so any protobuf runtime reads it). A caffemodel is a ``NetParameter`` whos
 weight blobs; `write_random_caffemodel` fills one for a prototxt with random weights, random
 BatchNorm statistics (scale factor far from 1) and Scale parameters far from identity.
 """
-import importlib.resources
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 
@@ -49,17 +50,24 @@ SMALL_RESNET = (
       'layer { bottom: "fc365" top: "prob" name: "prob" type: "Softmax" }\n')
 
 
+_PROTOC = """import importlib.resources, pathlib, sys
+from grpc_tools import protoc
+proto, out = pathlib.Path(sys.argv[1]), sys.argv[2]
+include = importlib.resources.files("grpc_tools") / "_proto"
+sys.exit(protoc.main(["protoc", f"-I{proto.parent}", f"-I{include}", f"--descriptor_set_out={out}", proto.name]))
+"""
+
+
 def caffe_net_class(caffe_proto, work_dir):
     """The ``caffe.NetParameter`` message class of `caffe_proto`, compiled into `work_dir`."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-    from grpc_tools import protoc
 
     caffe_proto, work_dir = pathlib.Path(caffe_proto), pathlib.Path(work_dir)
     descriptors = work_dir / "caffe.desc"
-    include = importlib.resources.files("grpc_tools") / "_proto"
-    status = protoc.main(["protoc", f"-I{caffe_proto.parent}", f"-I{include}",
-                          f"--descriptor_set_out={descriptors}", caffe_proto.name])
-    assert status == 0, f"protoc failed on {caffe_proto}"
+    # protoc runs in its own process: its compiler and TensorFlow's protobuf in one process crash.
+    result = subprocess.run([sys.executable, "-c", _PROTOC, str(caffe_proto), str(descriptors)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"protoc failed on {caffe_proto}: {result.stderr[-2000:]}"
     pool = descriptor_pool.DescriptorPool()
     for proto in descriptor_pb2.FileDescriptorSet.FromString(descriptors.read_bytes()).file:
         pool.Add(proto)
@@ -76,9 +84,9 @@ def random_blobs(net, seed=0) -> dict:
 
     Shapes follow Caffe's layout: convolution [out, in, kh, kw], BatchNorm [C], [C], [1] holding
     mean * f, variance * f and f (f from 3 to 9), Scale [C] (+ [C]) with gammas of either sign,
-    InnerProduct [out, in] (+ [out]). The statistics follow a rough estimate of each blob's mean
-    square, so that activations stay finite through deep nets and the classifier's logits spread
-    over a few units (probabilities far from one-hot).
+    InnerProduct [out, in] (+ [out]). The statistics follow a rough upper estimate of each blob's
+    mean square (a ReLU taken to keep it, a sum adding), so that activations stay finite through
+    deep nets and the classifier's logits spread over a few units (probabilities far from one-hot).
     """
     rng = np.random.default_rng(seed)
     shape = {net.input[0]: tuple(net.input_dim[1:])}                 # blob -> (C, H, W)
@@ -104,8 +112,6 @@ def random_blobs(net, seed=0) -> dict:
         elif layer.type == "Scale":
             arrays = [rng.uniform(0.4, 1.6, c) * rng.choice([-1, 1], c), rng.normal(0, 0.5, c)]
             x2 = 1.3
-        elif layer.type == "ReLU":
-            x2 = x2 / 2
         elif layer.type == "Eltwise":
             x2 = sum(power[b] for b in layer.bottom)
         elif layer.type == "Pooling":

@@ -1,0 +1,214 @@
+"""§3.2: the Places365 ResNet-152 Caffe release converted to Keras equals OpenCV's run of the Caffe files.
+
+Caffemodels are written here with random weights through the published caffe.proto (no Caffe, no
+download): a small ResNet of the same layer types (fast), and the exact published
+ResNet-152 definition (slow). The Keras model's probabilities must equal OpenCV's forward pass
+within 1e-4, with the same S3 / S16 labels, and conversions with a deliberate mistake must not.
+"""
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from caffe_helpers import (SMALL_RESNET, caffe_net_class, opencv_probabilities, write_caffemodel,
+                           write_random_caffemodel)
+from geoest.errors import InputError
+from geoest.scene import caffe, labeler, places365
+from scene_helpers import read_rows, write_meta, write_photos
+
+pytestmark = pytest.mark.shared_data
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ATOL = 1e-4
+PHOTO_SIZES = [(48, 48), (200, 120), (75, 310), (640, 480)]     # (width, height)
+
+
+@pytest.fixture
+def net_class(places365_dir, tmp_path):
+    return caffe_net_class(places365_dir / "caffe.proto", tmp_path)
+
+
+@pytest.fixture
+def small(net_class, tmp_path):
+    """(prototxt, caffemodel, blobs written) of the small ResNet with random weights."""
+    prototxt = tmp_path / "small.prototxt"
+    prototxt.write_text(SMALL_RESNET)
+    blobs = write_random_caffemodel(net_class, prototxt, tmp_path / "small.caffemodel")
+    return prototxt, tmp_path / "small.caffemodel", blobs
+
+
+def photos(tmp_path, size):
+    """uint8 RGB [n, size, size, 3]: photos of different sizes, resized whole as the labeller does."""
+    ids = [f"p{i}.jpg" for i in range(len(PHOTO_SIZES))]
+    for img_id, (width, height) in zip(ids, PHOTO_SIZES):
+        write_photos(tmp_path / "photos", [img_id], size=(width, height), seed=len(img_id) + width)
+    return np.stack([labeler.load_image(tmp_path / "photos" / i, size) for i in ids])
+
+
+def compare(keras_probs, opencv_probs, hierarchy):
+    """Max absolute difference, and whether the S3 and S16 labels agree on every photo."""
+    labels_k, labels_o = hierarchy.labels(keras_probs), hierarchy.labels(opencv_probs)
+    agree = all(np.array_equal(labels_k[level], labels_o[level]) for level in ("S3", "S16"))
+    return float(np.abs(keras_probs - opencv_probs).max()), agree
+
+
+def test_opencv_gives_back_every_blob_exactly(small):
+    prototxt, caffemodel, written = small
+    read = caffe.read_blobs(caffe.read_prototxt(prototxt), caffemodel)
+    assert {name for name, arrays in read.items() if arrays} == set(written)
+    for name, arrays in written.items():
+        assert len(read[name]) == len(arrays)
+        for got, want in zip(read[name], arrays):
+            assert got.size == want.size and np.array_equal(got.ravel(), want.ravel()), name
+
+
+def test_small_resnet_equals_opencv_and_mistakes_are_caught(small, tmp_path, places365_dir):
+    prototxt, caffemodel, _ = small
+    hierarchy = places365.load_default_hierarchy(places365_dir)
+    images = photos(tmp_path, 48)
+    reference = opencv_probabilities(prototxt, caffemodel, images)
+    assert reference.max() < 0.9, "random weights should give spread-out probabilities"
+
+    output = tmp_path / "small.keras"
+    manifest = caffe.convert(prototxt, caffemodel, output, places365=False)
+    model = labeler.load_scene_classifier(output)
+    assert labeler.read_model_manifest(output, model)["caffemodel"]["sha256"] == caffe.file_sha256(caffemodel)
+    assert manifest["preprocessing"]["channel_order"] == "BGR"
+    diff, agree = compare(labeler.classify(model, images), reference, hierarchy)
+    assert diff < ATOL and agree
+
+    net = caffe.read_prototxt(prototxt)
+    blobs = caffe.read_blobs(net, caffemodel)
+    rgb = caffe.Preprocessing("RGB", tuple(reversed(caffe.CAFFE_IMAGENET.mean)))
+    for mistake in (caffe.build_model(net, blobs, rgb), caffe.build_model(net, blobs, fold_scale=False)):
+        diff, _ = compare(mistake.predict_on_batch(images), reference, hierarchy)
+        assert diff > 100 * ATOL
+
+
+def test_the_published_definition_is_recognised_and_others_named_by_layer(places365_dir, small, tmp_path):
+    published = places365_dir / "deploy_resnet152_places365.prototxt"
+    net = caffe.read_prototxt(published)
+    caffe.check_resnet152_places365(net)
+    assert len(net.layers) == 670
+
+    with pytest.raises(InputError, match=r"small.prototxt: input 'data' of shape \(3, 48, 48\)"):
+        caffe.check_resnet152_places365(caffe.read_prototxt(small[0]))
+    text = published.read_text()
+    cut = tmp_path / "cut.prototxt"
+    cut.write_text(text[:text.rindex("layer {", 0, text.index('name: "res4b10_branch2a"'))])  # at a layer's start
+    with pytest.raises(InputError, match=r"cut.prototxt: ends after \d+ layers.*'res4b10_branch2a'"):
+        caffe.check_resnet152_places365(caffe.read_prototxt(cut))
+    cut.write_text(text[:text.index("num_output: 365")])                    # ends inside a layer
+    with pytest.raises(InputError, match="cut.prototxt: not a Caffe prototxt"):
+        caffe.read_prototxt(cut)
+    other = tmp_path / "other.prototxt"
+    other.write_text(text.replace("num_output: 128", "num_output: 64", 1))     # res3a_branch2a, narrower
+    with pytest.raises(InputError, match=r"other.prototxt: layer 51 is 'res3a_branch2a' \(Convolution.*64"):
+        caffe.check_resnet152_places365(caffe.read_prototxt(other))
+
+
+def test_bad_caffemodels_are_named_with_their_first_wrong_layer(small, net_class, tmp_path):
+    prototxt, caffemodel, written = small
+    net = caffe.read_prototxt(prototxt)
+    wrong = dict(written, res2a_branch2b=[np.zeros((4, 4, 1, 1), np.float32)])
+    write_caffemodel(net_class, prototxt, tmp_path / "wrong.caffemodel", wrong)
+    with pytest.raises(InputError, match=r"wrong.caffemodel.*layer 'res2a_branch2b' \(Convolution\).*\(4, 4, 3, 3\)"):
+        caffe.build_model(net, caffe.read_blobs(net, tmp_path / "wrong.caffemodel"),
+                          caffemodel=tmp_path / "wrong.caffemodel")
+    write_caffemodel(net_class, prototxt, tmp_path / "missing.caffemodel",
+                     {k: v for k, v in written.items() if k != "scale_res3a_branch1"})
+    with pytest.raises(InputError, match=r"missing.caffemodel.*layer 'scale_res3a_branch1' \(Scale\)"):
+        caffe.convert(prototxt, tmp_path / "missing.caffemodel", tmp_path / "m.keras", places365=False)
+    (tmp_path / "page.caffemodel").write_text("<!DOCTYPE html><html><body>404 Not Found</body></html>")
+    with pytest.raises(InputError, match="page.caffemodel: an HTML page"):
+        caffe.read_blobs(net, tmp_path / "page.caffemodel")
+    (tmp_path / "cut.caffemodel").write_bytes(caffemodel.read_bytes()[:caffemodel.stat().st_size // 2])
+    with pytest.raises(InputError, match="cut.caffemodel: OpenCV cannot read it"):
+        caffe.read_blobs(net, tmp_path / "cut.caffemodel")
+    assert not list(tmp_path.glob("*.keras")), "a failed conversion leaves no output"
+
+
+def test_an_interrupted_conversion_leaves_no_file(small, tmp_path, monkeypatch):
+    import keras
+
+    prototxt, caffemodel, _ = small
+
+    def interrupted_save(model, path, *args, **kwargs):
+        pathlib.Path(path).write_bytes(b"half a model")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        caffe.convert(prototxt, caffemodel, tmp_path / "out.keras", places365=False)
+    assert sorted(p.name for p in tmp_path.iterdir() if "out" in p.name) == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]            # nobody listens there once it is closed
+
+
+def test_download_offline_is_one_clear_line(tmp_path):
+    port = _closed_port()
+    env = dict(os.environ, GEOEST_CACHE=str(tmp_path / "cache"))
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "convert_places365.py"), "--download",
+         f"--prototxt_url=http://127.0.0.1:{port}/deploy.prototxt",
+         f"--caffemodel_url=http://127.0.0.1:{port}/weights.caffemodel"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: could not fetch"), result.stderr[-2000:]
+    for name in (caffe.PROTOTXT_FILE, caffe.CAFFEMODEL_FILE, str(tmp_path / "cache" / "places365")):
+        assert name in lines[0]
+    assert not list((tmp_path / "cache" / "places365").iterdir())
+
+
+def test_label_scenes_uses_the_converted_model_by_default(small, tmp_path, places365_dir):
+    prototxt, caffemodel, _ = small
+    cache = tmp_path / "cache" / "places365"
+    cache.mkdir(parents=True)
+    for name in (places365.CATEGORIES_FILE, places365.HIERARCHY_FILE):
+        (cache / name).symlink_to(places365_dir / name)
+    env = dict(os.environ, GEOEST_CACHE=str(tmp_path / "cache"))
+    converted = subprocess.run(
+        [sys.executable, "-c", "from geoest.scene import caffe, labeler; "
+         f"caffe.convert({str(prototxt)!r}, {str(caffemodel)!r}, labeler.default_weights_path(), places365=False)"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert converted.returncode == 0, converted.stderr[-2000:]
+    ids = ["a.jpg", "b.jpg", "c.jpg"]
+    write_photos(tmp_path / "images", ids)
+    write_meta(tmp_path / "meta.csv", ids)
+    output = tmp_path / "labels.csv"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "label_scenes.py"), f"--images_dir={tmp_path / 'images'}",
+         f"--meta_csv={tmp_path / 'meta.csv'}", f"--output_csv={output}"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [r[0] for r in read_rows(output)[1:]] == ids
+    recorded = json.loads((output.parent / (output.name + ".json")).read_text())["inputs"]
+    assert recorded["scene model"]["caffemodel"]["sha256"] == caffe.file_sha256(caffemodel)
+    assert recorded["preprocess"].startswith("inside the model")
+
+
+@pytest.mark.slow
+def test_published_resnet152_equals_opencv(places365_dir, net_class, tmp_path):
+    prototxt = places365_dir / "deploy_resnet152_places365.prototxt"
+    caffemodel = tmp_path / caffe.CAFFEMODEL_FILE
+    write_random_caffemodel(net_class, prototxt, caffemodel, seed=3)
+    assert caffemodel.stat().st_size >= 4 * caffe.RESNET152_FLOATS
+    hierarchy = places365.load_default_hierarchy(places365_dir)
+    images = photos(tmp_path, 224)
+    reference = opencv_probabilities(prototxt, caffemodel, images)
+    assert reference.max() < 0.9
+
+    output = tmp_path / labeler.WEIGHTS_FILE
+    caffe.convert(prototxt, caffemodel, output)
+    model = labeler.load_scene_classifier(output)
+    diff, agree = compare(labeler.classify(model, images), reference, hierarchy)
+    assert diff < ATOL and agree
