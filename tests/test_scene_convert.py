@@ -212,3 +212,33 @@ def test_published_resnet152_equals_opencv(places365_dir, net_class, tmp_path):
     model = labeler.load_scene_classifier(output)
     diff, agree = compare(labeler.classify(model, images), reference, hierarchy)
     assert diff < ATOL and agree
+
+
+def test_isns_are_routed_by_the_converted_model_by_name(small, tmp_path, places365_dir, monkeypatch):
+    """evaluate / predict --scene_model=places365: the converted model in the cache routes each photo
+    to the ISN of the S3 concept that OpenCV's run of the Caffe files gives its crops (§3.4)."""
+    import inference_helpers as helpers
+    from geoest.inference.evaluation import load_methods
+
+    prototxt, caffemodel, _ = small
+    monkeypatch.setenv("GEOEST_CACHE", str(tmp_path / "cache"))
+    cache = labeler.default_weights_path().parent
+    cache.mkdir(parents=True)
+    for name in (places365.CATEGORIES_FILE, places365.HIERARCHY_FILE):       # the hierarchy beside it
+        (cache / name).symlink_to(places365_dir / name)
+    caffe.convert(prototxt, caffemodel, labeler.default_weights_path(), places365=False)
+    parts = helpers.partitionings(300)
+    sizes = {p.name: len(p) for p in parts}
+    isn_dirs = {}
+    for k, concept in enumerate(places365.CONCEPTS):
+        isn_dirs[concept] = tmp_path / f"isn_{concept}"
+        helpers.save_model_dir(helpers.constant_model(sizes, {p.name: k for p in parts}, image_size=48), parts,
+                               isn_dirs[concept])
+    hierarchy = places365.load_default_hierarchy(places365_dir)
+    (method,), size = load_methods(isn_dirs=isn_dirs, scene_model=labeler.PLACES365_MODEL)
+    assert size == 48 and method.source["routing"]["path"] == str(labeler.default_weights_path().resolve())
+
+    crops = photos(tmp_path, 48).reshape(2, 2, 48, 48, 3)                   # two photos, two crops each
+    probs365 = opencv_probabilities(prototxt, caffemodel, crops.reshape(-1, 48, 48, 3)).reshape(2, 2, -1)
+    expected = (probs365.mean(axis=1) @ hierarchy.s3_matrix).argmax(axis=1)
+    np.testing.assert_array_equal(method.concepts({"crops": crops}), expected)

@@ -188,8 +188,11 @@ def load_methods(model_dirs: dict | None = None, isn_dirs: dict | None = None, *
         else:
             from geoest.scene import labeler
             if scene_model == labeler.PLACES365_MODEL:    # the converted release (tools/convert_places365.py)
+                from geoest.scene.places365 import load_default_hierarchy
+
                 scene_model = labeler.default_weights_path()
                 classifier = labeler.load_scene_classifier(scene_model)
+                scene_hierarchy = scene_hierarchy or load_default_hierarchy()   # beside it in the cache
             else:
                 classifier = load_keras_model(scene_model)
             scenes = ModelScenes(classifier, output=None, scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess,
