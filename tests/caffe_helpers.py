@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+LOGIT_SCALE = 6.0      # the classifier's weights: logits spread over a few units
 MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)   # the Caffe release's input blob: BGR - mean
 
 def _conv(bottom, top, n, k, p, s, bias="false", relu=True):
@@ -91,6 +92,7 @@ def random_blobs(net, seed=0) -> dict:
     rng = np.random.default_rng(seed)
     shape = {net.input[0]: tuple(net.input_dim[1:])}                 # blob -> (C, H, W)
     power = {net.input[0]: 70.0 ** 2}                                 # blob -> its rough mean square
+    after_scale = set()                                               # blobs a Scale wrote last
     blobs = {}
     for layer in net.layer:
         c, h, w = shape[layer.bottom[0]]
@@ -106,12 +108,18 @@ def random_blobs(net, seed=0) -> dict:
             x2 = 2.0 * x2
         elif layer.type == "BatchNorm":
             factor = rng.uniform(3.0, 9.0)                              # the moving-average scale factor
-            arrays = [rng.normal(0, 0.3 * np.sqrt(x2), c) * factor, rng.uniform(0.5, 2.0, c) * x2 * factor,
+            arrays = [rng.normal(0, 0.1 * np.sqrt(x2), c) * factor, rng.uniform(0.5, 2.0, c) * x2 * factor,
                       np.array([factor])]
             x2 = 1.0
         elif layer.type == "Scale":
-            arrays = [rng.uniform(0.4, 1.6, c) * rng.choice([-1, 1], c), rng.normal(0, 0.5, c)]
-            x2 = 1.3
+            # the last Scale of a residual branch small, as in trained ResNets: the shortcut carries the photo
+            low, high = (0.1, 0.3) if layer.name.endswith("branch2c") else (0.4, 1.6)
+            gamma = rng.uniform(low, high, c)
+            arrays = [gamma * rng.choice([-1, 1], c), rng.normal(0, 0.1 * low / 0.4, c)]
+            x2 = float(np.mean(gamma ** 2)) + 0.01
+            after_scale.add(layer.top[0])
+        elif layer.type == "ReLU" and layer.bottom[0] in after_scale:
+            x2 = x2 / 2                                                 # of a zero-mean blob
         elif layer.type == "Eltwise":
             x2 = sum(power[b] for b in layer.bottom)
         elif layer.type == "Pooling":
@@ -119,8 +127,10 @@ def random_blobs(net, seed=0) -> dict:
             out = (c, _pool_size(h, p.kernel_size, p.stride, p.pad), _pool_size(w, p.kernel_size, p.stride, p.pad))
         elif layer.type == "InnerProduct":
             n = layer.inner_product_param.num_output
-            arrays = [rng.normal(0, 2.0 / np.sqrt(c * h * w * x2), (n, c * h * w)), rng.normal(0, 0.3, n)]
+            arrays = [rng.normal(0, LOGIT_SCALE / np.sqrt(c * h * w * x2), (n, c * h * w)), rng.normal(0, 0.3, n)]
             out, x2 = (n, 1, 1), 4.0
+        if layer.type != "Scale":
+            after_scale.discard(layer.top[0])
         if arrays:
             blobs[layer.name] = [a.astype(np.float32) for a in arrays]
         shape[layer.top[0]], power[layer.top[0]] = out, x2

@@ -5,12 +5,15 @@ download): a small ResNet of the same layer types (fast), and the exact publishe
 ResNet-152 definition (slow). The Keras model's probabilities must equal OpenCV's forward pass
 within 1e-4, with the same S3 / S16 labels, and conversions with a deliberate mistake must not.
 """
+import contextlib
+import http.server
 import json
 import os
 import pathlib
 import socket
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -56,6 +59,16 @@ def compare(keras_probs, opencv_probs, hierarchy):
     return float(np.abs(keras_probs - opencv_probs).max()), agree
 
 
+def assert_mistakes_are_caught(prototxt, caffemodel, images, reference):
+    """Conversions with one deliberate mistake (RGB input instead of BGR; the Scale layers left out)
+    fail the comparison."""
+    net = caffe.read_prototxt(prototxt)
+    blobs = caffe.read_blobs(net, caffemodel)
+    rgb = caffe.Preprocessing("RGB", tuple(reversed(caffe.CAFFE_IMAGENET.mean)))
+    for mistake in (caffe.build_model(net, blobs, rgb), caffe.build_model(net, blobs, fold_scale=False)):
+        assert np.abs(mistake.predict_on_batch(images) - reference).max() > 100 * ATOL
+
+
 def test_opencv_gives_back_every_blob_exactly(small):
     prototxt, caffemodel, written = small
     read = caffe.read_blobs(caffe.read_prototxt(prototxt), caffemodel)
@@ -71,7 +84,8 @@ def test_small_resnet_equals_opencv_and_mistakes_are_caught(small, tmp_path, pla
     hierarchy = places365.load_default_hierarchy(places365_dir)
     images = photos(tmp_path, 48)
     reference = opencv_probabilities(prototxt, caffemodel, images)
-    assert reference.max() < 0.9, "random weights should give spread-out probabilities"
+    assert reference.max() < 0.9 and np.abs(reference - reference.mean(axis=0)).max() > 0.01, \
+        "random weights should give spread-out probabilities that differ between photos"
 
     output = tmp_path / "small.keras"
     manifest = caffe.convert(prototxt, caffemodel, output, places365=False)
@@ -81,12 +95,7 @@ def test_small_resnet_equals_opencv_and_mistakes_are_caught(small, tmp_path, pla
     diff, agree = compare(labeler.classify(model, images), reference, hierarchy)
     assert diff < ATOL and agree
 
-    net = caffe.read_prototxt(prototxt)
-    blobs = caffe.read_blobs(net, caffemodel)
-    rgb = caffe.Preprocessing("RGB", tuple(reversed(caffe.CAFFE_IMAGENET.mean)))
-    for mistake in (caffe.build_model(net, blobs, rgb), caffe.build_model(net, blobs, fold_scale=False)):
-        diff, _ = compare(mistake.predict_on_batch(images), reference, hierarchy)
-        assert diff > 100 * ATOL
+    assert_mistakes_are_caught(prototxt, caffemodel, images, reference)
 
 
 def test_the_published_definition_is_recognised_and_others_named_by_layer(places365_dir, small, tmp_path):
@@ -153,6 +162,46 @@ def _closed_port() -> int:
         return s.getsockname()[1]            # nobody listens there once it is closed
 
 
+@contextlib.contextmanager
+def serving(files: dict, max_requests: int = 4):
+    """A local HTTP server (127.0.0.1, this test's only) answering GET /NAME with files[NAME] (bytes),
+    at most `max_requests` times, stopped when the block ends; yields its base URL."""
+    served = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            served.append(self.path)
+            if len(served) > max_requests:
+                self.send_error(503)
+                return
+            body = files[self.path.lstrip("/")]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_downloaded_files_that_are_not_the_release_are_refused_and_removed(tmp_path):
+    page = b"<!DOCTYPE html><html><body>Moved</body></html>"
+    with serving({"p": page, "c": page}) as url:
+        with pytest.raises(InputError, match=r"could not fetch .*cache.*sha256 .* is not the published"):
+            caffe.fetch_release(tmp_path / "cache", prototxt_url=f"{url}/p", caffemodel_url=f"{url}/c")
+    assert not list((tmp_path / "cache").iterdir())
+
+
 def test_download_offline_is_one_clear_line(tmp_path):
     port = _closed_port()
     env = dict(os.environ, GEOEST_CACHE=str(tmp_path / "cache"))
@@ -198,20 +247,25 @@ def test_label_scenes_uses_the_converted_model_by_default(small, tmp_path, place
 
 @pytest.mark.slow
 def test_published_resnet152_equals_opencv(places365_dir, net_class, tmp_path):
-    prototxt = places365_dir / "deploy_resnet152_places365.prototxt"
-    caffemodel = tmp_path / caffe.CAFFEMODEL_FILE
-    write_random_caffemodel(net_class, prototxt, caffemodel, seed=3)
-    assert caffemodel.stat().st_size >= 4 * caffe.RESNET152_FLOATS
+    published = places365_dir / caffe.PROTOTXT_FILE
+    served = tmp_path / "served.caffemodel"
+    write_random_caffemodel(net_class, published, served, seed=3)
+    with serving({"p": published.read_bytes(), "c": served.read_bytes()}) as url:    # --download, locally
+        prototxt, caffemodel = caffe.fetch_release(tmp_path / "cache", prototxt_url=f"{url}/p",
+                                                   caffemodel_url=f"{url}/c")
+    assert caffe.file_sha256(caffemodel) == caffe.file_sha256(served)
     hierarchy = places365.load_default_hierarchy(places365_dir)
     images = photos(tmp_path, 224)
     reference = opencv_probabilities(prototxt, caffemodel, images)
-    assert reference.max() < 0.9
+    assert reference.max() < 0.9 and np.abs(reference - reference.mean(axis=0)).max() > 0.01, \
+        "random weights should give spread-out probabilities that differ between photos"
 
     output = tmp_path / labeler.WEIGHTS_FILE
     caffe.convert(prototxt, caffemodel, output)
     model = labeler.load_scene_classifier(output)
     diff, agree = compare(labeler.classify(model, images), reference, hierarchy)
     assert diff < ATOL and agree
+    assert_mistakes_are_caught(prototxt, caffemodel, images, reference)
 
 
 def test_isns_are_routed_by_the_converted_model_by_name(small, tmp_path, places365_dir, monkeypatch):

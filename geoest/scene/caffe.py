@@ -537,14 +537,20 @@ def fetch_release(directory, *, prototxt_url: str = PROTOTXT_URL, caffemodel_url
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     prototxt, caffemodel = directory / PROTOTXT_FILE, directory / CAFFEMODEL_FILE
+    fetched = []
     try:
         for url, target in ((prototxt_url, prototxt), (caffemodel_url, caffemodel)):
             if not target.exists():
                 download_file(url, target)
+                fetched.append(target)
         check_release_files(prototxt, caffemodel)
     except InputError as e:
-        raise InputError(f"could not fetch the Places365 ResNet-152 ({e}); put {PROTOTXT_FILE} ({prototxt_url}) "
-                         f"and {CAFFEMODEL_FILE} ({caffemodel_url}) into {directory} yourself") from e
+        for path in fetched:            # not the release's: fetched again next time
+            path.unlink(missing_ok=True)
+        reason = e.__cause__ if isinstance(e.__cause__, OSError) else e
+        raise InputError(f"could not fetch the Places365 ResNet-152 ({reason}); put {PROTOTXT_FILE} "
+                         f"({prototxt_url}) and {CAFFEMODEL_FILE} ({caffemodel_url}) into {directory} "
+                         "yourself") from e
     return prototxt, caffemodel
 
 
