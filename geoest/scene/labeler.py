@@ -20,6 +20,7 @@ from PIL import Image
 from geoest.errors import InputError
 from geoest.files import ENCODING, check_output, claim_outputs, digest, manifest_path, path_inside
 from geoest.scene import meta
+from geoest.scene.caffe import CAFFE_IMAGENET
 from geoest.scene.places365 import SceneHierarchy, default_cache_dir
 
 NUM_CATEGORIES = 365
@@ -28,7 +29,7 @@ PLACES365_MODEL = "places365"   # --scene_model's name for it
 
 _IMAGENET_MEAN_RGB = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+_CAFFE_MEAN_BGR = np.array(CAFFE_IMAGENET.mean, dtype=np.float32)   # the Caffe release's input
 
 # Input conventions of converted models: float32 RGB images in [0, 255] -> model input.
 PREPROCESSING = {
