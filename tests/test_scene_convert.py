@@ -161,6 +161,18 @@ def test_an_interrupted_conversion_leaves_no_file(small, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir() if "out" in p.name) == []
 
 
+def test_an_output_no_conversion_wrote_is_kept(small, tmp_path):
+    prototxt, caffemodel, _ = small
+    output = tmp_path / "mine.keras"
+    output.write_bytes(b"someone's model")
+    with pytest.raises(InputError, match="mine.keras exists and was not written by a conversion"):
+        caffe.convert(prototxt, caffemodel, output, places365=False)
+    assert output.read_bytes() == b"someone's model"
+    first = caffe.convert(prototxt, caffemodel, output, places365=False, overwrite=True)
+    again = caffe.convert(prototxt, caffemodel, output, places365=False)        # its own: replaced
+    assert again["weights_sha256"] == first["weights_sha256"]
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

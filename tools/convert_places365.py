@@ -7,7 +7,8 @@ r"""Converts the paper's scene classifier, the Places365 ResNet-152 Caffe releas
 The Keras model is built layer by layer from the prototxt and filled with the caffemodel's weights
 (read with OpenCV: pip install 'geoest[scene]'); it takes uint8 RGB photos and does the release's
 preprocessing (BGR, minus the ImageNet channel means) itself. OUTPUT.json records the digests of both
-files and of the weights. tools/label_scenes.py, and predict / evaluate with --scene_model=places365,
+files and of the weights; an existing --output that no conversion wrote is kept unless --overwrite.
+tools/label_scenes.py, and predict / evaluate with --scene_model=places365,
 use the model in the default place. Nothing is downloaded without --download.
 """
 from absl import flags
@@ -23,6 +24,7 @@ flags.DEFINE_boolean("download", False, "Fetch the two files of the release from
                      "--places365_dir if they are not there.")
 flags.DEFINE_string("prototxt_url", caffe.PROTOTXT_URL, "Where --download fetches the prototxt.")
 flags.DEFINE_string("caffemodel_url", caffe.CAFFEMODEL_URL, "Where --download fetches the caffemodel.")
+flags.DEFINE_boolean("overwrite", False, "Replace an --output that no conversion wrote (instead of refusing).")
 FLAGS = flags.FLAGS
 
 
@@ -34,7 +36,7 @@ def main(argv):
     prototxt = FLAGS.prototxt or f"{directory}/{caffe.PROTOTXT_FILE}"
     caffemodel = FLAGS.caffemodel or f"{directory}/{caffe.CAFFEMODEL_FILE}"
     output = FLAGS.output or labeler.default_weights_path(directory)
-    manifest = caffe.convert(prototxt, caffemodel, output)
+    manifest = caffe.convert(prototxt, caffemodel, output, overwrite=FLAGS.overwrite)
     print(f"{output}: {manifest['model']} in {manifest['seconds']:.1f} s (weights sha256 "
           f"{manifest['weights_sha256'][:12]}...)")
 

@@ -476,7 +476,7 @@ def file_sha256(path) -> str:
 
 
 def convert(prototxt, caffemodel, output, *, places365: bool = True,
-            preprocessing: Preprocessing = CAFFE_IMAGENET) -> dict:
+            preprocessing: Preprocessing = CAFFE_IMAGENET, overwrite: bool = False) -> dict:
     """§3.2: converts a Caffe release into a Keras scene classifier (``.keras``) and its manifest.
 
     Args:
@@ -486,12 +486,14 @@ def convert(prototxt, caffemodel, output, *, places365: bool = True,
         (`geoest.files.manifest_path`).
       places365: require the published Places365 ResNet-152 definition (`check_resnet152_places365`).
       preprocessing: what the network's input blob holds (`CAFFE_IMAGENET` for the release).
+      overwrite: replace an existing `output` that no conversion wrote (one it wrote is replaced).
     Returns:
       The manifest written: the two files' sha256, the Keras weights' digest
       (`geoest.scene.labeler.weights_digest`), the input size and the preprocessing.
     Raises:
       InputError: a bad prototxt or caffemodel (naming the file and the first layer that does not
-        match), or an output that is not a new ``.keras`` file beside its inputs.
+        match), or an output that is no ``.keras`` file name, is an input, or is a file no
+        conversion wrote (without `overwrite`).
     """
     from geoest.scene.labeler import weights_digest
 
@@ -503,6 +505,9 @@ def convert(prototxt, caffemodel, output, *, places365: bool = True,
     output = check_output(output, inputs=[prototxt, caffemodel], flag="--output")
     if output.suffix != ".keras":
         raise InputError(f"--output={output}: expected a .keras file name")
+    if output.exists() and not overwrite and not _converted(output):
+        raise InputError(f"{output} exists and was not written by a conversion; pass --overwrite to replace "
+                         "it, or write elsewhere")
     net = read_prototxt(prototxt)
     if places365:
         check_resnet152_places365(net)
@@ -518,6 +523,14 @@ def convert(prototxt, caffemodel, output, *, places365: bool = True,
         write_text(manifest_path(output), json.dumps(manifest, indent=1) + "\n")
     manifest["seconds"] = time.perf_counter() - started
     return manifest
+
+
+def _converted(output: pathlib.Path) -> bool:
+    """Whether `output` has the manifest `convert` writes beside it."""
+    try:
+        return "weights_sha256" in json.loads(manifest_path(output).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
 
 
 def fetch_release(directory, *, prototxt_url: str = PROTOTXT_URL, caffemodel_url: str = CAFFEMODEL_URL):
