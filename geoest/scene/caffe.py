@@ -255,7 +255,11 @@ def read_blobs(net: CaffeNet, caffemodel) -> dict:
       InputError: the file is missing or is no Caffe model for this prototxt (an HTML page, a cut
         file), naming it.
     """
-    import cv2
+    try:
+        import cv2
+    except ImportError as e:
+        raise InputError(f"reading {caffemodel} needs OpenCV's Caffe importer: pip install 'geoest[scene]' "
+                         "(opencv-python-headless >= 4.8, < 5)") from e
 
     caffemodel = pathlib.Path(caffemodel)
     if not caffemodel.is_file():
