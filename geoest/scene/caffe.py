@@ -145,7 +145,7 @@ def read_prototxt(path) -> CaffeNet:
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read it as a Caffe prototxt ({e})") from e
     except text_format.ParseError as e:
-        raise InputError(f"{path}: not a Caffe prototxt (protobuf text), {e}") from e
+        raise InputError(f"{path}: not a whole Caffe prototxt (a cut or foreign file?) at line:column {e}") from e
     layers = []
     for i, fields_of in enumerate(fields.get("layer", []), start=1):
         name, kind = fields_of.get("name", [None])[0], fields_of.get("type", [None])[0]
