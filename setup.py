@@ -28,7 +28,11 @@ setup(
         "pillow>=10",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5",
+                 "grpcio-tools>=1.81.1"],  # compiles the published caffe.proto to write test caffemodels
+        # Converting the Places365 ResNet-152 Caffe release (geoest.scene.caffe): OpenCV's Caffe importer,
+        # which OpenCV 5 no longer has.
+        "scene": ["opencv-python-headless>=4.8,<5"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
     },
 )

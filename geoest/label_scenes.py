@@ -1,7 +1,7 @@
 r"""Labels photos with Places365 scene classes (§3.2), written in the Im2GPS meta format.
 
     python -m geoest.label_scenes --images_dir=IMAGES --meta_csv=META.csv \
-        --output_csv=META_places365.csv [--weights=resnet152_places365.weights.h5] \
+        --output_csv=META_places365.csv [--weights=resnet152_places365.keras] \
         [--batch_size=32 --preprocess=caffe --all_probs --places365_dir=DIR --download]
 
 Output columns: IMG_ID,AUTHOR,LAT,LON,S3_Label,S16_Label,S365_Label,Prob_indoor,Prob_natural,
@@ -18,13 +18,14 @@ from geoest.scene import labeler, places365
 flags.DEFINE_string("images_dir", None, "Root of the images; paths are IMAGES_DIR/IMG_ID.")
 flags.DEFINE_string("meta_csv", None, "CSV with IMG_ID, LAT, LON (AUTHOR kept if present).")
 flags.DEFINE_string("output_csv", None, "Meta CSV to write (appended to when resuming).")
-flags.DEFINE_string("weights", None, "Scene classifier: a .weights.h5 file for the ResNet-152 "
-                    "Places365 model, or a .keras model with 365 probability outputs. Default: "
-                    f"{labeler.WEIGHTS_FILE} in the Places365 directory.")
+flags.DEFINE_string("weights", None, "Scene classifier: a .keras model with 365 probability outputs. "
+                    f"Default: {labeler.WEIGHTS_FILE} in the Places365 directory, the converted release "
+                    "(python -m geoest.convert_places365).")
 flags.DEFINE_integer("batch_size", 32, "Images per model call.")
 flags.DEFINE_integer("image_size", 224, "Input side for models that accept any size.")
 flags.DEFINE_enum("preprocess", "caffe", list(labeler.PREPROCESSING),
-                  "Input convention of the model (caffe for the converted official release).")
+                  "Input convention of a model taking float images (the converted release takes uint8 "
+                  "photos and preprocesses them itself).")
 flags.DEFINE_boolean("all_probs", False, "Also write the 365 category probabilities.")
 flags.DEFINE_string("places365_dir", None, "Directory with categories_places365.txt and "
                     "scene_hierarchy_places365.csv. Default: "
@@ -44,14 +45,14 @@ def main(argv):
     del argv
     hierarchy = places365.load_default_hierarchy(FLAGS.places365_dir, download=FLAGS.download)
     weights = FLAGS.weights or labeler.default_weights_path(FLAGS.places365_dir)
-    model = labeler.load_scene_classifier(weights, image_size=FLAGS.image_size,
-                                          num_categories=hierarchy.num_categories)
+    model = labeler.load_scene_classifier(weights, num_categories=hierarchy.num_categories)
     rows = read_meta_csv(FLAGS.meta_csv, scene=False)     # the scene columns are what it writes
     summary = labeler.label_images(
         model, hierarchy, FLAGS.images_dir, rows, FLAGS.output_csv,
         batch_size=FLAGS.batch_size, preprocess=FLAGS.preprocess,
         image_size=FLAGS.image_size, all_probs=FLAGS.all_probs, workers=FLAGS.workers,
-        allow_absolute_paths=FLAGS.allow_absolute_paths, overwrite=FLAGS.overwrite)
+        allow_absolute_paths=FLAGS.allow_absolute_paths, overwrite=FLAGS.overwrite,
+        model_manifest=labeler.read_model_manifest(weights, model))
     print(f"{summary.output_csv}: {summary.labeled} images labelled, {summary.resumed} done "
           f"before, {len(summary.failed)} unreadable")
     for img_id, reason in summary.failed[:10]:
