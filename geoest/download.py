@@ -56,6 +56,10 @@ def main(argv):
         prefix=FLAGS.prefix, write_meta=FLAGS.write_meta, overwrite=FLAGS.overwrite,
         spark_master=FLAGS.spark_master, spark_driver_memory=FLAGS.spark_driver_memory)
     print(summary.report())
+    if not summary.counts["complete"]:
+        print("some shards are unfinished: re-run the same command to resume")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -98,13 +98,13 @@ def _expected(rows):
 
 def test_counts_match_what_the_server_served_case_by_case(downloaded):
     written, missing = _expected(downloaded["rows"])
-    missing[download.DUPLICATE].add(downloaded["rows"][0][0])
     missing[download.NOT_HTTP].add("ftp_only.jpg")
     missing[download.NOT_IN_META].add("not_in_meta.jpg")
     missing[download.NO_URL].add("no_url.jpg")
     counts = json.loads((downloaded["out"] / "download.json").read_text())
-    assert counts["photos_written"] == len(written)
+    assert counts["photos_written"] == len(written) and counts["complete"]
     assert counts["missing"] == {reason: len(ids) for reason, ids in missing.items()}
+    assert counts["duplicate_rows"] == 1          # the first row of the IMG_ID is downloaded
     with open(downloaded["out"] / "missing.csv", newline="") as f:
         listed = [(r["IMG_ID"], r["reason"]) for r in csv.DictReader(f)]
     assert sorted(listed) == sorted((i, reason) for reason, ids in missing.items() for i in ids)

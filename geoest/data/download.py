@@ -354,6 +354,54 @@ def _slim(parquet: pathlib.Path) -> None:
     os.replace(tmp, parquet)
 
 
+def _passes(ids, urls, work: pathlib.Path, output_dir: pathlib.Path, prefix: str, meta, row_of, *,
+            retries: int, retry_wait_s: float, run: dict):
+    """img2dataset's passes over the rows and their conversion to records: pass 0 over every row, pass p
+    over the rows throttled, timed out or unreachable in pass p - 1 (after a back-off), up to `retries`
+    (and every pass an earlier run made). A pass with unfinished shards ends the passes: the next one's
+    rows follow from it whole.
+
+    Returns:
+      ({IMG_ID: error message of its last attempt, None when written, UNFINISHED}, record shard paths).
+    """
+    final, shards = {}, []
+    attempt = 0
+    while ids and (attempt <= retries or (work / f"pass{attempt}").exists()):
+        folder, input_parquet = work / f"pass{attempt}", work / f"pass{attempt}.parquet"
+        n = math.ceil(len(ids) / run["photos_per_shard"])
+        names = [f"{prefix}-{'' if attempt == 0 else f'retry{attempt}-'}{k:05d}-of-{n:05d}.tfrecord"
+                 for k in range(n)]
+        if not input_parquet.exists():
+            _write_input(input_parquet, ids, urls)
+        if len(_stats_done(folder)) < n:
+            if attempt:
+                wait = retry_wait_s * 2 ** (attempt - 1)
+                logging.info("retry pass %d: %d photos, after waiting %.1f s", attempt, len(ids), wait)
+                time.sleep(wait)
+            elif _stats_done(folder):
+                logging.info("resuming: %d of %d shards already downloaded", len(_stats_done(folder)), n)
+            _img2dataset(input_parquet, folder, **run)
+        done = sorted(_stats_done(folder) & set(range(n)))
+        for k in done:
+            if not (output_dir / names[k]).exists():
+                _convert_shard(folder / f"{k:05d}.parquet", output_dir / names[k], output_dir / f"{prefix}-build.jsonl",
+                               meta, row_of)
+            else:
+                _slim(folder / f"{k:05d}.parquet")
+        shards += [output_dir / names[k] for k in done]
+        results = _pass_results(folder, done)
+        final.update(results)
+        unfinished = [i for i in ids if i not in results]
+        if unfinished:
+            final.update(dict.fromkeys(unfinished, UNFINISHED))
+            logging.warning("%d of %d shards of pass %d unfinished; re-run to resume", n - len(done), n, attempt)
+            break
+        again = [j for j, i in enumerate(ids) if results[i] is not None and reason_of(results[i]) in RETRIED]
+        ids, urls = [ids[j] for j in again], [urls[j] for j in again]
+        attempt += 1
+    return final, shards
+
+
 def _check_distributor(distributor: str) -> None:
     import importlib.util
 
@@ -418,7 +466,7 @@ def download(urls_csv, meta_csv, output_dir, *, id_column: str = "IMG_ID", url_c
     in_meta = [i for i, image_id in enumerate(url_list.ids) if image_id in row_of]
     ids = [url_list.ids[i] for i in in_meta]
     urls = [url_list.urls[i] for i in in_meta]
-    missing = collections.defaultdict(list, {r: list(v) for r, v in url_list.skipped.items()})
+    missing = collections.defaultdict(list, {r: list(v) for r, v in url_list.skipped.items() if r != DUPLICATE})
     missing[NOT_IN_META] = [image_id for image_id in url_list.ids if image_id not in row_of]
     listed = set(url_list.ids) | {i for v in url_list.skipped.values() for i in v}
     missing[NO_URL] = [image_id for image_id in meta_ids if image_id not in listed]
@@ -436,56 +484,20 @@ def download(urls_csv, meta_csv, output_dir, *, id_column: str = "IMG_ID", url_c
     options = {"urls_digest": digest(["\n".join(ids).encode(), b"\0", "\n".join(urls).encode()]),
                "urls_rows": len(ids), "meta_csv_rows": len(meta), "meta_csv_digest": build.meta_digest(meta),
                "shorter_side": shorter_side, "photos_per_shard": photos_per_shard, "num_shards": num_shards,
-               "source": "img2dataset", "retries": retries}
+               "source": "img2dataset"}
     options_path = output_dir / f"{prefix}-build.json"
     if not options_path.exists() or json.loads(options_path.read_text(encoding=ENCODING)) != options:
         build.check_build_options(options_path, options, earlier, overwrite)   # refuses, or starts afresh
         if work.exists():
             shutil.rmtree(work)
     work.mkdir(exist_ok=True)
-    log_path = output_dir / f"{prefix}-build.jsonl"
 
     run = dict(shorter_side=shorter_side, processes=processes, threads=threads, distributor=distributor,
                photos_per_shard=photos_per_shard, timeout_s=timeout_s, spark_master=spark_master,
                spark_driver_memory=spark_driver_memory)
-    final = {}                     # IMG_ID -> error of its last attempt, None when written
-    todo_ids, todo_urls = ids, urls
-    shards = []
     try:
-        for attempt in range(retries + 1):
-            if not todo_ids:
-                break
-            folder, input_parquet = work / f"pass{attempt}", work / f"pass{attempt}.parquet"
-            n = math.ceil(len(todo_ids) / photos_per_shard)
-            names = [f"{prefix}-{'' if attempt == 0 else f'retry{attempt}-'}{k:05d}-of-{n:05d}.tfrecord"
-                     for k in range(n)]
-            if not input_parquet.exists():
-                _write_input(input_parquet, todo_ids, todo_urls)
-            if len(_stats_done(folder)) < n:
-                if attempt:
-                    wait = retry_wait_s * 2 ** (attempt - 1)
-                    logging.info("retry pass %d of %d: %d photos, after waiting %.1f s",
-                                 attempt, retries, len(todo_ids), wait)
-                    time.sleep(wait)
-                elif _stats_done(folder):
-                    logging.info("resuming: %d of %d shards already downloaded", len(_stats_done(folder)), n)
-                _img2dataset(input_parquet, folder, **run)
-            done = sorted(_stats_done(folder) & set(range(n)))
-            for k in done:
-                if not (output_dir / names[k]).exists():
-                    _convert_shard(folder / f"{k:05d}.parquet", output_dir / names[k], log_path, meta, row_of)
-                else:
-                    _slim(folder / f"{k:05d}.parquet")
-            shards += [output_dir / names[k] for k in done]
-            results = _pass_results(folder, done)
-            unfinished = [i for i in todo_ids if i not in results]
-            final.update(results)
-            final.update(dict.fromkeys(unfinished, UNFINISHED))
-            if unfinished:     # the next pass's rows follow from this whole pass: a re-run goes on
-                logging.warning("%d of %d shards of pass %d unfinished; re-run to resume", n - len(done), n, attempt)
-                break
-            again = [j for j, i in enumerate(todo_ids) if results.get(i) is not None and reason_of(results[i]) in RETRIED]
-            todo_ids, todo_urls = [todo_ids[j] for j in again], [todo_urls[j] for j in again]
+        final, shards = _passes(ids, urls, work, output_dir, prefix, meta, row_of, retries=retries,
+                                retry_wait_s=retry_wait_s, run=run)
     except Exception as err:  # noqa: BLE001 (TensorFlow's writer raises its own errors on a full disk)
         if getattr(err, "errno", None) == 28 or "No space left" in str(err):
             raise InputError(f"{output_dir}: no space left on the device ({err}); free some and re-run, which "
@@ -500,10 +512,11 @@ def download(urls_csv, meta_csv, output_dir, *, id_column: str = "IMG_ID", url_c
             missing[UNFINISHED if error == UNFINISHED else reason_of(error)].append(image_id)
     summary.missing = {reason: v for reason, v in missing.items() if v}
     summary.counts = {
-        "photos_written": summary.written,
-        "url_list_rows": url_list.rows, "meta_csv_rows": len(meta), "requested": len(ids),
+        "photos_written": summary.written, "complete": UNFINISHED not in summary.missing,
+        "url_list_rows": url_list.rows, "duplicate_rows": len(url_list.skipped.get(DUPLICATE, [])),
+        "meta_csv_rows": len(meta), "requested": len(ids),
         "missing": {reason: len(v) for reason, v in sorted(summary.missing.items())},
-        "retry_passes": retries, "shards": [p.name for p in shards],
+        "shards": [p.name for p in shards],
         "urls_csv": str(pathlib.Path(urls_csv).resolve()), "meta_csv": str(pathlib.Path(meta_csv).resolve()),
     }
     write_text(output_dir / "download.json", json.dumps(summary.counts, indent=1) + "\n")
