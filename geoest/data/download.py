@@ -48,13 +48,15 @@ import time
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")   # albumentations asks the network on import
 
-import importlib                                          # noqa: E402 (after the variable above)
+import importlib.util                                     # noqa: E402 (after the variable above)
 
+import pyarrow as pa                                      # noqa: E402
+import pyarrow.parquet as pq                              # noqa: E402
 from img2dataset.resizer import Resizer                   # noqa: E402
 
 from geoest.data import build, meta as meta_lib           # noqa: E402
 from geoest.errors import InputError                      # noqa: E402
-from geoest.files import ENCODING, digest, write_text     # noqa: E402
+from geoest.files import ENCODING, atomic_path, decode_error, digest, write_text  # noqa: E402
 
 # img2dataset/__init__.py binds the name `main` to the function: the module is taken from importlib.
 img2dataset_main = importlib.import_module("img2dataset.main")
@@ -167,31 +169,29 @@ def read_url_list(path, id_column: str = "IMG_ID", url_column: str = "url", *,
         raise InputError(f"URL list {path} does not exist")
     try:
         with open(path, newline="", encoding=ENCODING) as f:
-            reader = csv.reader(f)
-            header = [name.strip().lstrip("\ufeff") for name in next(reader, [])]
-            if not header:
-                raise InputError(f"{path}: empty file; expected a header with {id_column},{url_column}")
-            if len(header) >= 2 and re.match(r"^[a-z][a-z0-9+.-]*://", header[1], re.I):
-                rows, (id_index, url_index) = [header] + list(reader), (0, 1)       # no header
-            else:
-                missing = [c for c in (id_column, url_column) if c not in header]
-                if missing:
-                    raise InputError(f"{path}: no column {', '.join(map(repr, missing))}; the header has "
-                                     f"{', '.join(header[:12])} (name the columns with --id_column, --url_column)")
-                rows, id_index, url_index = list(reader), header.index(id_column), header.index(url_column)
-                rows = [None] + rows         # line numbers: the header is line 1
+            rows = list(csv.reader(f))
     except UnicodeDecodeError:
-        from geoest.files import decode_error
         raise decode_error(path) from None
+    header = [name.strip().lstrip("\ufeff") for name in rows[0]] if rows else []
+    if not header:
+        raise InputError(f"{path}: empty file; expected a header with {id_column},{url_column}")
+    if len(header) >= 2 and re.match(r"^[a-z][a-z0-9+.-]*://", header[1], re.I):
+        first_line, id_index, url_index = 1, 0, 1                      # no header: IMG_ID,URL rows
+    else:
+        missing = [c for c in (id_column, url_column) if c not in header]
+        if missing:
+            raise InputError(f"{path}: no column {', '.join(map(repr, missing))}; the header has "
+                             f"{', '.join(header[:12])} (name the columns with --id_column, --url_column)")
+        first_line, id_index, url_index = 2, header.index(id_column), header.index(url_column)
+        rows = rows[1:]
     ids, urls, skipped, seen = [], [], collections.defaultdict(list), set()
-    start = 1 if rows and rows[0] is None else 0
     width = max(id_index, url_index) + 1
-    for line, row in enumerate(rows[start:], start=start + 1):
-        if not row or not any(field.strip() for field in row):
+    for line, row in enumerate(rows, start=first_line):
+        if not any(field.strip() for field in row):
             continue
         if len(row) < width:
             raise InputError(f"{path}: line {line} has {len(row)} fields; expected an IMG_ID and a URL")
-        image_id, url = row[id_index].strip(), row[url_index].strip()
+        image_id, url = row[id_index].strip().lstrip("\ufeff"), row[url_index].strip()
         if not image_id:
             raise InputError(f"{path}: line {line}: empty IMG_ID")
         if image_id in seen:
@@ -203,7 +203,7 @@ def read_url_list(path, id_column: str = "IMG_ID", url_column: str = "url", *,
             continue
         ids.append(image_id)
         urls.append(flickr_sized(url, flickr_size, flickr_hosts) if flickr_size else url)
-    return UrlList(ids, urls, dict(skipped), len(rows) - start)
+    return UrlList(ids, urls, dict(skipped), len(rows))
 
 
 @dataclasses.dataclass
@@ -286,18 +286,12 @@ def _img2dataset(input_parquet: pathlib.Path, output: pathlib.Path, *, shorter_s
 
 
 def _write_input(path: pathlib.Path, ids, urls) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from geoest.files import atomic_path
     with atomic_path(path) as tmp:
         pq.write_table(pa.table({"url": pa.array(urls, pa.string()), "IMG_ID": pa.array(ids, pa.string())}), tmp)
 
 
 def _pass_results(folder: pathlib.Path, shards) -> dict:
     """{IMG_ID: error message or None (written)} of the finished `shards` of one pass."""
-    import pyarrow.parquet as pq
-
     results = {}
     for k in shards:
         table = pq.read_table(folder / f"{k:05d}.parquet", columns=["IMG_ID", "status", "error_message"])
@@ -313,8 +307,6 @@ def _convert_shard(parquet: pathlib.Path, record_path: pathlib.Path, log_path: p
     then drops the photos from the parquet, keeping its IMG_ID, status and error columns.
     Returns the number of photos written.
     """
-    import pyarrow.parquet as pq
-
     from geoest.data import records   # imports TensorFlow
     import tensorflow as tf
 
@@ -345,8 +337,6 @@ def _convert_shard(parquet: pathlib.Path, record_path: pathlib.Path, log_path: p
 
 def _slim(parquet: pathlib.Path) -> None:
     """Keeps only the IMG_ID, status and error columns of a converted shard's parquet (whole or not at all)."""
-    import pyarrow.parquet as pq
-
     if "jpg" not in pq.read_schema(parquet).names:
         return
     tmp = parquet.with_name(parquet.stem + ".slim.tmp")
@@ -403,8 +393,6 @@ def _passes(ids, urls, work: pathlib.Path, output_dir: pathlib.Path, prefix: str
 
 
 def _check_distributor(distributor: str) -> None:
-    import importlib.util
-
     if distributor not in DISTRIBUTORS:
         raise InputError(f"--distributor={distributor!r}: expected one of {', '.join(DISTRIBUTORS)}")
     if distributor == "ray" and importlib.util.find_spec("ray") is None:
