@@ -35,7 +35,7 @@ def _env():
 
 def _command(urls, meta, out, *extra):
     return [sys.executable, "-m", "geoest.download", f"--urls_csv={urls}", f"--meta_csv={meta}",
-            f"--output_dir={out}", "--processes=1", "--threads=16", "--timeout_s=2", "--retries=1",
+            f"--output_dir={out}", "--processes=1", "--threads=16", "--timeout_s=5", "--retries=1",
             "--retry_wait_s=0.5", f"--flickr_hosts={LOOPBACK}", *extra]
 
 
@@ -73,7 +73,7 @@ def downloaded(tmp_path_factory):
     meta row and a meta row without a URL."""
     folder = tmp_path_factory.mktemp("download")
     rows, cases = flickr_rows(CASES)
-    with PhotoServer(cases, max_requests=2000, max_seconds=240, stall_s=3.0) as server:
+    with PhotoServer(cases, max_requests=2000, max_seconds=240, stall_s=6.5) as server:
         extra_urls = [(rows[0][0], server.url("/9/1_ab.jpg")), ("ftp_only.jpg", "ftp://127.0.0.1/x.jpg"),
                       ("not_in_meta.jpg", server.url(rows[1][1]))]
         lat_lon = _write_inputs(folder, server, rows, extra_meta=["ftp_only.jpg", "no_url.jpg"],
