@@ -315,18 +315,22 @@ def _convert_shard(parquet: pathlib.Path, record_path: pathlib.Path, log_path: p
     tmp_path = record_path.with_name(record_path.name + ".tmp")
     written, skipped = 0, collections.defaultdict(list)
     errors = table.column("error_message").to_pylist()
-    with tf.io.TFRecordWriter(str(tmp_path)) as writer:
-        for image_id, state, jpeg, error in zip(ids, status, jpgs, errors):
-            if state != "success":
-                skipped[reason_of(error or state)].append(image_id)
-                continue
-            i = row_of[image_id]
-            writer.write(records.encode_example(
-                jpeg, image_id, meta.lat_deg[i], meta.lon_deg[i],
-                probs365=None if meta.probs365 is None else meta.probs365[i],
-                probs3=None if meta.probs3 is None else meta.probs3[i],
-                scene_labels=None if meta.scene_labels is None else meta.scene_labels[i]))
-            written += 1
+    try:
+        with tf.io.TFRecordWriter(str(tmp_path)) as writer:
+            for image_id, state, jpeg, error in zip(ids, status, jpgs, errors):
+                if state != "success":
+                    skipped[reason_of(error or state)].append(image_id)
+                    continue
+                i = row_of[image_id]
+                writer.write(records.encode_example(
+                    jpeg, image_id, meta.lat_deg[i], meta.lon_deg[i],
+                    probs365=None if meta.probs365 is None else meta.probs365[i],
+                    probs3=None if meta.probs3 is None else meta.probs3[i],
+                    scene_labels=None if meta.scene_labels is None else meta.scene_labels[i]))
+                written += 1
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)     # a full disk, an interruption: nothing half-written stays
+        raise
     with log_path.open("a", encoding=ENCODING) as log:
         log.write(json.dumps({"shard": record_path.name, "written": written, "skipped": skipped,
                               "time": time.time()}) + "\n")
