@@ -29,7 +29,7 @@ flags.DEFINE_integer("processes", None, "img2dataset processes (Spark: local cor
 flags.DEFINE_integer("threads", 64, "Download threads per process.")
 flags.DEFINE_enum("distributor", "multiprocessing", ["multiprocessing", "pyspark", "ray"],
                   "img2dataset's distributor.")
-flags.DEFINE_integer("photos_per_shard", 10_000, "URL-list rows per shard (the unit of resume).")
+flags.DEFINE_integer("photos_per_shard", download_lib.PHOTOS_PER_SHARD, "URL-list rows per shard (the unit of resume).")
 flags.DEFINE_float("timeout_s", 10.0, "Seconds per request.")
 flags.DEFINE_integer("retries", 3, "Later passes over throttled (429/503), timed-out and unreachable photos.")
 flags.DEFINE_float("retry_wait_s", 60.0, "Wait before the first retry pass (s), doubled for each further pass.")

@@ -64,7 +64,6 @@ DISTRIBUTORS = ("multiprocessing", "pyspark", "ray")
 PHOTOS_PER_SHARD = 10_000       # img2dataset's default; ~300 MB of 320 px JPEGs per parquet
 USER_AGENT_TOKEN = "geoest"
 FLICKR_SIZE = "z"               # 640 px on the longer side: enough for a 320 px shorter side
-JPEG_QUALITY = 90               # as geoest.data.build re-encodes
 
 # Reasons a row is not written (keys of DownloadSummary.missing, the reason column of missing.csv).
 NOT_IN_META = "no meta row"
@@ -267,7 +266,7 @@ def _img2dataset(input_parquet: pathlib.Path, output: pathlib.Path, *, shorter_s
     settings = dict(url_list=str(input_parquet), output_folder=str(output), input_format="parquet",
                     url_col="url", save_additional_columns=["IMG_ID"], output_format="parquet",
                     image_size=shorter_side, resize_mode="keep_ratio", resize_only_if_bigger=True,
-                    encode_format="jpg", encode_quality=JPEG_QUALITY, processes_count=processes,
+                    encode_format="jpg", encode_quality=build.JPEG_QUALITY, processes_count=processes,
                     thread_count=threads, number_sample_per_shard=photos_per_shard, timeout=timeout_s,
                     distributor=distributor, incremental_mode="incremental", extract_exif=False,
                     compute_hash=None, retries=0, user_agent_token=USER_AGENT_TOKEN, enable_wandb=False,

@@ -33,7 +33,7 @@ from absl import flags
 from PIL import Image
 
 from geoest import cli
-from geoest.data import download
+from geoest.data import build, download
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_photos", 2000, "Photos served and downloaded per run.")
@@ -134,7 +134,7 @@ def _conversion_cost(work: pathlib.Path, urls, meta_csv, processes: int):
         start = time.process_time()
         for data in jpegs:
             with Image.open(io.BytesIO(data)) as image:
-                image.convert("RGB").save(io.BytesIO(), format="JPEG", quality=download.JPEG_QUALITY)
+                image.convert("RGB").save(io.BytesIO(), format="JPEG", quality=build.JPEG_QUALITY)
         reencode.append(1e3 * (time.process_time() - start) / len(jpegs))
     return statistics.median(wrap), statistics.median(reencode), len(jpegs)
 
