@@ -34,5 +34,9 @@ setup(
         # which OpenCV 5 no longer has.
         "scene": ["opencv-python-headless>=4.8,<5"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
+        # python -m geoest.download; geoest.data.download uses img2dataset's private main.Resizer (checked on 1.47)
+        "download": ["img2dataset>=1.47,<1.48"],
+        "ray": ["img2dataset>=1.47,<1.48", "ray>=2.9"],           # --distributor=ray
+        "spark": ["img2dataset>=1.47,<1.48", "pyspark>=3.5"],     # --distributor=pyspark (needs a Java runtime)
     },
 )

@@ -13,7 +13,7 @@ from geoest.errors import InputError
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MAINS = [*(REPO / "geoest" / f"{m}.py" for m in ("train", "evaluate", "predict", "export", "calibrate",
                                                "create_partitioning", "build_tfrecords", "label_scenes",
-                                               "scene_stats", "score_predictions", "draw_cells", "convert_places365")),
+                                               "scene_stats", "score_predictions", "draw_cells", "convert_places365", "download")),
          REPO / "geoest" / "demo" / "__main__.py",
          *(p for p in sorted((REPO / "tools").glob("*.py")) if p.name != "update_build.py"),
          *sorted((REPO / "tools" / "benchmarks").glob("*.py"))]

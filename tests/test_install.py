@@ -14,7 +14,7 @@ from clone_helpers import fresh_clone
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # `python -m geoest.<command>` for every user command (the mains BUILD knows, and the demo).
 COMMANDS = ("train", "evaluate", "predict", "export", "calibrate", "create_partitioning", "build_tfrecords",
-            "label_scenes", "scene_stats", "score_predictions", "draw_cells", "convert_places365", "demo")
+            "label_scenes", "scene_stats", "score_predictions", "draw_cells", "convert_places365", "download", "demo")
 
 
 def _run(argv, cwd, timeout=300):
