@@ -16,7 +16,10 @@ HEAVY = ("tensorflow", "keras", "tensorflow_datasets", "jax", "torch")   # TF, K
 # The geo core needs only numpy at import: tools/benchmarks/model_step.py imports geoest.models (and so
 # geoest.geo) on an accelerator machine that has Keras but may lack the s2geometry bindings
 # (tests/test_model_step.py); the few functions that use them import them.
-LAZY = HEAVY + ("s2geometry",)
+# The optional extras (OpenCV for `scene`, Spark and Ray for `download`) are imported where they are used,
+# so that a missing extra is one line naming it rather than a failed import of the whole module.
+OPTIONAL = ("cv2", "pyspark", "ray")
+LAZY = HEAVY + ("s2geometry",) + OPTIONAL
 # Importing these loads neither TensorFlow nor Keras (the mains, so that --help and a flag error are
 # immediate; the geo core and the scene hierarchy, so that numpy users need no TF; geoest.inference,
 # whose functions import TF when called).

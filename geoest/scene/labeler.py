@@ -20,7 +20,7 @@ from PIL import Image
 from geoest.errors import InputError
 from geoest.files import ENCODING, check_output, claim_outputs, digest, manifest_path, path_inside
 from geoest.scene import meta
-from geoest.scene.caffe import CAFFE_IMAGENET
+from geoest.scene.caffe import CAFFE_IMAGENET, weights_digest
 from geoest.scene.places365 import SceneHierarchy, default_cache_dir
 
 NUM_CATEGORIES = 365
@@ -194,13 +194,6 @@ def _open_for_append(path: pathlib.Path, header: list):
     if done is None:
         writer.writerow(header)
     return f, writer, done or set()
-
-
-def weights_digest(model) -> str:
-    """SHA-256 of a model's weights and their shapes: what a labelled file's rows depend on (about
-    0.26 CPU-s for the ResNet-152's 59 M weights)."""
-    return digest(chunk for w in model.get_weights()
-                  for chunk in (str(w.shape).encode(), np.ascontiguousarray(w).tobytes()))
 
 
 def _format(values) -> list:

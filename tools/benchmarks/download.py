@@ -29,11 +29,13 @@ import threading
 import time
 
 import numpy as np
+import pyarrow.parquet as pq
 from absl import flags
 from PIL import Image
 
 from geoest import cli
 from geoest.data import build, download
+from geoest.data import meta as meta_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_photos", 2000, "Photos served and downloaded per run.")
@@ -107,7 +109,6 @@ def _runnable(distributor: str) -> str | None:
 
 def _conversion_cost(work: pathlib.Path, urls, meta_csv, processes: int):
     """(ms CPU per photo wrapping parquet JPEGs into records, ms CPU per photo a decode + encode would add)."""
-    from geoest.data import meta as meta_lib
 
     listed = download.read_url_list(urls, flickr_size=None)
     pass_dir, parquet = work / "convert" / "pass0", work / "convert" / "input.parquet"
@@ -120,7 +121,6 @@ def _conversion_cost(work: pathlib.Path, urls, meta_csv, processes: int):
     meta = meta_lib.read_meta_csv(meta_csv)
     row_of = {image_id: i for i, image_id in enumerate(meta.ids)}
     shards = sorted(pass_dir.glob("*.parquet"))
-    import pyarrow.parquet as pq
     jpegs = [j for s in shards for j in pq.read_table(s, columns=["jpg"]).column("jpg").to_pylist() if j]
     wrap, reencode = [], []
     for run in range(FLAGS.runs):
