@@ -19,12 +19,14 @@ _TINY = float(np.finfo(np.float32).tiny)   # floor of a probability before its l
 
 
 class PeriodicCheckpoint(keras.callbacks.Callback):
-    """Saves model and optimizer (with its step counter) every `every_n_steps` and after each epoch."""
+    """Saves model and optimizer (with its step counter) every `every_n_steps` and after each epoch,
+    and with a `DataPosition` the data position after that step."""
 
-    def __init__(self, manager: tf.train.CheckpointManager, every_n_steps: int):
+    def __init__(self, manager: tf.train.CheckpointManager, every_n_steps: int, position=None):
         super().__init__()
         self.manager = manager
         self.every_n_steps = every_n_steps
+        self.position = position
         self._saved_at = None
 
     def _step(self) -> int:
@@ -33,6 +35,8 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
     def save(self) -> None:
         step = self._step()
         if step != self._saved_at:
+            if self.position is not None:
+                self.position.mark(step)
             self.manager.save(checkpoint_number=step)
             self._saved_at = step
 
