@@ -99,6 +99,8 @@ def quiet_native_logs() -> None:
         return
     quiet_native_logs.done = True
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    import logging
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)    # e.g. a line per checkpoint saved
     try:
         sys.stderr.flush()
         terminal = os.dup(2)
