@@ -175,7 +175,7 @@ def os_error_line(err: BaseException) -> str | None:
         errno = 28
     if errno not in _WRITE_ERRNOS:
         return None
-    path = getattr(err, "filename", None) or next(iter(re.findall(r"(/[^\s;:'\"]+)", text)), "a file")
+    path = getattr(err, "geoest_path", None) or getattr(err, "filename", None) or next(iter(re.findall(r"(/[^\s;:'\"]+)", text)), "a file")
     what = getattr(err, "geoest_writing", None)
     return (f"cannot write {path}" + (f" ({what})" if what else "") + f": {_WRITE_ERRNOS[errno]}"
             f" [errno {errno}]; nothing half-written is kept: free space or fix the folder, then re-run "

@@ -9,6 +9,9 @@
 * Text files are UTF-8; a byte that is not is named by line (`utf8_error`).
 * A folder one run writes into is held with a lock file (`hold_lock`) naming the process and host;
   a lock whose process has died is taken over, so a crash never leaves it stuck.
+* An OS error while writing (a full disk, a quota, a read-only folder) is reported in one line
+  naming the file and what was being written (`writing` names them on the error; `geoest.cli.run`
+  prints it); the temporary file is removed, so nothing half-written is trusted later.
 """
 import contextlib
 import filecmp
@@ -36,6 +39,21 @@ def atomic_path(path):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def writing(path, what: str):
+    """Names `path` and `what` ("TFRecord shard", "checkpoint", ...) on any error raised in the block
+    (`geoest.cli.os_error_line` reports an OS error with them in one line)."""
+    try:
+        yield
+    except Exception as err:
+        if getattr(err, "geoest_path", None) is None:
+            try:
+                err.geoest_path, err.geoest_writing = str(path), what
+            except AttributeError:      # an exception type without a __dict__
+                pass
+        raise
 
 
 def write_text(path, text: str) -> None:

@@ -165,3 +165,65 @@ def test_training_preempted_three_times_in_an_epoch_sees_each_photo_once(world, 
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
     assert [int(r["images"]) for r in rows][1] == PHOTOS and int(rows[1]["skipped_undecodable"]) == 0
+
+
+def _interrupt_when(args, ready, timeout=240):
+    """Starts `args`, sends SIGTERM once `ready()` holds, waits; returns (status, stdout, stderr)."""
+    process = subprocess.Popen(args, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while not ready() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def _one_interrupted_line(status, err):
+    lines = [line for line in err.splitlines() if line.startswith("interrupted: ")]
+    assert status == EXIT_INTERRUPTED, err[-3000:]
+    assert len(lines) == 1 and "Traceback" not in err and "SIGTERM" in lines[0], err[-3000:]
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_build_tfrecords_stopped_by_sigterm_resumes_with_every_photo_once(tmp_path):
+    from scene_helpers import write_meta, write_photos
+    from test_reliability import _read_records
+
+    ids = [f"{i // 100}/{i}.jpg" for i in range(600)]
+    write_photos(tmp_path / "images", ids, size=(400, 300))          # shrunk to 320 px: work per photo
+    write_meta(tmp_path / "meta.csv", ids)
+    out = tmp_path / "records"
+    args = [sys.executable, "tools/build_tfrecords.py", f"--images_dir={tmp_path / 'images'}",
+            f"--meta_csv={tmp_path / 'meta.csv'}", f"--output_dir={out}", "--num_shards=6", "--workers=1"]
+    status, _, err = _interrupt_when(args, lambda: any(out.glob("*-of-00006.tfrecord")))
+    line = _one_interrupted_line(status, err)
+    complete = sorted(out.glob("*-of-00006.tfrecord"))
+    assert f"{len(complete)} of 6 shards complete" in line and 0 < len(complete) < 6
+    assert not list(out.glob("*.tmp"))                              # the shard being written is dropped
+    done = subprocess.run(args, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"({len(complete)} complete from an earlier run)" in done.stdout
+    assert sorted(_read_records(out)) == sorted(ids)                 # none twice (a dict), none missing
+
+
+@pytest.mark.slow
+def test_label_scenes_stopped_by_sigterm_resumes_with_every_photo_once(tmp_path, places365_dir):
+    from scene_helpers import read_rows, save_stand_in_model, write_meta, write_photos
+
+    ids = [f"{i // 100}/{i}.jpg" for i in range(800)]
+    write_photos(tmp_path / "images", ids, size=(320, 240))
+    write_meta(tmp_path / "meta.csv", ids)
+    save_stand_in_model(tmp_path / "scene.keras", 365)
+    output = tmp_path / "labels.csv"
+    args = [sys.executable, "tools/label_scenes.py", f"--images_dir={tmp_path / 'images'}",
+            f"--meta_csv={tmp_path / 'meta.csv'}", f"--output_csv={output}", f"--weights={tmp_path / 'scene.keras'}",
+            f"--places365_dir={places365_dir}", "--preprocess=tf", "--batch_size=4", "--workers=1"]
+    status, _, err = _interrupt_when(args, lambda: output.exists() and output.stat().st_size > 2000)
+    line = _one_interrupted_line(status, err)
+    written = [row[0] for row in read_rows(output)[1:]]
+    assert f"{len(written)} of 800 photos done" in line and 0 < len(written) < 800
+    done = subprocess.run(args, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    labelled = [row[0] for row in read_rows(output)[1:]]
+    assert sorted(labelled) == sorted(ids) and len(set(labelled)) == len(labelled)
