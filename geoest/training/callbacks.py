@@ -194,7 +194,9 @@ class GeoValidation(keras.callbacks.Callback):
             # A functional view of the same layers: saved without optimizer state.
             # Whole or not at all: a run killed while saving keeps the previous best model.
             with atomic_path(path) as tmp:
-                keras.Model(self.model.inputs, self.model.outputs, name=self.model.name).save(tmp)
+                # (`input`: the one input tensor, so that calling the saved model with one tensor
+                # matches its input structure; `inputs` would make it a list of one.)
+                keras.Model(self.model.input, self.model.outputs, name=self.model.name).save(tmp)
             record = {"epoch": epoch + 1, "step": int(self.model.optimizer.iterations.numpy()),
                       self.monitor: value, **{k: v for k, v in logs.items() if k.startswith("val_")}}
             write_text(os.path.splitext(path)[0] + ".json", json.dumps(record, indent=1, default=float))
