@@ -35,11 +35,8 @@ def main(argv):
     from geoest.training.config import parse_gin, variant_name
 
     strategy = make_strategy(FLAGS.strategy, FLAGS.tpu)  # first: multi_worker needs it before other ops
-    parse_gin(FLAGS.gin_file, FLAGS.gin_param)
-    if FLAGS.max_skipped is not None:
-        import gin
-
-        gin.bind_parameter("train.max_skipped", FLAGS.max_skipped)
+    flag_params = [] if FLAGS.max_skipped is None else [f"train.max_skipped = {FLAGS.max_skipped!r}"]
+    parse_gin(FLAGS.gin_file, FLAGS.gin_param + flag_params)
     train(FLAGS.model_dir, strategy, variant=variant_name(FLAGS.gin_file))
     from geoest.inference import calibration
     from geoest.training.distribute import is_chief

@@ -345,6 +345,25 @@ def _to_uint8(resized):
     return tf.cast(resized + 0.5, tf.uint8)
 
 
+def decode_jpeg_strict(encoded):
+    """Decodes a JPEG (tf.string scalar) to uint8 RGB [height, width, 3] with libjpeg-turbo in strict
+    mode (simplejpeg): data libjpeg would only warn about ("Corrupt JPEG data: ...", which
+    `tf.io.decode_jpeg` decodes into garbage pixels) is an error, InvalidArgumentError, so that a
+    pipeline drops the photo (`ignore_errors`) instead of feeding it."""
+
+    def decode(data):
+        import simplejpeg
+
+        try:
+            return simplejpeg.decode_jpeg(data.numpy(), colorspace="RGB", strict=True)
+        except ValueError as err:
+            raise tf.errors.InvalidArgumentError(None, None, f"{UNDECODABLE}: {err}") from None
+
+    image = tf.py_function(decode, [encoded], tf.uint8)
+    image.set_shape([None, None, 3])
+    return image
+
+
 def train_image(encoded, seed, image_size: int = 224):
     """§4: decode only a random crop window, resize to image_size^2, flip at random.
 
@@ -355,9 +374,9 @@ def train_image(encoded, seed, image_size: int = 224):
       uint8 [image_size, image_size, 3].
     """
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
-    # The whole JPEG is decoded, then cropped: decoding only the window would stop at its last
-    # row and miss corrupt data below it, feeding a damaged photo as pixels.
-    image = tf.io.decode_jpeg(encoded, channels=3)
+    # The whole JPEG is decoded strictly, then cropped: decoding only the window would stop at its
+    # last row, and a lenient decoder feeds corrupt data as pixels.
+    image = decode_jpeg_strict(encoded)
     window = sample_crop_window(tf.shape(image), seeds[0])
     image = tf.slice(image, tf.stack([window[0], window[1], 0]), tf.stack([window[2], window[3], 3]))
     image = _to_uint8(tf.image.resize(image, [image_size, image_size]))
