@@ -56,6 +56,30 @@ def writing(path, what: str):
         raise
 
 
+@contextlib.contextmanager
+def atomic_folder(path, what: str = "folder"):
+    """Yields a temporary folder beside `path` (".NAME.tmpPID"); renamed to `path` when the block
+    ends without an exception (an empty `path` there is replaced), removed otherwise, so that
+    `path` is absent or complete, never half-written (a server watching it sees one or the
+    other). Temporary folders of runs that were killed are removed first."""
+    import shutil
+
+    path = pathlib.Path(path)
+    for stale in path.parent.glob(f".{path.name}.tmp*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with writing(path, what):
+        tmp.mkdir(parents=True)
+    try:
+        with writing(path, what):
+            yield tmp
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+            os.rename(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_text(path, text: str) -> None:
     """Writes `text` (UTF-8) to `path` whole or not at all."""
     with atomic_path(path) as tmp:

@@ -13,6 +13,7 @@ This module imports TensorFlow only when writing, so the worker processes stay l
 """
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import io
 import itertools
@@ -320,7 +321,7 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
     bar = tqdm(total=len(tasks), unit="img", disable=not progress, smoothing=0.05,
                desc=f"{prefix}: {len(todo)} shards")
     results = iter(())
-    with worker_pool(workers) as pool, interrupt.deferred():
+    with worker_pool(workers) as pool, interrupt.deferred(), contextlib.closing(bar):
         if tasks:
             results = pool.imap(prepare_task, tasks)   # chunks of one: `_next_result` can wait with a timeout
         for k in todo:
