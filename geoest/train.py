@@ -24,8 +24,8 @@ flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "
                   "tf.distribute strategy.")
 flags.DEFINE_string("tpu", None, "TPU name or grpc address for --strategy=tpu.")
 flags.DEFINE_float("max_skipped", None, "The largest fraction of the training photos read in an epoch that may "
-                   "be lost (unreadable, undecodable, in no cell) before training stops; default train.max_skipped "
-                   "(0.01).")
+                   "be lost to damage (unreadable or undecodable JPEGs) before training stops; default "
+                   "train.max_skipped (0.01).")
 flags.DEFINE_bool("calibrate", True, "After training, fit the temperatures on the validation records (if any).")
 
 

@@ -143,3 +143,14 @@ def test_a_second_evaluation_into_the_same_folder_is_refused(world, tmp_path):
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err[-3000:]
     assert not (tmp_path / "eval" / "evaluate.lock").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("binding, needle", [("train.epochs=[1", "train.epochs"), ("train.epochs='two'", "'two'"),
+                                             ("train.batch_size=0", "batch_size")])
+def test_gin_value_errors_are_one_line_and_leave_no_model_dir(tmp_path, binding, needle):
+    model_dir = tmp_path / "run"
+    result = _run("-m", "geoest.train", "--gin_file=gin/base_M.gin", "--gin_file=smoke.gin", f"--gin_param={binding}",
+                  f"--model_dir={model_dir}")
+    _one_line_error(result, needle)
+    assert not model_dir.exists()

@@ -561,10 +561,19 @@ def _positioned_train_dataset(file_pattern, label, position, seed, batch_size, i
 
     def one_pass(start, k):
         pass_seed = start[3] * 1000 + k                 # (seed, pass): any pass rebuilt on its own
-        shuffled = files.shuffle(4096, seed=pass_seed)
-        stream = _read_records(shuffled, deterministic, skip_log)
-        if shuffle_buffer > 1:
-            stream = stream.shuffle(shuffle_buffer, seed=pass_seed)
+        # tf.random's get_seed compares a tensor op seed with 0 when the global seed is 0
+        # (keras.utils.set_random_seed(0)), which fails while tracing: trace under a nonzero one.
+        graph = tf.compat.v1.get_default_graph()
+        global_seed = graph.seed
+        if global_seed is not None and global_seed % (2**31 - 1) == 0:
+            graph.seed = 1
+        try:
+            shuffled = files.shuffle(4096, seed=pass_seed)
+            stream = _read_records(shuffled, deterministic, skip_log)
+            if shuffle_buffer > 1:
+                stream = stream.shuffle(shuffle_buffer, seed=pass_seed)
+        finally:
+            graph.seed = global_seed
         stream = label(stream).enumerate()
         stream = stream.skip(tf.where(k == start[1], start[2], 0))   # consumed before a resume
         return stream.map(lambda index, example: (start[0], start[3], k, index, example))

@@ -9,8 +9,9 @@ same command resumes at that step, at the same place in the data.
 logs (metrics.csv) and logged: those dropped before decoding (not a JPEG, truncated, in no cell,
 no scene label: counted once per pass over the records, `Inputs.count_skips`) and those whose
 JPEG data did not decode (from the data position: photos passed less photos trained on). More
-than `max_skipped` of the photos read lost to damage (unreadable, undecodable, in no cell, no
-scene label; the ISN's tau_S filter is a choice, not a loss) stops the run with one line.
+than `max_skipped` of the photos read lost to damage (unreadable or undecodable JPEGs) stops the
+run with one line. Photos in no cell (§3.1 discards cells under tau_min) or without a scene label
+are reported, not limited: they follow from the partitionings and the records' scene columns.
 """
 import logging
 
@@ -49,7 +50,7 @@ class SkipAccounting(keras.callbacks.Callback):
       images_per_pass: photos one pass yields before decoding (`Inputs.count`).
       pass_skips: {reason: records of one pass dropped before decoding}.
       batch_size: the global batch.
-      max_skipped: the largest fraction of the photos read that may be lost.
+      max_skipped: the largest fraction of the photos read that may be lost to damage.
     """
 
     def __init__(self, position, images_per_pass: int, pass_skips: dict, batch_size: int, max_skipped: float):
@@ -79,7 +80,7 @@ class SkipAccounting(keras.callbacks.Callback):
         out = {"images": used, "skipped_undecodable": max(0, passed - used)}
         for key, reasons in LOGGED.items():
             out[key] = round(share * sum(self.pass_skips.get(r, 0) for r in reasons))
-        out["lost"] = sum(v for k, v in out.items() if k.startswith("skipped_"))
+        out["lost"] = out["skipped_undecodable"] + out["skipped_unreadable"]
         out["read"] = passed + round(share * sum(self.pass_skips.values()))
         return out
 

@@ -168,7 +168,7 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
       mixed_precision: None, "mixed_float16" (GPU) or "mixed_bfloat16" (TPU).
       jit_compile, steps_per_execution: XLA and steps per compiled call, passed to `compile`.
       max_skipped: the largest fraction of the training photos read in an epoch that may be lost
-        (unreadable, undecodable, in no cell, no scene label) before the run stops (TFRecord inputs).
+        to damage (unreadable or undecodable JPEGs) before the run stops (TFRecord inputs).
     Returns:
       The trained model (the last step's weights; the best one is in model_dir/best.keras).
     """
