@@ -15,6 +15,7 @@ setup(
         "tensorflow>=2.16",          # Keras 3 is TensorFlow's Keras from 2.16 on
         "keras>=3.15,<3.16",        # geoest.training uses private Keras API checked on 3.15
         "tensorflow-datasets>=4.9",
+        "simplejpeg>=1.6,<2",       # strict libjpeg-turbo decoding: training drops corrupt JPEG data
         "importlib_resources>=6",   # tensorflow-datasets needs it to prepare data sets
         "tensorboard>=2.16",
         "s2geometry>=0.11",

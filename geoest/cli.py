@@ -11,17 +11,39 @@
 - Flag strings to the data the library takes: `named_dirs` ("NAME=DIR" -> {name: dir}),
   `methods_from_flags`, `confidence_settings`.
 
+- Quiet by default: TensorFlow's C++ start-up lines (CPU features, oneDNN, CUDA drivers, cuInit)
+  are hidden, so the first line a command prints is geoest's own (`quiet_native_logs`); pass
+  --verbosity=1 (or set GEOEST_TF_LOGS=1, or TF_CPP_MIN_LOG_LEVEL yourself) to see them.
+- SIGTERM and SIGINT (`geoest.interrupt`): a long run saves where it is and exits with status 75
+  (`EXIT_INTERRUPTED`, "interrupted, resumable") after one line `interrupted: ...`; an OS error
+  while writing (a full disk, a read-only folder) is one line naming the path, status 2.
+
 absl flags are read here and in the mains only, never in the library.
 """
+import atexit
+import logging
+import os
 import pathlib
+import re
 import sys
+import threading
 from typing import NoReturn
 
 from absl import app, flags
 
+from geoest import interrupt
 from geoest.errors import InputError
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = interrupt.EXIT_INTERRUPTED
+# TensorFlow's native start-up lines, printed before its logging is configured (so
+# TF_CPP_MIN_LOG_LEVEL does not reach them), and cuInit's error on a machine without a GPU.
+_NATIVE_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog|cpu_feature_guard|port\.cc:\d+\] oneDNN|"
+    r"To enable the following instructions|rebuild TensorFlow with the appropriate compiler flags|"
+    r"cudart_stub|Could not find cuda drivers|failed call to cuInit|cuda_(platform|driver|executor)\.cc|"
+    r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|"
+    r"TF-TRT Warning|This TensorFlow binary is optimized")
 # The flags the functions below define belong to the main that calls them (its --help lists them).
 flags.disclaim_key_flags()
 # Gin appends "In call to configurable ..." lines to errors raised inside configurables.
@@ -48,18 +70,116 @@ def parse_flags(argv) -> list:
     return rest
 
 
+def wants_native_logs(argv=None, environ=None) -> bool:
+    """Whether TensorFlow's native logs were asked for: --verbosity >= 1 (absl's flag, also -v N)
+    among the arguments, GEOEST_TF_LOGS=1, or TF_CPP_MIN_LOG_LEVEL set by the user."""
+    argv = sys.argv if argv is None else argv
+    environ = os.environ if environ is None else environ
+    if environ.get("GEOEST_TF_LOGS", "") not in ("", "0") or "TF_CPP_MIN_LOG_LEVEL" in environ:
+        return True
+    for k, arg in enumerate(argv):
+        value = None
+        if arg.startswith(("--verbosity=", "-v=")):
+            value = arg.split("=", 1)[1]
+        elif arg in ("--verbosity", "-v") and k + 1 < len(argv):
+            value = argv[k + 1]
+        if value is not None:
+            try:
+                return int(value) >= 1
+            except ValueError:
+                return False
+    return False
+
+
+def quiet_native_logs() -> None:
+    """Hides TensorFlow's native start-up logging unless `wants_native_logs()`: sets
+    TF_CPP_MIN_LOG_LEVEL=2 (warnings and info) for TensorFlow imported later, and passes what the
+    process writes to file descriptor 2 through a filter dropping the start-up lines printed before
+    that setting applies (`_NATIVE_NOISE`). Python's own stderr (errors, logging, progress bars)
+    goes straight to the terminal. Call before TensorFlow is imported."""
+    if wants_native_logs() or getattr(quiet_native_logs, "done", False):
+        return
+    quiet_native_logs.done = True
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)    # e.g. a line per checkpoint saved
+    try:
+        sys.stderr.flush()
+        terminal = os.dup(2)
+        read_end, write_end = os.pipe()
+    except OSError:
+        return
+    sys.stderr = open(terminal, "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
+                      errors="backslashreplace", closefd=False)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def relay():
+        with open(read_end, "rb", closefd=True) as native:
+            for line in native:
+                if not _NATIVE_NOISE.search(line.decode("utf-8", "replace")):
+                    os.write(terminal, line)
+
+    thread = threading.Thread(target=relay, name="native-stderr", daemon=True)
+    thread.start()
+
+    def drain():
+        os.dup2(terminal, 2)        # closes the pipe's write end: the relay reads to its end
+        thread.join(timeout=2)
+
+    atexit.register(drain)
+
+
 def run(main) -> None:
     """`app.run` for every geoest main (`if __name__ == "__main__": run(main)`): flags parsed by
     `parse_flags`, an InputError from `main` reported by `exit_bad_input`; `main`'s return value is
-    the exit status."""
+    the exit status. SIGTERM / SIGINT: `geoest.interrupt` (one line, status 75); an OS error while
+    writing: one line, status 2 (`os_error_line`)."""
+    quiet_native_logs()
+    interrupt.install()
 
     def checked(argv):
         try:
             return main(argv)
         except InputError as err:
             exit_bad_input(err)
+        except (interrupt.Interrupted, KeyboardInterrupt) as err:
+            message = str(err) if isinstance(err, interrupt.Interrupted) else \
+                "stopped by SIGINT; re-run the same command to resume"
+            print("interrupted: " + " ".join(message.split()), file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as err:    # noqa: BLE001  an OS error while writing, also from TensorFlow's writers
+            line = os_error_line(err)
+            if line is None:
+                raise
+            exit_bad_input(line)
 
-    app.run(checked, flags_parser=parse_flags)
+    try:
+        app.run(checked, flags_parser=parse_flags)
+    except interrupt.Interrupted as err:     # while absl parses flags or starts up
+        print("interrupted: " + str(err), file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+_WRITE_ERRNOS = {28: "the disk is full", 122: "the disk quota is exceeded", 30: "the file system is read-only",
+                 13: "permission denied", 27: "the file is too large for its file system", 5: "input/output error"}
+
+
+def os_error_line(err: BaseException) -> str | None:
+    """One line for an OS error while writing a file (a full disk, a quota, a read-only folder),
+    naming the path and what was written; None for other errors. TensorFlow's writers raise
+    `tf.errors.ResourceExhaustedError` / `UnknownError` ("... No space left on device") and are
+    recognised by their message."""
+    errno = getattr(err, "errno", None)
+    text = str(err)
+    if errno is None and "No space left on device" in text:
+        errno = 28
+    if errno not in _WRITE_ERRNOS:
+        return None
+    path = getattr(err, "geoest_path", None) or getattr(err, "filename", None) or next(iter(re.findall(r"(/[^\s;:'\"]+)", text)), "a file")
+    what = getattr(err, "geoest_writing", None)
+    return (f"cannot write {path}" + (f" ({what})" if what else "") + f": {_WRITE_ERRNOS[errno]}"
+            f" [errno {errno}]; nothing half-written is kept: free space or fix the folder, then re-run "
+            "the same command to resume")
 
 
 # -- shared flags ---------------------------------------------------------------------------------

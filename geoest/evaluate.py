@@ -15,12 +15,17 @@ other models into the same --output_dir are refused, and files evaluate did not 
 never replaced (unless --overwrite). Unreadable photos and damaged shards are skipped and named;
 losing more than --max_skipped of the test set fails.
 """
+import pathlib
 import sys
 
 from absl import flags
 
 from geoest import cli
 from geoest.errors import InputError
+from geoest.files import hold_lock
+from geoest.inference.overlap import record_ids, training_overlap
+
+LOCK = "evaluate.lock"     # held while an evaluation writes into --output_dir
 
 cli.define_model_flags(several=True)
 cli.define_scene_flags()
@@ -36,6 +41,8 @@ flags.DEFINE_bool("overwrite", False, "Replace files in --output_dir that this e
                   "(another test set's or models' results, a file of yours), and start afresh.")
 flags.DEFINE_float("max_skipped", 0.01, "The largest fraction of the test set that may be skipped "
                    "(unreadable photos, damaged shards) before evaluate fails; 1 accepts any loss.")
+flags.DEFINE_bool("allow_train_overlap", False, "Evaluate test records holding photos a model was trained on "
+                  "(its operative_config.gin's training files), e.g. as a deliberate check; refused otherwise.")
 flags.DEFINE_bool("allow_absolute_paths", False, "Read absolute IMG_IDs of --meta_csv as they are "
                   "(otherwise they are skipped and named, like IMG_IDs whose '..' leaves --images_dir).")
 FLAGS = flags.FLAGS
@@ -64,6 +71,33 @@ def main(argv):
         batches = evaluation.image_batches(FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, image_size,
                                            hierarchy, skip_log, allow_absolute_paths=FLAGS.allow_absolute_paths)
     test_set = evaluation.test_set_identity(FLAGS.test_records, FLAGS.images_dir, FLAGS.meta_csv)
+    if FLAGS.test_records and not FLAGS.allow_train_overlap:
+        _refuse_training_photos(FLAGS.test_records, FLAGS.model_dir + FLAGS.isn_dirs)
+    output_dir = pathlib.Path(FLAGS.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise InputError(f"--output_dir={output_dir} is a file; expected a folder")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with hold_lock(output_dir / LOCK, f"evaluation folder {output_dir}", "--output_dir"):
+        _evaluate(evaluation, methods, batches, total, test_set, skip_log, masses)
+    print(f"results, summary.json, table6.txt and accuracy.png in {FLAGS.output_dir}")
+
+
+def _refuse_training_photos(test_records, model_specs) -> None:
+    """Refuses test records holding photos a model was trained on (its recorded training files)."""
+    import tensorflow as tf
+
+    test_files = tf.io.gfile.glob(test_records)
+    test_ids = record_ids(test_files)
+    for spec in model_specs:
+        model_dir = cli.parse_named(spec)[1]
+        shared = training_overlap(model_dir, test_files, test_ids) if pathlib.Path(model_dir).is_dir() else 0
+        if shared:
+            raise InputError(f"--test_records={test_records}: {shared} of its {len(test_ids)} photos are in the "
+                             f"training records of {model_dir} (its operative_config.gin); evaluate on photos it "
+                             "never saw, or pass --allow_train_overlap for a deliberate check")
+
+
+def _evaluate(evaluation, methods, batches, total, test_set, skip_log, masses) -> None:
     try:
         evaluation.evaluate(methods, batches, FLAGS.output_dir, total=total, reference=FLAGS.reference,
                             test_set=test_set, overwrite=FLAGS.overwrite, skip_log=skip_log,
@@ -75,7 +109,6 @@ def main(argv):
         if skip_log.unreadable:
             print(f"skipped {len(skip_log.unreadable)} unreadable image(s): "
                   + ", ".join(f"{i} ({why})" for i, why in skip_log.unreadable[:20]), file=sys.stderr)
-    print(f"results, summary.json, table6.txt and accuracy.png in {FLAGS.output_dir}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@
 * Text files are UTF-8; a byte that is not is named by line (`utf8_error`).
 * A folder one run writes into is held with a lock file (`hold_lock`) naming the process and host;
   a lock whose process has died is taken over, so a crash never leaves it stuck.
+* An OS error while writing (a full disk, a quota, a read-only folder) is reported in one line
+  naming the file and what was being written (`writing` names them on the error; `geoest.cli.run`
+  prints it); the temporary file is removed, so nothing half-written is trusted later.
 """
 import contextlib
 import filecmp
@@ -17,6 +20,7 @@ import json
 import logging
 import os
 import pathlib
+import shutil
 import socket
 import time
 
@@ -36,6 +40,43 @@ def atomic_path(path):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def writing(path, what: str):
+    """Names `path` and `what` ("TFRecord shard", "checkpoint", ...) on any error raised in the block
+    (`geoest.cli.os_error_line` reports an OS error with them in one line)."""
+    try:
+        yield
+    except Exception as err:
+        if getattr(err, "geoest_path", None) is None:
+            try:
+                err.geoest_path, err.geoest_writing = str(path), what
+            except AttributeError:      # an exception type without a __dict__
+                pass
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path, what: str = "folder"):
+    """Yields a temporary folder beside `path` (".NAME.tmpPID"); renamed to `path` when the block
+    ends without an exception (an empty `path` there is replaced), removed otherwise, so that
+    `path` is absent or complete, never half-written (a server watching it sees one or the
+    other). Temporary folders of runs that were killed are removed first."""
+    path = pathlib.Path(path)
+    for stale in path.parent.glob(f".{path.name}.tmp*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with writing(path, what):
+        tmp.mkdir(parents=True)
+    try:
+        with writing(path, what):
+            yield tmp
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+            os.rename(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text(path, text: str) -> None:

@@ -9,6 +9,8 @@ The best-on-validation model is written to MODEL_DIR/best.keras; see geoest.trai
 the other files. With validation records, the temperatures of the best model are then fitted on
 them (MODEL_DIR/calibration.json, as python -m geoest.calibrate does; --nocalibrate skips it).
 --strategy=multi_worker reads the cluster from TF_CONFIG; --strategy=tpu --tpu=ADDRESS.
+SIGTERM / Ctrl-C: the current step finishes, a checkpoint is written there (with the data
+position) and the run exits with status 75; the same command resumes at that step.
 """
 from absl import flags
 
@@ -21,6 +23,9 @@ flags.DEFINE_string("model_dir", None, "Directory for checkpoints, logs and best
 flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "multi_worker", "tpu"],
                   "tf.distribute strategy.")
 flags.DEFINE_string("tpu", None, "TPU name or grpc address for --strategy=tpu.")
+flags.DEFINE_float("max_skipped", None, "The largest fraction of the training photos read in an epoch that may "
+                   "be lost to damage (unreadable or undecodable JPEGs) before training stops; default "
+                   "train.max_skipped (0.01).")
 flags.DEFINE_bool("calibrate", True, "After training, fit the temperatures on the validation records (if any).")
 
 
@@ -30,7 +35,8 @@ def main(argv):
     from geoest.training.config import parse_gin, variant_name
 
     strategy = make_strategy(FLAGS.strategy, FLAGS.tpu)  # first: multi_worker needs it before other ops
-    parse_gin(FLAGS.gin_file, FLAGS.gin_param)
+    flag_params = [] if FLAGS.max_skipped is None else [f"train.max_skipped = {FLAGS.max_skipped!r}"]
+    parse_gin(FLAGS.gin_file, FLAGS.gin_param + flag_params)
     train(FLAGS.model_dir, strategy, variant=variant_name(FLAGS.gin_file))
     from geoest.inference import calibration
     from geoest.training.distribute import is_chief

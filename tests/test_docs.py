@@ -167,7 +167,7 @@ def _known_flags(program: str) -> frozenset:
     if program == "tfds build":
         return frozenset(re.findall(r"--([\w-]+)", done.stdout))
     names = {"help", "helpfull", "helpshort"}
-    for match in re.finditer(r"(?m)^\s+--(\[no\])?([\w-]+)", done.stdout):
+    for match in re.finditer(r"(?m)^\s+(?:-\w,)?--(\[no\])?([\w-]+)", done.stdout):
         names.add(match.group(2))
         if match.group(1):
             names.add("no" + match.group(2))

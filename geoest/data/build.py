@@ -13,6 +13,7 @@ This module imports TensorFlow only when writing, so the worker processes stay l
 """
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import io
 import itertools
@@ -22,15 +23,17 @@ import math
 import multiprocessing
 import os
 import pathlib
+import signal
 import re
 import time
 
 import numpy as np
 from PIL import Image
 
+from geoest import interrupt
 from geoest.data import meta as meta_lib
 from geoest.errors import InputError
-from geoest.files import digest, write_text
+from geoest.files import digest, write_text, writing
 
 SHORTER_SIDE = 320
 JPEG_QUALITY = 90
@@ -98,7 +101,24 @@ def worker_pool(workers: int | None):
     """A process pool whose workers never inherit the caller's TensorFlow threads
     (forkserver where available, else spawn)."""
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return multiprocessing.get_context(method).Pool(workers or os.cpu_count() or 1)
+    return multiprocessing.get_context(method).Pool(workers or os.cpu_count() or 1, initializer=_ignore_signals)
+
+
+def _ignore_signals():
+    """Workers leave Ctrl-C (SIGINT, sent to the whole process group) to the parent, which stops the
+    build whole and ends them (Pool.terminate: SIGTERM)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _next_result(results):
+    """The next photo from the worker pool, or None once a signal has arrived (workers killed by a
+    scheduler's SIGTERM never answer, so the wait is checked every half second)."""
+    while True:
+        try:
+            return results.next(timeout=0.5)
+        except multiprocessing.TimeoutError:
+            if interrupt.requested():
+                return None
 
 
 def thread_map(fn, tasks, workers: int | None, window: int = 256):
@@ -187,6 +207,38 @@ def check_build_options(options_path: pathlib.Path, options: dict, paths, overwr
     write_text(options_path, json.dumps(options, indent=1))
 
 
+def _write_shard(tmp_path, rows, outside, meta, results, bar, records):
+    """Writes one shard's photos (`rows` of the meta CSV) to `tmp_path`; returns (written,
+    {reason: [IMG_ID]}), or (None, None) when a signal arrived (`geoest.interrupt`)."""
+    import tensorflow as tf
+
+    written, skipped = 0, collections.defaultdict(list)
+    with tf.io.TFRecordWriter(str(tmp_path)) as writer:
+        for row in rows:
+            if interrupt.requested():
+                return None, None
+            if row in outside:                  # never opened
+                logging.warning("skipped %s: %s", meta.ids[row], outside[row])
+                skipped[outside[row]].append(meta.ids[row])
+                continue
+            result = _next_result(results)
+            if result is None:
+                return None, None
+            i, jpeg, reason = result
+            bar.update(1)
+            if jpeg is None:
+                logging.warning("skipped %s: %s", meta.ids[i], reason)
+                skipped[reason_kind(reason)].append(meta.ids[i])
+                continue
+            writer.write(records.encode_example(
+                jpeg, meta.ids[i], meta.lat_deg[i], meta.lon_deg[i],
+                probs365=None if meta.probs365 is None else meta.probs365[i],
+                probs3=None if meta.probs3 is None else meta.probs3[i],
+                scene_labels=None if meta.scene_labels is None else meta.scene_labels[i]))
+            written += 1
+    return written, skipped
+
+
 def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None = None,
                     shorter_side: int = SHORTER_SIDE, workers: int | None = None,
                     prefix: str | None = None, seed: int = 0,
@@ -219,7 +271,6 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
         meta CSV rows or options (unless `overwrite`).
     """
     from geoest.data import records   # imports TensorFlow
-    import tensorflow as tf
     from tqdm import tqdm
 
     images_dir = pathlib.Path(images_dir)
@@ -247,7 +298,10 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
     finished = {}
     if log_path.exists():
         for line in log_path.read_text().splitlines():
-            entry = json.loads(line)
+            try:
+                entry = json.loads(line)
+            except ValueError:                        # a line cut short by a full disk
+                continue
             finished[entry["shard"]] = entry          # the last entry for a shard wins
     todo = [k for k in range(num_shards) if not paths[k].exists()]
     summary = BuildSummary(shards=paths, resumed_shards=num_shards - len(todo))
@@ -266,33 +320,26 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
     bar = tqdm(total=len(tasks), unit="img", disable=not progress, smoothing=0.05,
                desc=f"{prefix}: {len(todo)} shards")
     results = iter(())
-    with worker_pool(workers) as pool:
+    with worker_pool(workers) as pool, interrupt.deferred(), contextlib.closing(bar):
         if tasks:
-            results = pool.imap(prepare_task, tasks, chunksize=8)
+            results = pool.imap(prepare_task, tasks)   # chunks of one: `_next_result` can wait with a timeout
         for k in todo:
             tmp_path = paths[k].with_name(paths[k].name + ".tmp")
-            written, skipped = 0, collections.defaultdict(list)
-            with tf.io.TFRecordWriter(str(tmp_path)) as writer:
-                for row in rows_per_shard[k]:
-                    if row in outside:                  # never opened
-                        logging.warning("skipped %s: %s", meta.ids[row], outside[row])
-                        skipped[outside[row]].append(meta.ids[row])
-                        continue
-                    i, jpeg, reason = next(results)
-                    bar.update(1)
-                    if jpeg is None:
-                        logging.warning("skipped %s: %s", meta.ids[i], reason)
-                        skipped[reason_kind(reason)].append(meta.ids[i])
-                        continue
-                    writer.write(records.encode_example(
-                        jpeg, meta.ids[i], meta.lat_deg[i], meta.lon_deg[i],
-                        probs365=None if meta.probs365 is None else meta.probs365[i],
-                        probs3=None if meta.probs3 is None else meta.probs3[i],
-                        scene_labels=None if meta.scene_labels is None else meta.scene_labels[i]))
-                    written += 1
-            with log_path.open("a") as log:
-                log.write(json.dumps({"shard": paths[k].name, "written": written,
-                                      "skipped": skipped, "time": time.time()}) + "\n")
+            try:
+                with writing(paths[k], f"TFRecord shard {k + 1} of {num_shards}"):
+                    written, skipped = _write_shard(tmp_path, rows_per_shard[k], outside, meta, results, bar, records)
+                    if written is None:             # stopped by a signal: the shard is dropped
+                        tmp_path.unlink(missing_ok=True)
+                        bar.close()
+                        interrupt.stop_if_requested(f"{sum(p.exists() for p in paths)} of {num_shards} shards "
+                                                    f"complete in {output_dir}")
+                with writing(log_path, "the build log"):
+                    with log_path.open("a") as log:
+                        log.write(json.dumps({"shard": paths[k].name, "written": written,
+                                              "skipped": skipped, "time": time.time()}) + "\n")
+            except BaseException:
+                tmp_path.unlink(missing_ok=True)       # a shard is whole or absent
+                raise
             os.replace(tmp_path, paths[k])          # complete: a resumed build skips it
             summary.written += written
             for reason, ids in skipped.items():

@@ -22,6 +22,7 @@ import threading
 
 import gin
 import numpy as np
+import simplejpeg
 import tensorflow as tf
 
 from geoest.data import records
@@ -46,6 +47,7 @@ TRUNCATED = "truncated JPEG (no end marker)"
 NO_CELL = "in no cell of a partitioning"
 NO_SCENE = "no scene probabilities"
 BELOW_TAU_S = "concept probability <= tau_S"
+UNDECODABLE = "JPEG data that cannot be decoded"   # training: counted from the data position
 _REASONS = (NOT_JPEG, TRUNCATED, NO_CELL, NO_SCENE, BELOW_TAU_S)
 _UNREADABLE = (NOT_JPEG, TRUNCATED)
 DAMAGED_SHARD = "in a damaged shard (corrupt or truncated record)"
@@ -130,6 +132,85 @@ class SkipLog:
 
     def __repr__(self):
         return f"SkipLog({dict(self.counts)})"
+
+
+class DataPosition:
+    """Where a repeated training pipeline is in its data, so that a resumed run continues there.
+
+    The pipeline reads pass after pass over the records; pass k is shuffled with the seed
+    (seed, k), so any pass can be rebuilt on its own. A position is (pass, photos of that pass
+    consumed), counted in the labelled stream before decoding: a resume rebuilds its pass and
+    skips the consumed photos without decoding them (records are read and parsed, no JPEG
+    decoded). Its variables (`checkpoint()`) go into the trainer's checkpoint:
+
+      pass_index  int64, the pass of the next photo;
+      consumed    int64, photos of that pass consumed before it (labelled stream position);
+      seed        int64, the shuffling and augmentation seed (a random one is kept, so that a
+                  resumed run shuffles as the first one did).
+
+    Each batch the pipeline yields is logged with the position after its last photo, in the
+    order Keras receives them; `mark(step)` moves the variables to the position after the batch
+    of that training step (call it just before saving a checkpoint), and `begin(step)` before
+    each `fit` (a new iterator reads the variables when it starts). With `deterministic=True`
+    the position is exact: a run stopped and resumed any number of times sees every photo of a
+    pass once; otherwise parallel reads reorder photos and it is approximate.
+    """
+
+    def __init__(self, seed: int = 0):
+        self.pass_index = tf.Variable(0, dtype=tf.int64, trainable=False, name="pass_index")
+        self.consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="consumed")
+        self.seed = tf.Variable(int(seed), dtype=tf.int64, trainable=False, name="seed")
+        self._generation = tf.Variable(0, dtype=tf.int64, trainable=False, name="generation")
+        self._batches = collections.defaultdict(list)   # generation -> [(pass, consumed) after each batch]
+        self._first_step = 0
+        self._lock = threading.Lock()
+
+    def checkpoint(self):
+        """The trackable the trainer puts into its `tf.train.Checkpoint` (pass, consumed, seed)."""
+        return tf.train.Checkpoint(pass_index=self.pass_index, consumed=self.consumed, seed=self.seed)
+
+    def value(self) -> tuple:
+        """(pass, photos of that pass consumed) as the variables hold it."""
+        return int(self.pass_index.numpy()), int(self.consumed.numpy())
+
+    def begin(self, step: int) -> None:
+        """Before a `fit` at training step `step`: the variables say where its data starts."""
+        self.mark(step)
+        with self._lock:
+            self._generation.assign_add(1)
+            self._first_step = step
+
+    def at(self, step: int):
+        """The position after training step `step` of the current `fit`, or None if unknown."""
+        with self._lock:
+            log = self._batches.get(int(self._generation.numpy()), [])
+            k = step - self._first_step - 1
+            return log[k] if 0 <= k < len(log) else None
+
+    def mark(self, step: int) -> None:
+        """Moves the variables to the position after training step `step` (when it is known)."""
+        position = self.at(step)
+        if position is not None:
+            self.pass_index.assign(position[0])
+            self.consumed.assign(position[1])
+
+    def _record(self, generation, passes, indices):
+        passes, indices = passes.numpy(), indices.numpy()
+        if len(passes):
+            last = max(zip(passes.tolist(), indices.tolist()))
+            with self._lock:
+                self._batches[int(generation.numpy())].append((last[0], last[1] + 1))
+        return np.int32(0)
+
+    def record_tf(self, generation, passes, indices):
+        """Graph op: logs a batch yielded by iterator `generation` whose photos sit at `indices`
+        (int64 [B]) of `passes` (int64 [B])."""
+        return tf.py_function(self._record, [generation, passes, indices], tf.int32)
+
+    def start_tf(self):
+        """Graph op read when an iterator starts: int64 [4] (generation, pass, consumed, seed)."""
+        return tf.stack([self._generation.read_value(), self.pass_index.read_value(),
+                         self.consumed.read_value(), self.seed.read_value()])
 
 
 def _jpeg_looks_complete(encoded):
@@ -257,6 +338,23 @@ def _to_uint8(resized):
     return tf.cast(resized + 0.5, tf.uint8)
 
 
+def decode_jpeg_strict(encoded):
+    """Decodes a JPEG (tf.string scalar) to uint8 RGB [height, width, 3] with libjpeg-turbo in strict
+    mode (simplejpeg): data libjpeg would only warn about ("Corrupt JPEG data: ...", which
+    `tf.io.decode_jpeg` decodes into garbage pixels) is an error, InvalidArgumentError, so that a
+    pipeline drops the photo (`ignore_errors`) instead of feeding it."""
+
+    def decode(data):
+        try:
+            return simplejpeg.decode_jpeg(data.numpy(), colorspace="RGB", strict=True)
+        except ValueError as err:
+            raise tf.errors.InvalidArgumentError(None, None, f"{UNDECODABLE}: {err}") from None
+
+    image = tf.py_function(decode, [encoded], tf.uint8)
+    image.set_shape([None, None, 3])
+    return image
+
+
 def train_image(encoded, seed, image_size: int = 224):
     """§4: decode only a random crop window, resize to image_size^2, flip at random.
 
@@ -267,8 +365,11 @@ def train_image(encoded, seed, image_size: int = 224):
       uint8 [image_size, image_size, 3].
     """
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
-    window = sample_crop_window(tf.io.extract_jpeg_shape(encoded), seeds[0])
-    image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
+    # The whole JPEG is decoded strictly, then cropped: decoding only the window would stop at its
+    # last row, and a lenient decoder feeds corrupt data as pixels.
+    image = decode_jpeg_strict(encoded)
+    window = sample_crop_window(tf.shape(image), seeds[0])
+    image = tf.slice(image, tf.stack([window[0], window[1], 0]), tf.stack([window[2], window[3], 3]))
     image = _to_uint8(tf.image.resize(image, [image_size, image_size]))
     # Flipping commutes with the (symmetric) bilinear resize; the smaller uint8 image is cheapest.
     return tf.image.stateless_random_flip_left_right(image, seeds[1])
@@ -345,13 +446,13 @@ def _options(deterministic: bool) -> tf.data.Options:
     return options
 
 
-@gin.configurable(denylist=["partitionings", "skip_log", "input_context", "count_only"])
+@gin.configurable(denylist=["partitionings", "skip_log", "input_context", "count_only", "position"])
 def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: int = 224,
                   scene_level=None, concept=None, tau_s: float = TAU_S, scene_matrices=None,
                   shuffle_buffer: int = 10_000, deterministic: bool = False,
                   repeat: bool = True, seed=None, skip_log: SkipLog | None = None,
                   input_context: tf.distribute.InputContext | None = None,
-                  count_only: bool = False) -> tf.data.Dataset | int:
+                  count_only: bool = False, position: DataPosition | None = None) -> tf.data.Dataset | int:
     """The §4 training pipeline.
 
     Args:
@@ -377,6 +478,9 @@ def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: i
       count_only: return the number of photos one pass yields instead, from the records alone:
         parsed, labelled and filtered as below, no photo decoded (a JPEG corrupt inside complete
         start and end markers counts here and is dropped when decoded).
+      position: a `DataPosition` (with `repeat`): passes rebuilt on their own from (seed, pass),
+        the run starting at the position its variables hold, and each batch's position logged.
+        Its seed variable is the seed (a random one is drawn into it when `seed` is None).
 
     Returns:
       tf.data.Dataset of (images uint8 [B, S, S, 3],
@@ -400,16 +504,22 @@ def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: i
         batch_size = input_context.get_per_replica_batch_size(batch_size)
     names = [p.name for p in partitionings]
 
+    def label(stream):
+        return stream.batch(_PARSE_BATCH).map(
+            lambda s: _label_stage(s, skip_log, partitionings, scene_level=scene_level,
+                                   concept=concept, tau_s=tau_s, scene_matrices=scene_matrices),
+            num_parallel_calls=AUTOTUNE, deterministic=deterministic).unbatch()
+
+    if position is not None and repeat:
+        return _positioned_train_dataset(file_pattern, label, position, seed, batch_size, image_size, names,
+                                         scene_level, shuffle_buffer, deterministic, input_context, skip_log)
     ds = _read_records(_record_files(file_pattern, True, seed, input_context, skip_log), deterministic,
                        skip_log)
     if shuffle_buffer > 1:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    ds = ds.batch(_PARSE_BATCH).map(
-        lambda s: _label_stage(s, skip_log, partitionings, scene_level=scene_level,
-                               concept=concept, tau_s=tau_s, scene_matrices=scene_matrices),
-        num_parallel_calls=AUTOTUNE, deterministic=deterministic).unbatch()
+    ds = label(ds)
     # One augmentation seed per photo, (pipeline seed, position in the stream): reproducible
     # with a seed whatever the parallelism, and no second data source to confuse auto-sharding.
     base_seed = seed if seed is not None else int(np.random.default_rng().integers(2**31))
@@ -425,6 +535,61 @@ def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: i
     ds = ds.ignore_errors(log_warning=True)   # corrupt data inside a complete-looking JPEG
     ds = ds.batch(batch_size, drop_remainder=repeat, num_parallel_calls=AUTOTUNE,
                   deterministic=deterministic)
+    return ds.prefetch(AUTOTUNE).with_options(_options(deterministic))
+
+
+def _positioned_train_dataset(file_pattern, label, position, seed, batch_size, image_size, names, scene_level,
+                              shuffle_buffer, deterministic, input_context, skip_log):
+    """`train_dataset` with a `DataPosition`: pass k of the records is shuffled with (seed, k) and
+    labelled on its own; the stream starts at the position's pass, past its consumed photos (not
+    decoded); each yielded batch is logged with its position."""
+    if seed is not None:
+        position.seed.assign(seed)
+    elif int(position.seed.numpy()) == 0 and not deterministic:
+        position.seed.assign(int(np.random.default_rng().integers(1, 2**31)))
+    files = _record_files(file_pattern, False, None, input_context, skip_log)
+    worker = input_context.input_pipeline_id if input_context is not None else 0
+
+    def one_pass(start, k):
+        pass_seed = start[3] * 1000 + k                 # (seed, pass): any pass rebuilt on its own
+        # tf.random's get_seed compares a tensor op seed with 0 when the global seed is 0
+        # (keras.utils.set_random_seed(0)), which fails while tracing: trace under a nonzero one.
+        graph = tf.compat.v1.get_default_graph()
+        global_seed = graph.seed
+        if global_seed is not None and global_seed % (2**31 - 1) == 0:
+            graph.seed = 1
+        try:
+            shuffled = files.shuffle(4096, seed=pass_seed)
+            stream = _read_records(shuffled, deterministic, skip_log)
+            if shuffle_buffer > 1:
+                stream = stream.shuffle(shuffle_buffer, seed=pass_seed)
+        finally:
+            graph.seed = global_seed
+        stream = label(stream).enumerate()
+        stream = stream.skip(tf.where(k == start[1], start[2], 0))   # consumed before a resume
+        return stream.map(lambda index, example: (start[0], start[3], k, index, example))
+
+    def passes(start):
+        return tf.data.Dataset.range(start[1], tf.int64.max).flat_map(lambda k: one_pass(start, k))
+
+    ds = tf.data.Dataset.range(1).map(lambda _: position.start_tf()).flat_map(passes)
+
+    def parse(generation, pass_seed, k, index, example):
+        # One augmentation seed per photo, from (seed, worker) and (pass, position in the pass).
+        element_seed = tf.stack([pass_seed * 1000 + worker, k * 2**32 + index])
+        image = train_image(example["encoded"], element_seed, image_size)
+        return image, example_labels(example, names, scene_level), (generation, k, index)
+
+    ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    ds = ds.ignore_errors()   # JPEG data that does not decode: counted from the positions (`UNDECODABLE`)
+    ds = ds.batch(batch_size, drop_remainder=True, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+
+    def logged(images, labels, where):
+        generation, k, index = where
+        with tf.control_dependencies([position.record_tf(generation[0], k, index)]):
+            return tf.identity(images), labels
+
+    ds = ds.map(logged)      # sequential: batches are logged in the order Keras receives them
     return ds.prefetch(AUTOTUNE).with_options(_options(deterministic))
 
 

@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from geoest.errors import InputError
-from geoest.files import atomic_path, claim_outputs, digest, file_identity, write_text
+from geoest.files import atomic_path, claim_outputs, digest, file_identity, write_text, writing
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
 from geoest.inference.isn import IsnEnsemble, check_concepts
 from geoest.inference.report import plot_accuracy, plot_accuracy_coverage, table6
@@ -386,7 +386,7 @@ class _Store:
         return {k: np.concatenate(v) if v else np.zeros(0) for k, v in self.columns.items()}
 
     def save(self):
-        with atomic_path(self.path) as tmp:
+        with writing(self.path, "partial results"), atomic_path(self.path) as tmp:
             np.savez(tmp, **self.arrays())
 
 

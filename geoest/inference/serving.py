@@ -22,6 +22,7 @@ Class2GPS are graph ops (one graph: on an accelerator only the outputs leave it)
 import pathlib
 
 from geoest.errors import InputError
+from geoest.files import atomic_folder
 from geoest.inference.core import Locator, crop_probabilities
 
 
@@ -92,5 +93,6 @@ def export_saved_model(geo_model, export_dir, *, image_size: int | None = None, 
     archive.track(geo_model.model)
     archive.add_endpoint("serve", serving_function(geo_model.model, locator, image_size, top_k, confidence,
                                                    calibration))
-    archive.write_out(str(export_dir), verbose=False)
+    with atomic_folder(export_dir, "SavedModel") as tmp:    # absent or complete, never half-written
+        archive.write_out(str(tmp), verbose=False)
     return export_dir

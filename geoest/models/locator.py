@@ -41,6 +41,8 @@ def mean_crop_probabilities(logits, num_crops: int):
 def model_outputs(model, images) -> dict:
     """The model's outputs on `images` (inference mode) as a dict keyed by output name (a
     one-output model gives one key)."""
+    if isinstance(getattr(model, "_inputs_struct", None), list) and len(model._inputs_struct) == 1:  # noqa: SLF001
+        images = [images]        # a model saved with its one input in a list: call it the same way
     outputs = model(images, training=False)
     if isinstance(outputs, dict):
         return outputs

@@ -17,8 +17,9 @@ import pathlib
 import numpy as np
 from PIL import Image
 
+from geoest import interrupt
 from geoest.errors import InputError
-from geoest.files import ENCODING, check_output, claim_outputs, digest, manifest_path, path_inside
+from geoest.files import ENCODING, check_output, claim_outputs, digest, manifest_path, path_inside, writing
 from geoest.scene import meta
 from geoest.scene.caffe import CAFFE_IMAGENET, weights_digest
 from geoest.scene.places365 import SceneHierarchy, default_cache_dir
@@ -291,7 +292,8 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv,
             return row, None, f"{type(e).__name__}: {e}"
 
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool, \
+    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool, interrupt.deferred(), \
+            writing(output_csv, "scene label rows"), \
             out, err, tqdm(total=len(todo), unit="img", desc="scene labels") as progress:
         pending = pool.map(load, batches[0]) if batches else None
         for i in range(len(batches)):
@@ -317,4 +319,8 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv,
             err.flush()
             progress.update(len(loaded))
             progress.set_postfix(failed=len(summary.failed))
+            if interrupt.requested():       # every row so far is written and flushed
+                pool.shutdown(cancel_futures=True)
+                interrupt.stop_if_requested(f"{summary.resumed + summary.labeled + len(summary.failed)} of "
+                                            f"{len(rows.ids)} photos done in {output_csv}")
     return summary

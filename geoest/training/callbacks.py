@@ -19,12 +19,14 @@ _TINY = float(np.finfo(np.float32).tiny)   # floor of a probability before its l
 
 
 class PeriodicCheckpoint(keras.callbacks.Callback):
-    """Saves model and optimizer (with its step counter) every `every_n_steps` and after each epoch."""
+    """Saves model and optimizer (with its step counter) every `every_n_steps` and after each epoch,
+    and with a `DataPosition` the data position after that step."""
 
-    def __init__(self, manager: tf.train.CheckpointManager, every_n_steps: int):
+    def __init__(self, manager: tf.train.CheckpointManager, every_n_steps: int, position=None):
         super().__init__()
         self.manager = manager
         self.every_n_steps = every_n_steps
+        self.position = position
         self._saved_at = None
 
     def _step(self) -> int:
@@ -33,6 +35,8 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
     def save(self) -> None:
         step = self._step()
         if step != self._saved_at:
+            if self.position is not None:
+                self.position.mark(step)
             self.manager.save(checkpoint_number=step)
             self._saved_at = step
 
@@ -190,7 +194,9 @@ class GeoValidation(keras.callbacks.Callback):
             # A functional view of the same layers: saved without optimizer state.
             # Whole or not at all: a run killed while saving keeps the previous best model.
             with atomic_path(path) as tmp:
-                keras.Model(self.model.inputs, self.model.outputs, name=self.model.name).save(tmp)
+                # (`input`: the one input tensor, so that calling the saved model with one tensor
+                # matches its input structure; `inputs` would make it a list of one.)
+                keras.Model(self.model.input, self.model.outputs, name=self.model.name).save(tmp)
             record = {"epoch": epoch + 1, "step": int(self.model.optimizer.iterations.numpy()),
                       self.monitor: value, **{k: v for k, v in logs.items() if k.startswith("val_")}}
             write_text(os.path.splitext(path)[0] + ".json", json.dumps(record, indent=1, default=float))

@@ -4,6 +4,7 @@ import logging
 import os
 import pathlib
 import re
+import tokenize
 
 import gin
 
@@ -47,8 +48,9 @@ def parse_gin(gin_files=(), gin_params=()) -> None:
         gin.parse_config_files_and_bindings(list(gin_files), [], finalize_config=False)
         from_files = _macros()
         gin.parse_config_files_and_bindings([], list(gin_params))
-    except (ValueError, OSError, SyntaxError) as error:
-        raise InputError(f"gin files {list(gin_files)} / bindings {list(gin_params)}: {error}") from error
+    except (ValueError, OSError, SyntaxError, tokenize.TokenError) as error:
+        what = error.args[0] if isinstance(error, tokenize.TokenError) else error   # (message, (line, column))
+        raise InputError(f"gin files {list(gin_files)} / bindings {list(gin_params)}: {what}") from error
     finally:
         logging.getLogger().removeFilter(quiet)
     unknown = [name for name in unused_macros(gin_params) if name not in from_files]

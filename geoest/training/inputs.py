@@ -8,6 +8,9 @@ An input function is called as `fn(partitionings, batch_size, image_size, scene_
   count:      () -> int, the images of one pass (an epoch), counted without decoding a photo where it can.
   validation: (crops uint8 [B, 3, S, S, 3], the same labels plus "lat" and "lon" (float, degrees)):
               the three crops of evaluation (§3.4), labelled by the training parser; finite; or None.
+  position:   a `geoest.data.pipeline.DataPosition` tracking where `train` is (checkpointed, so a
+              resumed run continues there), or None (synthetic data restarts its stream).
+  count_skips: filled by `count()`: {reason: records of one pass dropped before decoding}.
 A label -1 means "no class" (no cell of that partitioning holds the photo; scene unknown): it adds
 nothing to the loss and is left out of top-1 accuracy.
 """
@@ -34,6 +37,8 @@ class Inputs:
     validation: Optional[tf.data.Dataset]
     count: Callable[[], int]
     description: str = ""  # names the data in error messages
+    position: object = None
+    count_skips: dict = dataclasses.field(default_factory=dict)
 
 
 @gin.configurable
@@ -54,10 +59,14 @@ def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train
     if scene_hierarchy is not None:
         matrices = load_scene_hierarchy(*scene_hierarchy)
 
+    position = pipeline.DataPosition()
+    counted = pipeline.SkipLog()
+
     def training(repeat, count_only=False):
         return pipeline.train_dataset(train_files, partitionings, batch_size, image_size=image_size,
                                       scene_level=scene_level, scene_matrices=matrices, repeat=repeat,
-                                      count_only=count_only)
+                                      count_only=count_only, position=position if repeat else None,
+                                      skip_log=counted if count_only else None)
 
     validation = None
     if validation_files:
@@ -68,8 +77,16 @@ def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train
         validation = evaluation.map(lambda example: (example["crops"], {
             **pipeline.example_labels(example, names, scene_level), LAT: example["lat"], LON: example["lon"]}))
     description = f"TFRecords {train_files!r} (ISN filter: train_dataset.concept / tau_s)"
-    return Inputs(training(repeat=True), training(repeat=False), validation,
-                  lambda: training(repeat=False, count_only=True), description)
+    inputs = Inputs(training(repeat=True), training(repeat=False), validation, None, description, position)
+
+    def count():
+        counted.counts.clear()
+        images = training(repeat=False, count_only=True)
+        inputs.count_skips = dict(counted.counts)
+        return images
+
+    inputs.count = count
+    return inputs
 
 
 @gin.configurable

@@ -7,8 +7,13 @@ Files in model_dir:
   operative_config.gin       the gin parameters the run used
   variant.json               gin files and heads of the run; another variant in this dir is refused
   partitionings/*.csv        the partitionings of the geo heads (Class2GPS needs them)
-  train_images.json          images per epoch, counted once from the records (no photo decoded)
+  train_images.json          images per epoch, counted once from the records (no photo decoded),
+                             and the records of one pass dropped before decoding, by reason
   train.lock                 held while a run trains here (pid and host); a second run is refused
+
+A run stopped by SIGTERM or SIGINT finishes its step, writes a checkpoint there (with the data
+position of TFRecord inputs, `geoest.data.pipeline.DataPosition`) and raises
+`geoest.interrupt.Interrupted`; the same call resumes at that step and photo.
 """
 import functools
 import importlib.util
@@ -22,8 +27,9 @@ import gin
 import keras
 import tensorflow as tf
 
+from geoest import interrupt
 from geoest.errors import InputError
-from geoest.files import hold_lock
+from geoest.files import hold_lock, write_text
 from geoest.geo import Hierarchy, Partitioning, read_partitionings
 from geoest.models import (SCENE_CLASSES, SCENE_HEAD, Top1Accuracy, add_weight_decay, build_model, make_losses,
                            output_sizes)
@@ -31,6 +37,7 @@ from geoest.training.callbacks import GeoValidation, PeriodicCheckpoint
 from geoest.training.distribute import is_chief, scratch_dir
 from geoest.training.inputs import require_images
 from geoest.training.optimization import make_optimizer
+from geoest.training.preemption import SkipAccounting, StopOnSignal
 
 BEST_MODEL = "best.keras"
 CHECKPOINTS = "checkpoints"
@@ -118,9 +125,16 @@ def _holding_model_dir(train_fn):
         fetch_backbone_weights()
         if not is_chief(strategy):
             return train_fn(model_dir, strategy, **kwargs)
+        new = not os.path.exists(model_dir)
         os.makedirs(model_dir, exist_ok=True)
-        with hold_lock(os.path.join(model_dir, LOCK), f"model dir {model_dir}"):
-            return train_fn(model_dir, strategy, **kwargs)
+        try:
+            with hold_lock(os.path.join(model_dir, LOCK), f"model dir {model_dir}"):
+                return train_fn(model_dir, strategy, **kwargs)
+        except InputError:
+            # A configuration refused before any checkpoint: the model dir this run made goes too.
+            if new and not tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINTS)):
+                shutil.rmtree(model_dir, ignore_errors=True)
+            raise
 
     return holding
 
@@ -131,7 +145,7 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
           partitionings=gin.REQUIRED, partitionings_dir=None, scene_level=None, inputs=gin.REQUIRED,
           image_size=224, batch_size=128, epochs=15, steps_per_epoch=None, validation_steps=None,
           checkpoint_every_n_steps=1000, keep_checkpoints=3, init_from=None, monitor="val_loss", patience=None,
-          mixed_precision=None, jit_compile=False, steps_per_execution=1) -> keras.Model:
+          mixed_precision=None, jit_compile=False, steps_per_execution=1, max_skipped=0.01) -> keras.Model:
     """Trains one variant (§3.3, §4); re-running with the same model_dir resumes.
 
     Args:
@@ -153,6 +167,8 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
       patience: stop when `monitor` has not improved for this many epochs (None: run every epoch).
       mixed_precision: None, "mixed_float16" (GPU) or "mixed_bfloat16" (TPU).
       jit_compile, steps_per_execution: XLA and steps per compiled call, passed to `compile`.
+      max_skipped: the largest fraction of the training photos read in an epoch that may be lost
+        to damage (unreadable or undecodable JPEGs) before the run stops (TFRecord inputs).
     Returns:
       The trained model (the last step's weights; the best one is in model_dir/best.keras).
     """
@@ -160,6 +176,10 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
     # Other workers write to a scratch dir: saving is collective, so they save too, but elsewhere.
     run_dir = model_dir if is_chief(strategy) else scratch_dir(strategy)
     os.makedirs(run_dir, exist_ok=True)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InputError(f"train.batch_size={batch_size!r}; expected a positive whole number")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
+        raise InputError(f"train.epochs={epochs!r}; expected a whole number >= 0")
     if scene_level is not None and scene_level not in SCENE_CLASSES:
         raise InputError(f"train.scene_level={scene_level!r}; expected None or one of {sorted(SCENE_CLASSES)}")
     try:
@@ -185,17 +205,25 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
                           metrics={name: [Top1Accuracy()] for name in model.output_names},
                           jit_compile=jit_compile, steps_per_execution=steps_per_execution)
             model.optimizer.build(model.trainable_variables)
-            manager = _restore_or_initialize(model, model_dir, run_dir, keep_checkpoints, init_from)
+            manager = _restore_or_initialize(model, model_dir, run_dir, keep_checkpoints, init_from, data.position)
         _save_operative_config(run_dir)
         names = list(model.output_names)
         train_data = data.train.map(lambda x, y: (x, {k: y[k] for k in names}))
         validation = GeoValidation(data.validation, parts, hierarchy, strategy, loss_weights,
                                    os.path.join(run_dir, BEST_MODEL),
                                    monitor=monitor, steps=validation_steps, patience=patience)
-        all_callbacks = [validation, PeriodicCheckpoint(manager, checkpoint_every_n_steps),
+        periodic = PeriodicCheckpoint(manager, checkpoint_every_n_steps, data.position)
+        accounting = []
+        if data.position is not None:
+            images, skips = _train_images(run_dir, data)
+            accounting = [SkipAccounting(data.position, images, skips, batch_size, max_skipped)]
+        all_callbacks = [validation, *accounting, periodic, StopOnSignal(periodic),
                          *_log_callbacks(os.path.join(run_dir, "logs")), *callbacks]
         _build_for_fit(model, train_data.element_spec)
-        _fit(model, train_data, epochs, steps_per_epoch, all_callbacks, validation.converged)
+        with interrupt.deferred():
+            _fit(model, train_data, epochs, steps_per_epoch, all_callbacks, validation.converged, data.position)
+            step = int(model.optimizer.iterations.numpy())
+            interrupt.stop_if_requested(f"checkpoint at step {step} saved in {manager.directory}")
         _save_operative_config(run_dir)
         return model
     finally:
@@ -216,34 +244,48 @@ def _log_callbacks(log_dir) -> list:
 
 
 def _steps_per_epoch(model_dir, data, batch_size) -> int:
+    return max(1, _train_images(model_dir, data)[0] // batch_size)
+
+
+def _train_images(model_dir, data) -> tuple:
+    """(photos of one pass, {reason: records of a pass dropped before decoding}), counted once
+    without decoding and kept in model_dir/train_images.json."""
     cache = os.path.join(model_dir, "train_images.json")
     if os.path.exists(cache):
         with open(cache, encoding="utf-8") as f:
-            images = json.load(f)["train_images"]
-    else:
-        start = time.perf_counter()
-        images = data.count()
-        logging.info("%d training images in %s (counted in %.1f s)", images, data.description,
-                     time.perf_counter() - start)
-        with open(cache, "w", encoding="utf-8") as f:
-            json.dump({"train_images": images}, f)
-    return max(1, images // batch_size)
+            stored = json.load(f)
+        if "skipped" in stored or data.position is None:
+            return stored["train_images"], stored.get("skipped", {})
+    start = time.perf_counter()
+    images = data.count()
+    logging.info("%d training images in %s (counted in %.1f s, before decoding)", images, data.description,
+                 time.perf_counter() - start)
+    write_text(cache, json.dumps({"train_images": images, "skipped": data.count_skips}))
+    return images, data.count_skips
 
 
-def _restore_or_initialize(model, model_dir, run_dir, keep, init_from) -> tf.train.CheckpointManager:
+def _restore_or_initialize(model, model_dir, run_dir, keep, init_from, position=None) -> tf.train.CheckpointManager:
     """Resumes from the latest checkpoint in model_dir, else starts from `init_from` (if any).
 
+    With a `DataPosition`, the checkpoint holds it too (`data`), and a resume restores it.
     Returns the manager saving to run_dir/checkpoints (run_dir: model_dir, or a worker's scratch dir).
     """
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINTS))
+    if position is not None:
+        saved = {name for name, _ in tf.train.list_variables(latest)} if latest else set()
+        if not latest or any(name.startswith("data/") for name in saved):
+            checkpoint.data = position.checkpoint()
+        else:
+            logging.warning("%s holds no data position: the resumed run starts its data afresh", latest)
     if latest:
         try:
             checkpoint.restore(latest).assert_existing_objects_matched()
         except (ValueError, AssertionError) as error:
             raise InputError(f"checkpoint {latest} does not fit this model (partitioning files or backbone "
                              f"changed?): {error}") from error
-        logging.info("resuming from %s at step %d", latest, int(model.optimizer.iterations.numpy()))
+        logging.info("resuming from %s at step %d%s", latest, int(model.optimizer.iterations.numpy()),
+                     ", data pass %d after %d photos" % position.value() if hasattr(checkpoint, "data") else "")
     elif init_from:
         initialize_from(model, init_from)
     return tf.train.CheckpointManager(checkpoint, os.path.join(run_dir, CHECKPOINTS), max_to_keep=keep)
@@ -286,10 +328,11 @@ def _build_for_fit(model, element_spec) -> None:
         model.train_step = lambda data: {k: tf.reshape(v, [1]) for k, v in step(data).items()}
 
 
-def _fit(model, train_data, epochs, steps_per_epoch, callbacks, converged) -> None:
+def _fit(model, train_data, epochs, steps_per_epoch, callbacks, converged, position=None) -> None:
     """Runs the remaining steps; a run stopped mid-epoch first finishes that epoch.
 
     converged(epochs_done) -> bool stops the run early (the validation loss no longer improves).
+    position: the `DataPosition` of `train_data`, told where each `fit` starts.
     """
     step = int(model.optimizer.iterations.numpy())
     epoch, done_in_epoch = divmod(step, steps_per_epoch)
@@ -298,9 +341,13 @@ def _fit(model, train_data, epochs, steps_per_epoch, callbacks, converged) -> No
         return
     if done_in_epoch:
         logging.info("resuming epoch %d at its step %d", epoch + 1, done_in_epoch + 1)
+        if position is not None:
+            position.begin(step)
         model.fit(train_data, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps_per_epoch - done_in_epoch,
                   callbacks=callbacks, shuffle=False, verbose=2)
         epoch += 1
     if epoch < epochs and not converged(epoch):
+        if position is not None:
+            position.begin(int(model.optimizer.iterations.numpy()))
         model.fit(train_data, epochs=epochs, initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
                   callbacks=callbacks, shuffle=False, verbose=2)
