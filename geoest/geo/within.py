@@ -12,7 +12,7 @@ P(error <= R_p) >= p, read off the same weights on a grid of radii (log-linear i
 The weights are computed once per partitioning from the training coordinates (`WithinWeights.build`):
 
   * radii up to `NEAR_MAX_KM` (750 km): a sparse matrix W_R per radius. The photos are grouped
-    per cell into S2 bins about R / `BIN_FRACTION` wide (each bin stands at its photos' mean), and the
+    per cell into S2 bins about R / `BIN_FRACTION` (16) wide (each bin stands at its photos' mean), and the
     pairs (cell point, bin) within R come from a k-d tree over unit vectors (scipy);
   * wider radii: the bins of one coarse level (about `FAR_BIN_KM`), compared with the answered point
     when asked (a [B, bins] distance table) — nothing of size n x n is stored.
@@ -41,7 +41,7 @@ NEAR_RADII_KM = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 350.0, 500.0, 75
 FAR_RADII_KM = (1000.0, 1500.0, 2000.0, 2500.0, 3500.0, 5000.0, 7500.0, 10000.0, 15000.0,
                 HALF_CIRCUMFERENCE_KM)
 NEAR_MAX_KM = 750.0
-BIN_FRACTION = 32.0     # bins of the photos for radius R are about R / 32 wide
+BIN_FRACTION = 16.0     # bins of the photos for radius R are about R / 16 wide
 FAR_BIN_KM = 60.0       # the bins compared at query time for radii above NEAR_MAX_KM
 FILE_NAME = "within_weights.npz"
 FORMAT = "geoest-within-weights-1"
