@@ -11,7 +11,8 @@ from geoest import cli
 from geoest.errors import InputError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-MAINS = [*(REPO / "geoest" / f"{m}.py" for m in ("train", "evaluate", "predict", "export", "calibrate")),
+MAINS = [*(REPO / "geoest" / f"{m}.py" for m in ("train", "evaluate", "predict", "export", "calibrate",
+                                                       "within_weights")),
          REPO / "geoest" / "demo" / "__main__.py",
          *(p for p in sorted((REPO / "tools").glob("*.py")) if p.name != "update_build.py"),
          *sorted((REPO / "tools" / "benchmarks").glob("*.py"))]

@@ -164,3 +164,29 @@ def test_names():
     assert within.within_key(25.0) == "p_within_25km"
     assert within.within_key(2.5) == "p_within_2_5km"
     assert within.radius_key(0.9) == "radius_km_90"
+
+
+def _run_main(*args):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo), TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "geoest.within_weights", *args], capture_output=True, text=True,
+                          cwd=repo, env=env, timeout=300)
+
+
+def test_main_writes_weights_that_load_for_the_partitioning(tmp_path, training, weights):
+    fine, lat, lon, _ = training
+    meta = tmp_path / "train.csv"
+    meta.write_text("IMG_ID,LAT,LON\n" + "".join(f"{k}.jpg,{float(a)!r},{float(b)!r}\n" for k, (a, b) in enumerate(zip(lat, lon))))
+    fine.to_csv(tmp_path / "fine.csv")
+    result = _run_main(f"--meta_csv={meta}", f"--partitioning={tmp_path / 'fine.csv'}", f"--output={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    loaded = within.WithinWeights.load(tmp_path, fine)
+    probs = np.eye(len(fine))[:4]
+    np.testing.assert_allclose(loaded.within(probs, [0, 1, 2, 3]), weights.within(probs, [0, 1, 2, 3]), atol=1e-6)
+    bad = _run_main(f"--meta_csv={meta}", f"--partitioning={tmp_path / 'fine.csv'}", f"--output={tmp_path / 'no'}")
+    assert bad.returncode == 2 and bad.stderr.splitlines() == [f"error: --output={tmp_path / 'no'}: not a folder"]
