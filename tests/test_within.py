@@ -190,3 +190,26 @@ def test_main_writes_weights_that_load_for_the_partitioning(tmp_path, training, 
     np.testing.assert_allclose(loaded.within(probs, [0, 1, 2, 3]), weights.within(probs, [0, 1, 2, 3]), atol=1e-6)
     bad = _run_main(f"--meta_csv={meta}", f"--partitioning={tmp_path / 'fine.csv'}", f"--output={tmp_path / 'no'}")
     assert bad.returncode == 2 and bad.stderr.splitlines() == [f"error: --output={tmp_path / 'no'}: not a folder"]
+
+
+def test_cap_holds_for_every_output(training, weights):
+    """Seeded random sweep: under a cap K no radius is below K and no P(error <= R) is stated for R < K;
+    what is stated equals the uncapped value and R_p still holds p."""
+    fine, *_ = training
+    rng = np.random.default_rng(5)
+    radii = within.THRESHOLDS_KM
+    for _ in range(25):
+        cap = float(np.exp(rng.uniform(np.log(1.0), np.log(3000.0))))
+        probs = _distributions(rng, 40, len(fine))
+        predicted = rng.integers(len(fine), size=40)
+        masses = tuple(np.sort(rng.uniform(0.05, 0.95, size=2)))
+        capped = weights.within(probs, predicted, radii, max_resolution_km=cap)
+        free = weights.within(probs, predicted, radii)
+        below = np.asarray(radii) < cap
+        assert np.isnan(capped[:, below]).all()
+        np.testing.assert_array_equal(capped[:, ~below], free[:, ~below])
+        r = weights.radius(probs, predicted, masses, max_resolution_km=cap)
+        assert (r >= cap).all()
+        for k, p in enumerate(masses):
+            at = np.array([weights.within(probs[i:i + 1], predicted[i:i + 1], (r[i, k],))[0, 0] for i in range(40)])
+            assert (at >= p - 1e-6).all()

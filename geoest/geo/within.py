@@ -253,7 +253,7 @@ class WithinWeights:
         return out
 
     # -- answering -------------------------------------------------------------------------------------
-    def within(self, probs_fine, predicted, radii_km=None) -> np.ndarray:
+    def within(self, probs_fine, predicted, radii_km=None, max_resolution_km=None) -> np.ndarray:
         """P(error <= R) of each photo for each radius.
 
         Args:
@@ -261,17 +261,21 @@ class WithinWeights:
           predicted: int [B] the answered cell a of each photo (its point is the answer).
           radii_km: float [K] radii; default `radii_km`. A radius between two with weights is read
             log-linearly between them; below the smallest, it is scaled down as the area (R^2).
+          max_resolution_km: the resolution cap K: no statement finer than K km, so radii below K
+            give NaN (not answered).
         Returns:
-          float64 [B, K] in [0, 1], non-decreasing along K.
+          float64 [B, K] in [0, 1] (NaN below the cap), non-decreasing along K.
         """
         probs = np.asarray(probs_fine, np.float64)
         probs = probs / np.maximum(probs.sum(axis=-1, keepdims=True), 1e-300)
         predicted = np.asarray(predicted, np.int64).ravel()
         grid = self.radii_km
         table = self._on_grid(probs, predicted)
-        if radii_km is None:
-            return table
-        return _interpolate(grid, table, check_radii(np.atleast_1d(radii_km)))
+        radii = grid if radii_km is None else np.asarray(check_radii(np.atleast_1d(radii_km)))
+        out = table if radii_km is None else _interpolate(grid, table, radii)
+        if max_resolution_km is not None:
+            out = np.where(radii[None, :] < float(max_resolution_km), np.nan, out)
+        return out
 
     def _on_grid(self, probs, predicted) -> np.ndarray:
         """float64 [B, K] P(error <= R) at every radius with weights, made non-decreasing."""
@@ -289,18 +293,21 @@ class WithinWeights:
         table = np.clip(np.stack(columns, axis=-1), 0.0, 1.0)
         return np.maximum.accumulate(table, axis=-1)
 
-    def radius(self, probs_fine, predicted, masses) -> np.ndarray:
+    def radius(self, probs_fine, predicted, masses, max_resolution_km=None) -> np.ndarray:
         """R_p: the smallest radius around the answered point with P(error <= R_p) >= p.
 
         Args:
           probs_fine: float [B, n]; predicted: int [B]; masses: p values in (0, 1).
+          max_resolution_km: the resolution cap K: R_p is never below K (a wider circle holds at
+            least as much, so P(error <= R_p) >= p still holds).
         Returns:
           float64 [B, len(masses)] km, read log-linearly between the radii with weights.
         """
         probs = np.asarray(probs_fine, np.float64)
         probs = probs / np.maximum(probs.sum(axis=-1, keepdims=True), 1e-300)
         table = self._on_grid(probs, np.asarray(predicted, np.int64).ravel())
-        return quantile_radius(self.radii_km, table, masses)
+        out = quantile_radius(self.radii_km, table, masses)
+        return out if max_resolution_km is None else np.maximum(out, float(max_resolution_km))
 
 
 def _interpolate(grid, table, radii) -> np.ndarray:
