@@ -213,3 +213,25 @@ def test_cap_holds_for_every_output(training, weights):
         for k, p in enumerate(masses):
             at = np.array([weights.within(probs[i:i + 1], predicted[i:i + 1], (r[i, k],))[0, 0] for i in range(40)])
             assert (at >= p - 1e-6).all()
+
+
+def test_ranking_by_p_within_beats_random_on_sampled_truth(training, weights):
+    fine, lat, lon, classes = training
+    rng = np.random.default_rng(6)
+    probs = _distributions(rng, 1500, len(fine))
+    probs[:, np.bincount(classes[classes >= 0], minlength=len(fine)) == 0] = 0.0
+    probs /= probs.sum(axis=1, keepdims=True)
+    predicted = probs.argmax(axis=1)
+    true_lat, true_lon = _sample_truth(rng, probs, classes, lat, lon)
+    points = fine.class2gps("mean")[predicted]
+    err = great_circle_km(points[:, 0], points[:, 1], true_lat, true_lon)
+    score = weights.within(probs, predicted, (25.0,))[:, 0]
+    curves = within.ranking_curves(err, score, 25.0, draws=50)
+    assert curves["area"] > curves["random_area_high"]
+    assert curves["oracle_area"] >= curves["area"]
+    assert curves["half"] > curves["all"]
+    assert curves["oracle"][-1] == pytest.approx(curves["all"]) == pytest.approx(curves["accuracy"][-1])
+    assert (curves["random_low"] <= curves["random_high"]).all()
+    # a score unrelated to the error stays inside the band
+    noise = within.ranking_curves(err, rng.uniform(size=len(err)), 25.0, draws=50)
+    assert noise["area"] < curves["area"]

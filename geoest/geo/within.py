@@ -370,6 +370,39 @@ def back_off(within_at_levels, min_confidence: float) -> np.ndarray:
     return np.where(ok, levels, -1).max(axis=-1).astype(np.int64)
 
 
+def ranking_curves(dist_km, score, radius_km: float, draws: int = 200, seed: int = 0) -> dict:
+    """Accuracy within R of the photos answered, most confident first, beside random orders and the oracle.
+
+    Args:
+      dist_km: float [N] errors; score: float [N] the ranking score (e.g. P(error <= radius_km)).
+      radius_km: R; draws: random orders for the band; seed: their seed.
+    Returns:
+      {"coverage": [N] (1/N .. 1), "accuracy": [N] ranked by score, "oracle": [N] ranked by the true
+       error, "random_mean", "random_low", "random_high": [N] (mean and 2.5 / 97.5 % of random orders),
+       "area", "oracle_area", "random_area_mean", "random_area_high" (97.5 %): means of those curves,
+       "half": accuracy of the most confident half, "all": accuracy of all photos}.
+    """
+    dist_km = np.asarray(dist_km, np.float64).ravel()
+    hit = (dist_km <= radius_km).astype(np.float64)
+    n = len(hit)
+    answered = np.arange(1, n + 1)
+
+    def curve(order):
+        return np.cumsum(hit[order], axis=-1) / answered
+
+    rng = np.random.default_rng(seed)
+    randoms = curve(np.argsort(rng.uniform(size=(draws, n)), axis=-1))
+    ranked = curve(np.argsort(-np.asarray(score, np.float64).ravel(), kind="stable"))
+    oracle = curve(np.argsort(dist_km, kind="stable"))
+    areas = randoms.mean(axis=-1)
+    half = max(1, int(round(0.5 * n))) - 1
+    return {"coverage": answered / n, "accuracy": ranked, "oracle": oracle, "random_mean": randoms.mean(axis=0),
+            "random_low": np.quantile(randoms, 0.025, axis=0), "random_high": np.quantile(randoms, 0.975, axis=0),
+            "area": float(ranked.mean()), "oracle_area": float(oracle.mean()),
+            "random_area_mean": float(areas.mean()), "random_area_high": float(np.quantile(areas, 0.975)),
+            "half": float(ranked[half]), "all": float(hit.mean())}
+
+
 __all__ = ["FAR_RADII_KM", "FILE_NAME", "HALF_CIRCUMFERENCE_KM", "NEAR_MAX_KM", "NEAR_RADII_KM", "THRESHOLDS_KM",
-           "WithinWeights", "back_off", "check_radii", "partitioning_digest", "quantile_radius", "radius_key",
+           "WithinWeights", "back_off", "check_radii", "partitioning_digest", "quantile_radius", "radius_key", "ranking_curves",
            "within_key"]
