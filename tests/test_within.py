@@ -235,3 +235,16 @@ def test_ranking_by_p_within_beats_random_on_sampled_truth(training, weights):
     # a score unrelated to the error stays inside the band
     noise = within.ranking_curves(err, rng.uniform(size=len(err)), 25.0, draws=50)
     assert noise["area"] < curves["area"]
+
+
+def test_nan_photo_gives_nan_and_leaves_the_others(training, weights):
+    fine, *_ = training
+    probs = _distributions(np.random.default_rng(7), 3, len(fine))
+    bad = probs.copy()
+    bad[1, 4] = np.nan
+    predicted = probs.argmax(axis=1)
+    got, want = weights.within(bad, predicted), weights.within(probs, predicted)
+    assert np.isnan(got[1]).all()
+    np.testing.assert_array_equal(got[[0, 2]], want[[0, 2]])
+    r = weights.radius(bad, predicted, (0.5,))
+    assert np.isnan(r[1, 0]) and np.isfinite(r[[0, 2], 0]).all()

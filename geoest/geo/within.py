@@ -290,8 +290,9 @@ class WithinWeights:
             for radius in self.far_radii_km:
                 count = (sorted_dist <= radius).sum(axis=-1)
                 columns.append(np.where(count > 0, cum[np.arange(len(cum)), np.maximum(count - 1, 0)], 0.0))
-        table = np.clip(np.stack(columns, axis=-1), 0.0, 1.0)
-        return np.maximum.accumulate(table, axis=-1)
+        table = np.maximum.accumulate(np.clip(np.stack(columns, axis=-1), 0.0, 1.0), axis=-1)
+        table[~np.isfinite(probs).all(axis=-1)] = np.nan          # a photo whose probabilities hold NaN
+        return table
 
     def radius(self, probs_fine, predicted, masses, max_resolution_km=None) -> np.ndarray:
         """R_p: the smallest radius around the answered point with P(error <= R_p) >= p.
@@ -301,12 +302,14 @@ class WithinWeights:
           max_resolution_km: the resolution cap K: R_p is never below K (a wider circle holds at
             least as much, so P(error <= R_p) >= p still holds).
         Returns:
-          float64 [B, len(masses)] km, read log-linearly between the radii with weights.
+          float64 [B, len(masses)] km, read log-linearly between the radii with weights; NaN for a
+          row of probs_fine holding NaN (the caller reports and skips it).
         """
         probs = np.asarray(probs_fine, np.float64)
         probs = probs / np.maximum(probs.sum(axis=-1, keepdims=True), 1e-300)
         table = self._on_grid(probs, np.asarray(predicted, np.int64).ravel())
         out = quantile_radius(self.radii_km, table, masses)
+        out[~np.isfinite(table).all(axis=-1)] = np.nan      # a photo whose probabilities hold NaN
         return out if max_resolution_km is None else np.maximum(out, float(max_resolution_km))
 
 
