@@ -6,7 +6,7 @@ python tools/benchmarks/within_weights.py [--points_csv=/tmp/mp16_points.csv] [-
 The point set is the 4,658,503-point MP-16-shaped set of ../shared/bench/make_points.py (made on first
 use if --points_csv does not exist). For each published partitioning of ../shared/data/mp16_partitions,
 each run is one child process that reads the points and builds `WithinWeights` from them; printed
-are the median over --runs of the build's wall time (reading the CSV excluded), the child's peak
+are the median over --runs of the build's wall and CPU time (reading the CSV excluded), the child's peak
 resident memory and its resident memory once the points are read, the stored non-zeros and the
 size of the saved file, with the core count and load average.
 """
@@ -52,12 +52,12 @@ def _child(partitioning_csv: str) -> None:
     lat, lon = meta.lat_deg[:n], meta.lon_deg[:n]
     part = Partitioning.from_csv(partitioning_csv)
     rss_points = _rss_mib()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     weights = WithinWeights.build(part, lat, lon)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     with tempfile.TemporaryDirectory() as tmp:
         size = weights.save(tmp).stat().st_size
-    print(json.dumps({"seconds": seconds, "points": n, "cells": len(part), "rss_points_mib": rss_points,
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "points": n, "cells": len(part), "rss_points_mib": rss_points,
                       "nnz": [int(m.nnz) for m in weights.near], "bins": len(weights.bin_class),
                       "file_mib": size / 2**20}))
 
@@ -86,8 +86,9 @@ def main(argv):
             result = json.loads(out.decode().strip().splitlines()[-1])
             result["peak_mib"] = usage.ru_maxrss / 1024
             runs.append(result)
-        med = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "peak_mib", "rss_points_mib", "file_mib")}
-        print(f"{name}: {runs[0]['cells']} cells, {runs[0]['points']:,} points: build {med['seconds']:.1f} s, "
+        med = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "cpu_seconds", "peak_mib", "rss_points_mib", "file_mib")}
+        print(f"{name}: {runs[0]['cells']} cells, {runs[0]['points']:,} points: build {med['seconds']:.1f} s wall, "
+              f"{med['cpu_seconds']:.1f} s CPU, "
               f"peak RSS {med['peak_mib']:.0f} MiB (points read: {med['rss_points_mib']:.0f} MiB), "
               f"non-zeros per near radius {runs[0]['nnz']}, {runs[0]['bins']} far bins, "
               f"file {med['file_mib']:.1f} MiB (median of {FLAGS.runs}); load now {os.getloadavg()[0]:.2f}")
