@@ -43,6 +43,7 @@ FAR_RADII_KM = (1000.0, 1500.0, 2000.0, 2500.0, 3500.0, 5000.0, 7500.0, 10000.0,
 NEAR_MAX_KM = 750.0
 BIN_FRACTION = 16.0     # bins of the photos for radius R are about R / 16 wide
 FAR_BIN_KM = 60.0       # the bins compared at query time for radii above NEAR_MAX_KM
+FAR_CHUNK_PHOTOS = 64   # photos per [photos, bins] distance table
 FILE_NAME = "within_weights.npz"
 FORMAT = "geoest-within-weights-1"
 # Mean edge of an S2 cell of level 0 (a face) in km; a level-k cell is about this / 2**k wide.
@@ -281,15 +282,15 @@ class WithinWeights:
         """float64 [B, K] P(error <= R) at every radius with weights, made non-decreasing."""
         columns = [np.asarray(m[predicted].multiply(probs).sum(axis=-1)).ravel() for m in self.near]
         if len(self.far_radii_km):
-            dots = self._point_vectors[predicted] @ self.bin_vectors.T           # [B, G]
-            dist = EARTH_RADIUS_KM * np.arccos(np.clip(dots, -1.0, 1.0))
-            mass = probs[:, self.bin_class] * self.bin_share[None, :]           # [B, G]
-            order = np.argsort(dist, axis=-1)
-            cum = np.cumsum(np.take_along_axis(mass, order, axis=-1), axis=-1)
-            sorted_dist = np.take_along_axis(dist, order, axis=-1)
-            for radius in self.far_radii_km:
-                count = (sorted_dist <= radius).sum(axis=-1)
-                columns.append(np.where(count > 0, cum[np.arange(len(cum)), np.maximum(count - 1, 0)], 0.0))
+            far = np.zeros((len(probs), len(self.far_radii_km)))
+            dots_min = np.cos(np.minimum(self.far_radii_km, HALF_CIRCUMFERENCE_KM) / EARTH_RADIUS_KM)
+            for start in range(0, len(probs), FAR_CHUNK_PHOTOS):          # [chunk, G] at a time
+                rows = slice(start, start + FAR_CHUNK_PHOTOS)
+                dots = self._point_vectors[predicted[rows]] @ self.bin_vectors.T
+                mass = probs[rows][:, self.bin_class] * self.bin_share[None, :]
+                for k, threshold in enumerate(dots_min):
+                    far[rows, k] = np.where(dots >= threshold - 1e-12, mass, 0.0).sum(axis=-1)
+            columns.extend(far.T)
         table = np.maximum.accumulate(np.clip(np.stack(columns, axis=-1), 0.0, 1.0), axis=-1)
         table[~np.isfinite(probs).all(axis=-1)] = np.nan          # a photo whose probabilities hold NaN
         return table
