@@ -181,7 +181,8 @@ def _run_main(*args):
 def test_main_writes_weights_that_load_for_the_partitioning(tmp_path, training, weights):
     fine, lat, lon, _ = training
     meta = tmp_path / "train.csv"
-    meta.write_text("IMG_ID,LAT,LON\n" + "".join(f"{k}.jpg,{float(a)!r},{float(b)!r}\n" for k, (a, b) in enumerate(zip(lat, lon))))
+    rows = (f"{k}.jpg,{float(a)!r},{float(b)!r}\n" for k, (a, b) in enumerate(zip(lat, lon)))
+    meta.write_text("IMG_ID,LAT,LON\n" + "".join(rows))
     fine.to_csv(tmp_path / "fine.csv")
     result = _run_main(f"--meta_csv={meta}", f"--partitioning={tmp_path / 'fine.csv'}", f"--output={tmp_path}")
     assert result.returncode == 0, result.stderr

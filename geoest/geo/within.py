@@ -408,5 +408,6 @@ def ranking_curves(dist_km, score, radius_km: float, draws: int = 200, seed: int
 
 
 __all__ = ["FAR_RADII_KM", "FILE_NAME", "HALF_CIRCUMFERENCE_KM", "NEAR_MAX_KM", "NEAR_RADII_KM", "THRESHOLDS_KM",
-           "WithinWeights", "back_off", "check_radii", "partitioning_digest", "quantile_radius", "radius_key", "ranking_curves",
+           "WithinWeights", "back_off", "check_radii", "partitioning_digest", "quantile_radius", "radius_key",
+           "ranking_curves",
            "within_key"]

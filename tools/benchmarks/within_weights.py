@@ -57,7 +57,8 @@ def _child(partitioning_csv: str) -> None:
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     with tempfile.TemporaryDirectory() as tmp:
         size = weights.save(tmp).stat().st_size
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "points": n, "cells": len(part), "rss_points_mib": rss_points,
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "points": n, "cells": len(part),
+                      "rss_points_mib": rss_points,
                       "nnz": [int(m.nnz) for m in weights.near], "bins": len(weights.bin_class),
                       "file_mib": size / 2**20}))
 
@@ -86,7 +87,8 @@ def main(argv):
             result = json.loads(out.decode().strip().splitlines()[-1])
             result["peak_mib"] = usage.ru_maxrss / 1024
             runs.append(result)
-        med = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "cpu_seconds", "peak_mib", "rss_points_mib", "file_mib")}
+        med = {k: statistics.median(r[k] for r in runs)
+               for k in ("seconds", "cpu_seconds", "peak_mib", "rss_points_mib", "file_mib")}
         print(f"{name}: {runs[0]['cells']} cells, {runs[0]['points']:,} points: build {med['seconds']:.1f} s wall, "
               f"{med['cpu_seconds']:.1f} s CPU, "
               f"peak RSS {med['peak_mib']:.0f} MiB (points read: {med['rss_points_mib']:.0f} MiB), "
