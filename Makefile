@@ -10,7 +10,7 @@ PYTEST_ARGS ?= -n 2
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,scene,download,ray]'
 	touch $@
 
 install: $(VENV)/.installed

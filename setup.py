@@ -21,7 +21,7 @@ setup(
         "numpy>=1.26",
         "scipy>=1.10,<2",            # k-d tree and sparse matrices of the distance weights W_R
         "absl-py>=2.0",
-        "gin-config>=0.5",
+        "gin-config>=0.5,<0.6",     # geoest.training.config reads private gin state checked on 0.5
         "pandas>=2.1",
         "pyarrow>=14",
         "tqdm>=4.66",
@@ -29,7 +29,15 @@ setup(
         "pillow>=10",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5",
+                 "grpcio-tools>=1.81.1"],  # compiles the published caffe.proto to write test caffemodels
+        # Converting the Places365 ResNet-152 Caffe release (geoest.scene.caffe): OpenCV's Caffe importer,
+        # which OpenCV 5 no longer has.
+        "scene": ["opencv-python-headless>=4.8,<5"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
+        # python -m geoest.download; geoest.data.download uses img2dataset's private main.Resizer (checked on 1.47)
+        "download": ["img2dataset>=1.47,<1.48"],
+        "ray": ["img2dataset>=1.47,<1.48", "ray>=2.9"],           # --distributor=ray
+        "spark": ["img2dataset>=1.47,<1.48", "pyspark>=3.5"],     # --distributor=pyspark (needs a Java runtime)
     },
 )

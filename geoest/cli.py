@@ -88,14 +88,15 @@ def define_scene_flags() -> None:
     """The ISNs and how photos are routed to them by scene (§3.3 ISNs, §3.2 scene hierarchy)."""
     flags.DEFINE_list("isn_dirs", [], "ISNs(M, f*, S3): indoor=DIR,natural=DIR,urban=DIR, each photo routed by "
                       "its scene (--scene_model) to one of them; named 'ISNs'.")
-    flags.DEFINE_string("scene_model", None, "ISN routing: an MTN model dir or a scene classifier .keras file; "
+    flags.DEFINE_string("scene_model", None, "ISN routing: an MTN model dir, a scene classifier .keras file, or "
+                        "'places365' (the converted Places365 ResNet-152, predict's default when converted); "
                         "evaluate's default: the test data's scene probabilities (meta CSV / records).")
     flags.DEFINE_enum("scene_output", None, ["probabilities", "logits"], "Only for a scene model whose last "
                       "layer does not tell: whether it outputs probabilities or logits (read from the model "
                       "otherwise).")
     flags.DEFINE_enum("scene_preprocess", "tf", ["tf", "caffe", "torch", "none"], "Input convention of a "
-                      "float-input scene classifier: tf = [-1, 1]; caffe for the converted Places365 "
-                      "ResNet-152 (an MTN takes uint8 crops as they are).")
+                      "float-input scene classifier: tf = [-1, 1] (an MTN and the converted Places365 "
+                      "ResNet-152 take uint8 crops as they are).")
     flags.DEFINE_string("places365_dir", None, "Folder with the Places365 hierarchy files (S16 / S365 scenes).")
 
 

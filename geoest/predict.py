@@ -26,6 +26,7 @@ from absl import flags
 from geoest import cli
 from geoest.errors import InputError
 from geoest.files import check_output
+from geoest.scene import labeler
 
 cli.define_model_flags()
 cli.define_scene_flags()
@@ -69,7 +70,10 @@ def main(argv):
     if bool(FLAGS.model_dir) == bool(FLAGS.isn_dirs):
         raise InputError("give either --model_dir or --isn_dirs")
     if FLAGS.isn_dirs and not FLAGS.scene_model:
-        raise InputError("--isn_dirs needs --scene_model to route each photo by its scene")
+        if not labeler.default_weights_path().is_file():
+            raise InputError(f"--isn_dirs needs --scene_model to route each photo by its scene, or the converted "
+                             f"Places365 ResNet-152 in {labeler.default_weights_path()} (python -m geoest.convert_places365)")
+        FLAGS.scene_model = labeler.PLACES365_MODEL
     (method,), image_size, _ = cli.methods_from_flags(FLAGS)
     from geoest.data.pipeline import SkipLog, image_dataset
     from geoest.geo.confidence import Confidence

@@ -51,7 +51,7 @@ def _tiny_tree(root, geo_source):
              "tools/benchmarks/bench.py": "", "tests/conftest.py": "", "tests/test_x.py": "import geoest.geo\n"}
     files.update({f"geoest/{p}/__init__.py": "" for p in ("scene", "data", "models", "training",
                                                            "inference", "demo")})
-    files.update({f"geoest/{m}.py": "" for m in ("train", "evaluate", "predict", "export", "calibrate")})
+    files.update({f"geoest/{m}.py": "" for m in _update_build().MAINS})
     files["geoest/demo/__main__.py"] = ""
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)

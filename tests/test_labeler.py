@@ -137,19 +137,7 @@ def test_load_scene_classifier_checks_the_file(tmp_path):
     with pytest.raises(InputError, match="expected one output of 365"):
         labeler.load_scene_classifier(tmp_path / "five.keras")
     with pytest.raises(InputError, match="no such scene classifier"):
-        labeler.load_scene_classifier(tmp_path / "absent.weights.h5")
+        labeler.load_scene_classifier(tmp_path / "absent.keras")
     (tmp_path / "junk.keras").write_bytes(b"junk")
     with pytest.raises(InputError, match="cannot load"):
         labeler.load_scene_classifier(tmp_path / "junk.keras", num_categories=5)
-
-
-@pytest.mark.slow
-def test_resnet152_weights_round_trip(tmp_path):
-    model = labeler.build_places365_resnet152(image_size=32)
-    assert model.output_shape == (None, 365)
-    path = tmp_path / labeler.WEIGHTS_FILE
-    model.save_weights(path)
-    loaded = labeler.load_scene_classifier(path, image_size=32)
-    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3))
-    np.testing.assert_allclose(labeler.classify(loaded, images), labeler.classify(model, images),
-                               atol=1e-6)

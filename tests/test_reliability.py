@@ -1,6 +1,6 @@
 """Nothing silently wrong, nothing lost: broken and unusual inputs either give exactly what the
 command says, from exactly its inputs, or one line naming the file, row or value (exit status 2),
-with the user's files left as they were. README "What geoest guarantees" cites these tests."""
+with the user's files left as they were. docs/guarantees.md cites these tests."""
 import csv
 import json
 import os

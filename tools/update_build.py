@@ -15,9 +15,10 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # Library targets in BUILD, one per package of geoest (the top-level modules form `geoest`, but for
 # `cli`, the mains' shared flags and flag parsing, which sits above the packages).
 PACKAGES = ("geo", "scene", "data", "models", "training", "inference", "demo")
-MAINS = ("train", "evaluate", "predict", "export", "calibrate")
+MAINS = ("train", "evaluate", "predict", "export", "calibrate", "create_partitioning", "build_tfrecords",
+         "label_scenes", "scene_stats", "score_predictions", "draw_cells", "convert_places365", "download", "within_weights")
 
-# The layering (README "Layout"): (importer prefix, forbidden imported prefixes, why).
+# The layering (README "The package"): (importer prefix, forbidden imported prefixes, why).
 IMPORT_RULES = (
     ("geoest.geo", ("geoest.scene", "geoest.data", "geoest.models", "geoest.training",
                     "geoest.inference", "geoest.demo", "geoest.cli") + tuple(f"geoest.{m}" for m in MAINS),
@@ -155,7 +156,8 @@ def render() -> str:
     demo_main = geoest / "demo" / "__main__.py"
     rules.append(_rule("py_binary", "demo_main", [rel(demo_main)], _deps([demo_main], "demo_main"), gin=True))
     for path in sorted((REPO / "tools").rglob("*.py")):
-        name = ("bench_" if path.parent.name == "benchmarks" else "") + path.stem
+        # a clone's wrapper of a main (tools/draw_cells.py runs geoest.draw_cells) is named after its folder
+        name = ("bench_" if path.parent.name == "benchmarks" else "tools_" if path.stem in MAINS else "") + path.stem
         rules.append(_rule("py_binary", name, [rel(path)], _deps([path], name)))
     helpers = sorted(p for p in (REPO / "tests").glob("*.py") if not p.name.startswith("test_"))
     rules.append(_rule("py_library", "test_helpers", [rel(p) for p in helpers],

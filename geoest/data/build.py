@@ -166,7 +166,7 @@ def meta_digest(meta) -> str:
     return digest(parts)
 
 
-def _check_previous_build(options_path: pathlib.Path, options: dict, paths, overwrite: bool):
+def check_build_options(options_path: pathlib.Path, options: dict, paths, overwrite: bool):
     """Writes the build's options, or checks that those of the shards there are the same.
 
     With other options (or none recorded beside existing shards), refuses, or with `overwrite`
@@ -237,7 +237,7 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
     paths = shard_paths(output_dir, prefix, num_shards)
     shard_name = re.compile(rf"{re.escape(prefix)}-\d{{5}}-of-\d{{5}}\.tfrecord(\.tmp)?")
     earlier_shards = [p for p in output_dir.iterdir() if shard_name.fullmatch(p.name)]
-    _check_previous_build(output_dir / f"{prefix}-build.json", {
+    check_build_options(output_dir / f"{prefix}-build.json", {
         "meta_csv_rows": len(meta), "meta_csv_digest": meta_digest(meta), "num_shards": num_shards,
         "shorter_side": shorter_side, "seed": seed, "images_dir": str(images_dir.resolve()),
         "allow_absolute_paths": allow_absolute_paths}, sorted(set(earlier_shards) | set(paths)), overwrite)

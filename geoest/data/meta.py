@@ -18,6 +18,9 @@ import functools
 import pathlib
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import csv as pacsv
 
 from geoest.errors import InputError
 from geoest.files import ENCODING, decode_error, path_inside
@@ -105,9 +108,6 @@ def read_meta_csv(path, id_column: str = ID_COLUMN, lat_column: str = LAT_COLUMN
         [0, 1], only some of the S3 or of the 365 probability columns, or a scene label that is
         not an integer class of its level.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     path = pathlib.Path(path)
     coordinates = (id_column, lat_column, lon_column)
     header = _header(path, coordinates)
@@ -185,9 +185,6 @@ def _header(path: pathlib.Path, coordinates) -> list:
 
 def _read_table(path: pathlib.Path, types: dict):
     """The columns `types` names, read with those pyarrow types; a value that does not convert is named."""
-    import pyarrow as pa
-    from pyarrow import csv as pacsv
-
     def read(column_types):
         try:
             return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
@@ -239,8 +236,6 @@ def _refuse_duplicates(ids, path, id_column: str) -> None:
 
     Sorting the ids (pyarrow) costs about 1.4 CPU-seconds for the 4.7 M of MP-16; hashing them costs more.
     """
-    import pyarrow.compute as pc
-
     if len(ids) < 2:
         return
     order = pc.sort_indices(ids)

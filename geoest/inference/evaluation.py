@@ -142,8 +142,8 @@ def load_methods(model_dirs: dict | None = None, isn_dirs: dict | None = None, *
       isn_dirs: {concept: model dir} for exactly indoor, natural and urban: one ISN ensemble,
         "ISNs", after the models.
       scene_model: routing for the ISNs: None (the test data's scene probabilities), an MTN's
-        model dir (its "scene" head) or a scene classifier file (.keras with one output, or the
-        Places365 ResNet-152's .weights.h5).
+        model dir (its "scene" head), a scene classifier file (.keras with one output) or
+        "places365", the converted Places365 ResNet-152 (`geoest.scene.labeler.default_weights_path`).
       scene_output: "probabilities" or "logits", only for a scene model whose last activation does
         not tell (`geoest.inference.isn.output_kind`); None otherwise.
       scene_preprocess: a float-input scene classifier's input convention ("tf" = [-1, 1];
@@ -186,9 +186,15 @@ def load_methods(model_dirs: dict | None = None, isn_dirs: dict | None = None, *
             scenes = ModelScenes(mtn, scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess,
                                  source=str(path), kind=scene_output)
         else:
-            from geoest.scene.labeler import load_scene_classifier
-            classifier = (load_scene_classifier(scene_model) if str(scene_model).endswith(".weights.h5")
-                          else load_keras_model(scene_model))
+            from geoest.scene import labeler
+            if scene_model == labeler.PLACES365_MODEL:    # the converted release (python -m geoest.convert_places365)
+                from geoest.scene.places365 import load_default_hierarchy
+
+                scene_model = labeler.default_weights_path()
+                classifier = labeler.load_scene_classifier(scene_model)
+                scene_hierarchy = scene_hierarchy or load_default_hierarchy()   # beside it in the cache
+            else:
+                classifier = load_keras_model(scene_model)
             scenes = ModelScenes(classifier, output=None, scene_hierarchy=scene_hierarchy, preprocess=scene_preprocess,
                                  source=str(scene_model), kind=scene_output)
         methods.append(isn_method("ISNs", geo_models, scenes, centers))

@@ -80,8 +80,6 @@ def imagenet_weights(backbone: str) -> str:
       InputError: the backbone has none, or the file is not cached and cannot be fetched (offline);
         the message names the file to place, where, and the gin parameter for random weights.
     """
-    import keras
-
     if backbone not in IMAGENET_FILES:
         raise InputError(f"backbone {backbone!r} has no ImageNet weights; train it with {FROM_SCRATCH}")
     cache = os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "models")

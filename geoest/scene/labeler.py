@@ -1,39 +1,15 @@
 """§3.2 scene labelling: a Places365 classifier over photos, written in the Im2GPS meta format.
 
-The paper's scene model is the Places365 ResNet-152 of CSAILVision/places365. geoest ships no
-weights; `build_places365_resnet152` builds the architecture (Keras `ResNet152`, 365-way
-softmax) and `load_scene_classifier` loads weights you supply. Any Keras model that maps
-``[batch, S, S, 3]`` images to 365 probabilities can stand in (saved as ``.keras``).
-
-Converting the official release
--------------------------------
-Use the Caffe model (``deploy_resnet152_places365.prototxt`` and
-``resnet152_places365.caffemodel``, linked from the CSAILVision/places365 README). It is
-Kaiming He's ResNet-152 fine-tuned on Places365, the same architecture as
-``keras.applications.ResNet152`` (ResNet v1, stride in the first 1x1 convolution of a
-stage), so weights copy layer by layer with ``layer.set_weights``:
-
-- ``conv1`` -> ``conv1_conv``; ``bn_conv1`` + ``scale_conv1`` -> ``conv1_bn``.
-- ``res{s}{b}_branch1`` -> ``conv{s}_block{i}_0_conv``; ``res{s}{b}_branch2a|2b|2c`` ->
-  ``conv{s}_block{i}_1|2|3_conv``; ``bn…``/``scale…`` of the same name -> ``…_bn``. The
-  block letters ``b`` run ``a, b, c`` in stages 2 and 5 and ``a, b1, b2, …`` in stages 3
-  (8 blocks) and 4 (36 blocks); ``i`` counts blocks from 1.
-- ``fc365`` -> ``predictions``.
-
-Layouts: convolution weights ``[out, in, h, w]`` -> kernel ``[h, w, in, out]``
-(``transpose(2, 3, 1, 0)``), bias 0 (Caffe's ResNet convolutions have none); BatchNorm
-``moving_mean = blob0 / blob2``, ``moving_variance = blob1 / blob2`` (blob2 is Caffe's
-scale factor), ``gamma``/``beta`` from the Scale layer; ``fc365`` ``[365, 2048]`` -> kernel
-``[2048, 365]`` (transposed), bias as is. Read the blobs with ``caffe.Net(...).params`` (or
-any caffemodel protobuf reader), then ``model.save_weights("resnet152_places365.weights.h5")``
-and label with ``preprocess="caffe"`` (BGR, mean-subtracted, 0-255). Keras' caffe mode
-subtracts the ImageNet channel means, not the exact ``places365CNN_mean.binaryproto``; the
-difference is a few grey levels. The Torch-trained ResNet-152 (``.t7``) strides in the 3x3
-convolution and does not map onto ``keras.applications.ResNet152``.
+The paper's scene model is the Places365 ResNet-152 of CSAILVision/places365, converted from its
+Caffe release by `geoest.scene.caffe` (``python -m geoest.convert_places365``, see docs/scene_classifier.md)
+into `default_weights_path`: a ``.keras`` model taking uint8 RGB photos, with a manifest beside it
+(`read_model_manifest`). Any Keras model that maps ``[batch, S, S, 3]`` images to 365 probabilities
+can stand in (saved as ``.keras``); one taking float images gets them in its `PREPROCESSING` convention.
 """
 import concurrent.futures
 import csv
 import dataclasses
+import json
 import logging
 import os
 import pathlib
@@ -44,14 +20,16 @@ from PIL import Image
 from geoest.errors import InputError
 from geoest.files import ENCODING, check_output, claim_outputs, digest, manifest_path, path_inside
 from geoest.scene import meta
+from geoest.scene.caffe import CAFFE_IMAGENET, weights_digest
 from geoest.scene.places365 import SceneHierarchy, default_cache_dir
 
 NUM_CATEGORIES = 365
-WEIGHTS_FILE = "resnet152_places365.weights.h5"  # conventional name in the Places365 cache
+WEIGHTS_FILE = "resnet152_places365.keras"  # the converted release in the Places365 cache
+PLACES365_MODEL = "places365"   # --scene_model's name for it
 
 _IMAGENET_MEAN_RGB = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+_CAFFE_MEAN_BGR = np.array(CAFFE_IMAGENET.mean, dtype=np.float32)   # the Caffe release's input
 
 # Input conventions of converted models: float32 RGB images in [0, 255] -> model input.
 PREPROCESSING = {
@@ -66,40 +44,16 @@ log = logging.getLogger(__name__)
 
 
 def default_weights_path(places365_dir=None) -> pathlib.Path:
-    """Where the tools look for weights by default: `WEIGHTS_FILE` in the Places365 directory."""
+    """Where the tools look for the scene classifier by default: `WEIGHTS_FILE` in the Places365 directory."""
     return pathlib.Path(places365_dir or default_cache_dir()) / WEIGHTS_FILE
 
 
-def build_places365_resnet152(image_size: int = 224, weights=None):
-    """§3.2: the paper's scene model, ResNet-152 with a 365-way softmax (Keras `ResNet152`).
+def load_scene_classifier(weights, *, num_categories: int = NUM_CATEGORIES):
+    """Loads a scene classifier saved as a Keras model.
 
     Args:
-      image_size: side S of the square input ``[batch, S, S, 3]`` (224 for the release).
-      weights: optional ``.weights.h5`` file to load (see the module docstring to make one).
-    Returns:
-      A keras.Model mapping preprocessed ("caffe") images to probabilities [batch, 365].
-    """
-    import keras
-
-    model = keras.applications.ResNet152(
-        include_top=True, weights=None, input_shape=(image_size, image_size, 3),
-        classes=NUM_CATEGORIES, classifier_activation="softmax", name="resnet152_places365")
-    if weights is not None:
-        try:
-            model.load_weights(weights)
-        except (OSError, ValueError) as e:
-            raise InputError(f"{weights}: cannot load ResNet-152 Places365 weights ({e})") from e
-    return model
-
-
-def load_scene_classifier(weights, *, image_size: int = 224,
-                          num_categories: int = NUM_CATEGORIES):
-    """Loads a scene classifier from user-supplied weights.
-
-    Args:
-      weights: a ``.weights.h5`` file for `build_places365_resnet152`, or a saved Keras model
-        (``.keras``) whose single output is ``num_categories`` probabilities.
-      image_size: input side for the ResNet-152 built around ``.weights.h5`` files.
+      weights: a ``.keras`` model whose single output is ``num_categories`` probabilities (the
+        converted release, `default_weights_path`).
       num_categories: the expected output width.
     Raises:
       InputError: the file is missing or unreadable, or the model's shapes do not fit.
@@ -108,15 +62,12 @@ def load_scene_classifier(weights, *, image_size: int = 224,
 
     path = pathlib.Path(weights)
     if not path.is_file():
-        raise InputError(f"{path}: no such scene classifier file (geoest ships no weights; "
-                         f"convert the official release as documented in geoest.scene.labeler)")
-    if path.name.endswith(".weights.h5"):
-        model = build_places365_resnet152(image_size, weights=path)
-    else:
-        try:
-            model = keras.saving.load_model(path, compile=False)
-        except (OSError, ValueError, TypeError) as e:
-            raise InputError(f"{path}: cannot load it as a Keras model ({e})") from e
+        raise InputError(f"{path}: no such scene classifier file (geoest ships no weights; convert the "
+                         f"official release: python -m geoest.convert_places365 --download)")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except (OSError, ValueError, TypeError) as e:
+        raise InputError(f"{path}: cannot load it as a Keras model ({e})") from e
     if len(model.outputs) != 1 or model.outputs[0].shape[-1] != num_categories:
         raise InputError(f"{path}: expected one output of {num_categories} scene "
                          f"probabilities, got {[tuple(o.shape) for o in model.outputs]}")
@@ -125,6 +76,22 @@ def load_scene_classifier(weights, *, image_size: int = 224,
         raise InputError(f"{path}: expected one image input [batch, S, S, 3], got "
                          f"{[tuple(i.shape) for i in model.inputs]}")
     return model
+
+
+def read_model_manifest(weights, model) -> dict | None:
+    """The conversion manifest beside a scene classifier file (`geoest.scene.caffe.convert`), when it
+    describes these weights (its weights digest is `model`'s); None otherwise."""
+    path = manifest_path(weights)
+    try:
+        manifest = json.loads(path.read_text(encoding=ENCODING))
+    except (OSError, ValueError):
+        return None
+    return manifest if manifest.get("weights_sha256") == weights_digest(model) else None
+
+
+def takes_uint8(model) -> bool:
+    """Whether a model takes uint8 images and does its preprocessing itself (the converted release)."""
+    return str(model.inputs[0].dtype).endswith("uint8")
 
 
 def model_image_size(model, default: int = 224) -> int:
@@ -155,7 +122,8 @@ def classify(model, images, preprocess: str = "caffe") -> np.ndarray:
     Args:
       model: a scene classifier (`load_scene_classifier`).
       images: uint8 or float RGB [batch, S, S, 3] in [0, 255].
-      preprocess: a key of `PREPROCESSING`, the model's input convention.
+      preprocess: a key of `PREPROCESSING`, the input convention of a model taking float images
+        (a model taking uint8 images gets them as they are).
     Returns:
       float32 [batch, n_categories], rows summing to 1.
     Raises:
@@ -163,7 +131,10 @@ def classify(model, images, preprocess: str = "caffe") -> np.ndarray:
     """
     if preprocess not in PREPROCESSING:
         raise InputError(f"preprocess {preprocess!r}: expected one of {', '.join(PREPROCESSING)}")
-    inputs = PREPROCESSING[preprocess](np.asarray(images, dtype=np.float32))
+    if takes_uint8(model):
+        inputs = np.asarray(images, dtype=np.uint8)
+    else:
+        inputs = PREPROCESSING[preprocess](np.asarray(images, dtype=np.float32))
     probs = model.predict_on_batch(inputs)
     if isinstance(probs, dict):
         (probs,) = probs.values()
@@ -225,13 +196,6 @@ def _open_for_append(path: pathlib.Path, header: list):
     return f, writer, done or set()
 
 
-def weights_digest(model) -> str:
-    """SHA-256 of a model's weights and their shapes: what a labelled file's rows depend on (about
-    0.26 CPU-s for the ResNet-152's 59 M weights)."""
-    return digest(chunk for w in model.get_weights()
-                  for chunk in (str(w.shape).encode(), np.ascontiguousarray(w).tobytes()))
-
-
 def _format(values) -> list:
     return [f"{v:.6g}" for v in values]
 
@@ -239,7 +203,8 @@ def _format(values) -> list:
 def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv, *,
                  batch_size: int = 32, preprocess: str = "caffe", image_size: int = 224,
                  all_probs: bool = False, workers: int | None = None,
-                 allow_absolute_paths: bool = False, overwrite: bool = False) -> LabelSummary:
+                 allow_absolute_paths: bool = False, overwrite: bool = False,
+                 model_manifest: dict | None = None) -> LabelSummary:
     """§3.2: labels the images of a meta CSV's rows with S3 / S16 / S365 scene labels.
 
     Writes ``output_csv`` in the Im2GPS meta format (`meta.META_COLUMNS`, plus
@@ -260,7 +225,7 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv,
         None: written as "") and `path` (the meta CSV, never overwritten).
       output_csv: the meta CSV to write (appended to when resuming).
       batch_size: images per model call.
-      preprocess: the model's input convention, a key of `PREPROCESSING`.
+      preprocess: the input convention of a model taking float images, a key of `PREPROCESSING`.
       image_size: input side for models that accept any size.
       all_probs: also write the 365 category probabilities.
       workers: image-decoding threads (default: CPU count).
@@ -268,6 +233,8 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv,
         whose ".." leaves images_dir, are listed as errors and never opened.
       overwrite: start afresh over an output written by another classifier (or by no recorded
         run) instead of refusing.
+      model_manifest: the model's conversion manifest (`read_model_manifest`), recorded in the
+        output's manifest.
     Returns:
       A `LabelSummary`.
     Raises:
@@ -287,8 +254,12 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv,
     check_output(output_csv, inputs=[getattr(rows, "path", None)], flag="output_csv")
     summary = LabelSummary(output_csv=output_csv, errors_csv=errors_path(output_csv))
 
-    labelled_by = {"scene model weights": weights_digest(model), "preprocess": preprocess, "image size": size,
+    labelled_by = {"scene model weights": weights_digest(model),
+                   "preprocess": "inside the model (uint8 input)" if takes_uint8(model) else preprocess,
+                   "image size": size,
                    "scene hierarchy": digest([hierarchy.s3_matrix.tobytes(), hierarchy.s16_matrix.tobytes()])}
+    if model_manifest:
+        labelled_by["scene model"] = model_manifest
     resume = claim_outputs(manifest_path(output_csv), labelled_by, [output_csv, summary.errors_csv],
                            overwrite=overwrite, command="label_scenes")
     if not resume:   # nothing there, or --overwrite: start afresh

@@ -272,7 +272,7 @@ def load_scene_hierarchy(hierarchy_csv, categories_txt) -> SceneHierarchy:
         s16_matrix=_normalized(sheet.level2[order], "S16", categories, hierarchy_csv))
 
 
-def _download(url: str, target: pathlib.Path) -> None:
+def download_file(url: str, target: pathlib.Path) -> None:
     """Downloads ``url`` to ``target`` through a temporary file (no partial files left)."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".")
     try:
@@ -302,7 +302,7 @@ def fetch_places365_files(cache_dir=None, *, categories_url: str = CATEGORIES_UR
     hierarchy_csv, categories_txt = cache_dir / HIERARCHY_FILE, cache_dir / CATEGORIES_FILE
     for url, target in ((categories_url, categories_txt), (hierarchy_url, hierarchy_csv)):
         if force or not target.exists():
-            _download(url, target)
+            download_file(url, target)
     load_scene_hierarchy(hierarchy_csv, categories_txt)
     return hierarchy_csv, categories_txt
 

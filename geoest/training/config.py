@@ -1,4 +1,5 @@
 """Gin files: the project's gin/ folder on the search path, parse errors as InputError."""
+import importlib.metadata
 import logging
 import os
 import pathlib
@@ -6,14 +7,26 @@ import re
 
 import gin
 
+import geoest.data.pipeline  # noqa: F401  registers the configurables the gin files bind
 from geoest.errors import InputError
+from geoest.releases import check_release
 
 _PACKAGE = pathlib.Path(__file__).resolve().parents[1]
 # The repository's gin/ (and its root, so "gin/base_M.gin" works from anywhere), or gin/ packaged in geoest.
 GIN_SEARCH_PATH = (_PACKAGE.parent / "gin", _PACKAGE.parent, _PACKAGE / "gin")
+# The search path and the macro-typo check read gin's private `gin.config._LOCATION_PREFIXES` and
+# `_CONFIG`; these are the gin-config releases they were checked on (setup.py pins the same range).
+GIN_CHECKED = ((0, 5), (0, 6))   # [lowest, first unchecked)
+
+
+def check_gin_version(version: str | None = None) -> None:
+    """Refuses, in one line, a gin-config release whose private state the checks were not read on."""
+    check_release("gin-config", version or importlib.metadata.version("gin-config"), GIN_CHECKED,
+                  "the gin search path and the macro check read gin's private config state")
 
 
 def add_search_paths() -> None:
+    check_gin_version()
     for path in GIN_SEARCH_PATH:
         if path.is_dir() and str(path) not in gin.config._LOCATION_PREFIXES:  # noqa: SLF001 (no public getter)
             gin.add_config_file_search_path(str(path))
@@ -27,9 +40,6 @@ def parse_gin(gin_files=(), gin_params=()) -> None:
         macro set by a binding that no gin file defines and nothing uses (a misspelt
         `IMAGENET_WEIGHT=...` would otherwise be ignored).
     """
-    import geoest.data.pipeline  # noqa: F401  registers the configurables the gin files bind
-    import geoest.training  # noqa: F401
-
     add_search_paths()
     quiet = _QuietFileLookups()
     logging.getLogger().addFilter(quiet)

@@ -18,8 +18,11 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from geoest.data import pipeline
 from geoest.errors import InputError
+from geoest.geo import Partitioning
 from geoest.models import SCENE_CLASSES
+from geoest.scene.places365 import load_scene_hierarchy
 
 LAT, LON = "lat", "lon"
 
@@ -47,11 +50,8 @@ def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train
       scene_hierarchy: (scene_hierarchy_places365.csv, categories_places365.txt) paths, needed when
         the records hold 365 scene probabilities and a scene level or a concept is used.
     """
-    from geoest.data import pipeline
-
     matrices = None
     if scene_hierarchy is not None:
-        from geoest.scene.places365 import load_scene_hierarchy
         matrices = load_scene_hierarchy(*scene_hierarchy)
 
     def training(repeat, count_only=False):
@@ -81,8 +81,6 @@ def synthetic_partitioning(name: str = "synthetic", tau_max: int = 100, tau_min:
     Returns:
       `geoest.geo.Partitioning` named `name`.
     """
-    from geoest.geo import Partitioning
-
     rng = np.random.default_rng(seed)
     cities = np.array([[48.86, 2.35], [40.71, -74.0], [35.68, 139.69], [-33.87, 151.21],
                        [-22.91, -43.17], [30.04, 31.24], [55.75, 37.62], [1.35, 103.82]])

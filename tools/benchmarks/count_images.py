@@ -23,6 +23,7 @@ import numpy as np
 from absl import flags
 
 from geoest import cli
+from geoest.geo import Partitioning
 
 import input_pipeline   # tools/benchmarks/input_pipeline.py: its records and flags
 
@@ -46,7 +47,6 @@ def main(argv):
     import tensorflow as tf
 
     from geoest.data import pipeline
-    from geoest.geo import Partitioning
 
     work_dir = pathlib.Path(FLAGS.work_dir or tempfile.mkdtemp(prefix="geoest_bench_"))
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ Measures, printing the median of --runs runs and os.cpu_count():
   3. the exported SavedModel's latency for one encoded JPEG (decode, crops, model, hierarchy,
      Class2GPS), batch 1.
 """
+import io
 import os
 import pathlib
 import statistics
@@ -18,9 +19,13 @@ import time
 
 import numpy as np
 from absl import flags
+from PIL import Image
 
 from geoest import cli
 from geoest.geo import read_partitionings
+from geoest.inference import Locator, crop_probabilities
+from geoest.inference.modeldir import GeoModel
+from geoest.inference.serving import export_saved_model
 
 flags.DEFINE_string("partitionings_dir", str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"
                                              / "mp16_partitions"), "Folder with cells_50_{5000,2000,1000}.csv.")
@@ -57,9 +62,6 @@ def main(argv):
     import keras
     import tensorflow as tf
 
-    from geoest.inference import Locator, crop_probabilities
-    from geoest.inference.modeldir import GeoModel
-    from geoest.inference.serving import export_saved_model
     from geoest.models import build_model
 
     print(f"os.cpu_count() = {os.cpu_count()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
@@ -97,9 +99,6 @@ def main(argv):
 
     # 3. SavedModel latency
     if FLAGS.saved_model:
-        from PIL import Image
-        import io
-
         buffer = io.BytesIO()
         Image.fromarray(rng.integers(0, 256, (320, 480, 3), dtype=np.uint8)).save(buffer, format="JPEG")
         with tempfile.TemporaryDirectory() as tmp:

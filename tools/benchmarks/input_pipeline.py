@@ -29,8 +29,10 @@ import time
 import numpy as np
 from absl import flags
 from PIL import Image
+from tqdm import tqdm
 
 from geoest import cli
+from geoest.geo import Partitioning, read_partitionings
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_images", 3000, "JPEGs to generate.")
@@ -66,7 +68,6 @@ def _points(n, rng):
 
 def _make_shards(work_dir: pathlib.Path, num_images: int, num_shards: int):
     import tensorflow as tf
-    from tqdm import tqdm
 
     from geoest.data import records
 
@@ -118,7 +119,6 @@ def main(argv):
     import tensorflow as tf
 
     from geoest.data import pipeline
-    from geoest.geo import Partitioning, read_partitionings
 
     work_dir = pathlib.Path(FLAGS.work_dir or tempfile.mkdtemp(prefix="geoest_bench_"))
     work_dir.mkdir(parents=True, exist_ok=True)

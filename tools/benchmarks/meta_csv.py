@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+import pyarrow as pa
 from absl import flags
 
 from geoest import cli
@@ -41,10 +42,6 @@ CASES = {
 
 def _read(case: str) -> None:
     if case == "nothing":             # what the first read of a process imports
-        import pyarrow as pa
-        import pyarrow.compute  # noqa: F401
-        import pyarrow.csv  # noqa: F401
-
         pa.array([0.0]).to_numpy()
     elif case == "coordinates":
         read_meta_csv(FLAGS.points_csv, scene=False, author=False)

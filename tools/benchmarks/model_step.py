@@ -25,6 +25,7 @@ import statistics
 import sys
 import time
 
+import numpy as np
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -82,8 +83,6 @@ def _cpu_model() -> str:
 
 def synthetic_parents(sizes):
     """A valid hierarchy for timing: fine cell c lies in class c * n_k // n_fine of partitioning k."""
-    import numpy as np
-
     fine = np.arange(sizes[-1])
     return np.stack([fine * n // sizes[-1] for n in sizes], axis=1)
 
@@ -104,8 +103,6 @@ def measure(backbone: str, image_size: int, batch_size: int, policy: str, heads,
             warmup: int, jit_compile="auto", head_dtype=None) -> dict:
     """Training images/s and three-crop inference photos/s (see the module docstring)."""
     import keras
-    import numpy as np
-
     from geoest.models import add_weight_decay, build_locator, build_model, make_losses
 
     previous = keras.mixed_precision.global_policy()

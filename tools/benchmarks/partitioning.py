@@ -15,9 +15,12 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 from absl import flags
 
 from geoest import cli
+from geoest.data.meta import read_meta_csv
+from geoest.geo import Partitioning
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -57,11 +60,8 @@ def main(argv):
               f"wall {statistics.median(r[0] for r in runs):.2f} s, "
               f"peak RSS {statistics.median(r[1] for r in runs):.0f} MiB (median of {FLAGS.runs})")
 
-    import numpy as np
     import tensorflow as tf
 
-    from geoest.geo import Partitioning
-    from geoest.data.meta import read_meta_csv
 
     meta = read_meta_csv(points, scene=False, author=False)
     lat, lon = meta.lat_deg, meta.lon_deg

@@ -10,6 +10,7 @@ import os
 import sys
 import time
 
+import numpy as np
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -32,7 +33,6 @@ HEADS = {"cells_50_5000": 3298, "cells_50_2000": 7202, "cells_50_1000": 12893}  
 def main(argv):
     del argv
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from geoest.models import add_weight_decay, build_model, make_losses

@@ -239,48 +239,6 @@ def test_distance_aware_targets_beside_one_hot(cells, tmp_path, capsys):
         assert summary["accuracy"]["2500"] >= summary["accuracy"]["25"]
 
 
-def _readme_smoke_line() -> str:
-    """The smoke run command of the README, as printed there."""
-    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
-        text = f.read()
-    section = text[text.index("**Smoke run**"):]
-    return next(line.strip() for line in section.splitlines() if line.strip().startswith("python -m geoest.train"))
-
-
-def _fresh_clone(target):
-    """The repository's files as a fresh clone has them (tracked and not ignored: no data/, no .venv)."""
-    import shutil
-
-    if shutil.which("git") is None or not os.path.exists(os.path.join(REPO, ".git")):
-        pytest.skip("not a git checkout")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        source, copy = os.path.join(REPO, name), os.path.join(target, name)
-        if not os.path.lexists(source):
-            continue                                    # deleted in the working tree
-        os.makedirs(os.path.dirname(copy), exist_ok=True)
-        if os.path.islink(source):
-            os.symlink(os.readlink(source), copy)
-        else:
-            shutil.copy2(source, copy)
-    return target
-
-
-def test_the_readme_smoke_run_passes_in_a_fresh_clone(tmp_path):
-    """The exact README line, run in a copy of the repository with nothing else beside it (no ../shared)."""
-    line = _readme_smoke_line()
-    assert line == "python -m geoest.train --gin_file=base_M.gin --gin_file=smoke.gin --model_dir=/tmp/smoke"
-    clone = _fresh_clone(str(tmp_path / "clone"))
-    args = line.replace("/tmp/smoke", str(tmp_path / "smoke")).split()
-    done = subprocess.run([sys.executable, *args[1:]], cwd=clone, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": clone})
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert os.path.isfile(tmp_path / "smoke" / "best.keras")
-    assert sorted(os.listdir(tmp_path / "smoke" / "partitionings")) == [
-        "smoke_coarse.csv", "smoke_fine.csv", "smoke_middle.csv"]
-
-
 def test_offline_the_paper_variant_stops_with_one_imagenet_error(tmp_path):
     """§4's ImageNet start is the default; without network the run stops before reading any data, with
     the file to place, where, and the binding for a run from random weights."""
