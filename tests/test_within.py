@@ -249,3 +249,50 @@ def test_nan_photo_gives_nan_and_leaves_the_others(training, weights):
     np.testing.assert_array_equal(got[[0, 2]], want[[0, 2]])
     r = weights.radius(bad, predicted, (0.5,))
     assert np.isnan(r[1, 0]) and np.isfinite(r[[0, 2], 0]).all()
+
+
+def test_how_sure_figures_calibrate_an_overconfident_model(training, weights):
+    """Truth drawn from p, the model states p^2 (overconfident): the distance temperature found on
+    validation flattens it back (T near 2) and the test ECE of P(error <= R) falls to the noise floor."""
+    fine, lat, lon, classes = training
+    rng = np.random.default_rng(5)
+    has_photos = np.bincount(classes[classes >= 0], minlength=len(fine)) > 0
+
+    def split(size):
+        true = _distributions(rng, size, len(fine))
+        true[:, ~has_photos] = 0.0
+        true /= true.sum(axis=1, keepdims=True)
+        stated = within.sharpen(true, 0.5)
+        predicted = stated.argmax(axis=1)
+        t_lat, t_lon = _sample_truth(rng, true, classes, lat, lon)
+        points = fine.class2gps("mean")[predicted]
+        return {"probs": stated, "predicted": predicted,
+                "dist_km": great_circle_km(points[:, 0], points[:, 1], t_lat, t_lon), "truth": true}
+
+    validation, test = split(1500), split(1500)
+    figures = within.how_sure_figures(weights, test, validation, draws=50)
+    assert 1.5 <= figures["distance_temperature"] <= 2.6, figures["distance_temperature"]
+    for radius in ("25", "200"):
+        by = figures["events"][radius]
+        assert by["distance"]["ece"] < by["temperatures"]["ece"], (radius, by)
+        assert by["distance"]["ece"] <= 0.05, (radius, by)
+        assert abs(by["distance"]["predicted"] - by["distance"]["observed"]) < 0.03, (radius, by)
+    for p, target in (("50", 0.5), ("90", 0.9)):
+        assert abs(figures["radius"]["distance"][p]["coverage"] - target) <= 0.04, figures["radius"]
+    ranked = figures["ranking"]["25"]
+    assert ranked["half"] > ranked["all"] and ranked["area"] > ranked["random_area_high"]
+    levels = figures["back_off"]["levels"]
+    assert abs(sum(f["answered"] for f in levels.values()) + figures["back_off"]["no_answer"] - 1.0) < 1e-9
+    for f in levels.values():                     # calibrated: what is answered at q = 0.5 is mostly right
+        assert f["accuracy"] is None or f["accuracy"] >= 0.45, levels
+    assert len(within.how_sure_lines(figures)) >= 6
+
+
+def test_monotone_map_is_non_decreasing_and_fits_the_rate():
+    rng = np.random.default_rng(2)
+    score = rng.uniform(size=3000)
+    hit = rng.uniform(size=3000) < score ** 2          # the true rate is score^2
+    knots = within.fit_monotone(score, hit)
+    mapped = within.apply_monotone(knots, np.linspace(0, 1, 50))
+    assert np.all(np.diff(mapped) >= -1e-12)
+    assert abs(within.apply_monotone(knots, [0.5])[0] - 0.25) < 0.1

@@ -27,6 +27,7 @@ import numpy as np
 from geoest.demo import cities
 from geoest.demo import data as demo_data
 from geoest.errors import InputError
+from geoest.geo import within
 from geoest.scene.places365 import CONCEPTS
 
 DEFAULT_NUM_IMAGES = 4000
@@ -176,6 +177,45 @@ def how_sure(confidence: dict) -> list:
                  f"{last['all']['25']:.1%} (area under the accuracy-coverage curve "
                  f"{last['accuracy_coverage_area']['25']:.1%})")
     return lines
+
+
+def how_sure_distance(model_dir, patterns: dict, train_meta_csv) -> dict:
+    """How sure base(M, f*) is as P(error <= R) (`geoest.geo.within.how_sure_figures`): W_R of the fine
+    cells from the training coordinates (written into model_dir), the distance temperature fitted on
+    every validation photo, the figures measured on the test photos."""
+    from geoest.data.meta import read_meta_csv
+    from geoest.geo import great_circle_km
+    from geoest.inference.evaluation import load_methods, record_batches
+
+    methods, image_size = load_methods({"base_M": model_dir})
+    method = methods[0]
+    fine = method.locator.partitionings[-1]
+    path = pathlib.Path(model_dir) / within.FILE_NAME
+    if path.exists():
+        weights = within.WithinWeights.load(path, fine)
+    else:
+        meta = read_meta_csv(train_meta_csv, author=False, scene=False)
+        weights = within.WithinWeights.build(fine, meta.lat_deg, meta.lon_deg)
+        weights.save(path)
+
+    def photos(pattern) -> dict:
+        raw, tempered, lat, lon = [], [], [], []
+        for batch in record_batches(pattern, 32, image_size):
+            d = method.distributions(method.probabilities(batch))
+            raw.append(d["before"])
+            tempered.append(d.get("after", d["before"]))
+            lat.append(batch["lat"])
+            lon.append(batch["lon"])
+        raw, tempered = np.concatenate(raw).astype(np.float64), np.concatenate(tempered).astype(np.float64)
+        lat, lon = np.concatenate(lat).astype(np.float64), np.concatenate(lon).astype(np.float64)
+        keep = np.isfinite(raw).all(axis=1) & np.isfinite(tempered).all(axis=1)   # NaN: left out
+        predicted = np.argmax(raw[keep], axis=1)              # the answer: the raw model's cell
+        points = weights.points[predicted]
+        return {"raw": raw[keep], "probs": tempered[keep], "predicted": predicted,
+                "dist_km": great_circle_km(points[:, 0], points[:, 1], lat[keep], lon[keep]),
+                "in_cell": fine.assign(lat[keep], lon[keep]) >= 0}
+
+    return within.how_sure_figures(weights, photos(patterns["test"]), photos(patterns["val"]))
 
 
 def evaluate_models(output_dir, test_pattern, num_test: int, model_dir, isn_dirs=None, distance_dir=None):
@@ -378,6 +418,10 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
                               model_dir, isn_dirs, distance_dir)
     sure = how_sure(json.loads((output_dir / "evaluation" / "confidence.json").read_text())["base_M"])
     print("base(M, f*), how sure (beyond the paper):\n" + "\n".join(f"  {line}" for line in sure))
+    within_figures = how_sure_distance(model_dir, patterns, photos.meta_csv["train"])
+    within_lines = within.how_sure_lines(within_figures)
+    print("base(M, f*), how sure as P(error <= R) (beyond the paper):\n"
+          + "\n".join(f"  {line}" for line in within_lines), flush=True)
     done("evaluate")
 
     stage("predict", f"6/6 locating {num_predicted} test photos")
@@ -400,11 +444,12 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
         "predictions (CSV) and their map (GeoJSON, PNG)": predicted["geojson"],
         f"one prediction capped at {CAP_KM} km": predicted["capped"],
     }
-    result = DemoResult(output_dir, summary, checks, seconds, artifacts, findings(summary, parts) + sure)
+    result = DemoResult(output_dir, summary, checks, seconds, artifacts,
+                        findings(summary, parts) + sure + within_lines)
     (output_dir / "summary.json").write_text(json.dumps({
         "num_images": photos.num_images, "seed": seed, "partitionings": {p.name: len(p) for p in parts},
         "seconds": seconds, "checks": checks, "findings": result.findings, "evaluation": summary,
-        "artifacts": {k: str(v) for k, v in artifacts.items()}}, indent=1) + "\n")
+        "how_sure": within_figures, "artifacts": {k: str(v) for k, v in artifacts.items()}}, indent=1) + "\n")
     return result
 
 

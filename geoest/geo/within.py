@@ -32,6 +32,7 @@ import numpy as np
 
 from geoest.errors import InputError
 from geoest.geo import s2cell
+from geoest.geo.confidence import expected_calibration_error
 from geoest.geo.distance import EARTH_RADIUS_KM, THRESHOLDS_KM
 
 log = logging.getLogger(__name__)
@@ -407,7 +408,166 @@ def ranking_curves(dist_km, score, radius_km: float, draws: int = 200, seed: int
             "half": float(ranked[half]), "all": float(hit.mean())}
 
 
-__all__ = ["FAR_RADII_KM", "FILE_NAME", "HALF_CIRCUMFERENCE_KM", "NEAR_MAX_KM", "NEAR_RADII_KM", "THRESHOLDS_KM",
-           "WithinWeights", "back_off", "check_radii", "partitioning_digest", "quantile_radius", "radius_key",
-           "ranking_curves",
+# -- calibration of the distance events, and the figures that say how sure the answers are ----------
+EVENT_RADII_KM = (25.0, 200.0, 750.0)          # the events a user acts on (the paper's thresholds)
+BACK_OFF_RADII_KM = (750.0, 200.0, 25.0)       # back-off levels, coarse to fine: coarse / middle / fine
+DISTANCE_TEMPERATURES = tuple(float(t) for t in np.exp(np.linspace(np.log(0.25), np.log(4.0), 49)))
+
+
+def sharpen(probs, temperature: float) -> np.ndarray:
+    """p^(1/T) renormalised per row (T > 1 flattens, T < 1 sharpens); zeros stay zero. float64 [B, n]."""
+    probs = np.asarray(probs, np.float64)
+    log_p = np.log(np.maximum(probs, 1e-300)) / float(temperature)
+    out = np.exp(log_p - log_p.max(axis=-1, keepdims=True)) * (probs > 0)
+    return out / np.maximum(out.sum(axis=-1, keepdims=True), 1e-300)
+
+
+def _brier(score, hit) -> float:
+    return float(np.mean((np.asarray(score, np.float64) - np.asarray(hit, np.float64)) ** 2))
+
+
+def fit_distance_temperature(weights: "WithinWeights", probs_fine, predicted, dist_km,
+                             radii_km=EVENT_RADII_KM, temperatures=DISTANCE_TEMPERATURES) -> dict:
+    """One extra temperature on f* so that P(error <= R) is calibrated: the T of the grid with the
+    lowest Brier score of the events error <= R, summed over `radii_km`.
+
+    Fitted on validation photos *including those in no cell*: the event is a distance, defined for
+    every photo whose location is known.
+
+    Args:
+      weights: W_R; probs_fine: float [N, n] f* (after the per-head temperatures); predicted: int [N]
+        the answered cells; dist_km: float [N] their errors.
+    Returns:
+      {"temperature": T, "brier": {T: summed Brier}, "photos": N}.
+    """
+    dist_km = np.asarray(dist_km, np.float64).ravel()
+    hits = dist_km[:, None] <= np.asarray(radii_km, np.float64)[None, :]
+    losses = {}
+    for t in temperatures:
+        scores = weights.within(sharpen(probs_fine, t), predicted, radii_km)
+        losses[float(t)] = float(sum(_brier(scores[:, k], hits[:, k]) for k in range(len(radii_km))))
+    best = min(losses, key=losses.get)
+    return {"temperature": best, "brier": losses, "photos": int(len(dist_km))}
+
+
+def fit_monotone(score, hit) -> tuple:
+    """A monotone map of P(error <= R) fitted on validation photos (isotonic regression).
+
+    Returns:
+      (x float64 [M], y float64 [M]): knots; `apply_monotone` reads linearly between them.
+    """
+    from scipy.optimize import isotonic_regression
+
+    score = np.asarray(score, np.float64).ravel()
+    order = np.argsort(score, kind="stable")
+    fitted = isotonic_regression(np.asarray(hit, np.float64).ravel()[order]).x
+    return score[order], fitted
+
+
+def apply_monotone(knots: tuple, score) -> np.ndarray:
+    """The monotone map `fit_monotone` returned, at `score` (clamped to the knots' range)."""
+    x, y = knots
+    return np.interp(np.asarray(score, np.float64), x, y)
+
+
+def event_figures(score, hit, bins: int = 10) -> dict:
+    """{"predicted": mean P, "observed": share of hits, "ece": ECE over `bins` equal-width bins}."""
+    score, hit = np.asarray(score, np.float64), np.asarray(hit, bool)
+    return {"predicted": float(score.mean()), "observed": float(hit.mean()),
+            "ece": expected_calibration_error(score, hit, bins)}
+
+
+def how_sure_figures(weights: "WithinWeights", test: dict, validation: dict, masses=(0.5, 0.9),
+                     radii_km=EVENT_RADII_KM, ranking_radii_km=(25.0, 750.0), back_off_radii_km=BACK_OFF_RADII_KM,
+                     min_confidence: float = 0.5, draws: int = 200) -> dict:
+    """How sure the answers are, measured on test photos, with the distance events calibrated on validation.
+
+    Args:
+      weights: W_R of the fine partitioning.
+      test, validation: {"probs": float [N, n] f* (after the per-head temperatures), "predicted": int [N]
+        the answered cells, "dist_km": float [N] errors, optional "raw": float [N, n] f* without any
+        temperature, optional "in_cell": bool [N] (the true location lies in a cell)}.
+      masses: p of R_p; radii_km: the events; ranking_radii_km: the accuracy-coverage curves;
+      back_off_radii_km: R per back-off level, coarse to fine; min_confidence: q of the back-off.
+    Returns:
+      {"photos", "validation_photos", "in_no_cell", "distance_temperature",
+       "events": {R: {variant: event_figures}} with variants "raw", "temperatures", "distance"
+         (the extra temperature), "monotone" (one isotonic map per R),
+       "radius": {variant: {p: {"coverage", "median_km"}}},
+       "ranking": {R: ranking_curves' scalars, ranked by the calibrated P(error <= R)},
+       "back_off": {"q", "no_answer", "levels": {R: {"answered", "accuracy"}}}}; keys are strings.
+    """
+    def key(value):
+        return f"{value:g}"
+
+    fit = fit_distance_temperature(weights, validation["probs"], validation["predicted"], validation["dist_km"],
+                                   radii_km)
+    temperature = fit["temperature"]
+    dist = np.asarray(test["dist_km"], np.float64)
+    variants = {"temperatures": test["probs"], "distance": sharpen(test["probs"], temperature)}
+    if test.get("raw") is not None:
+        variants = {"raw": test["raw"], **variants}
+    scores = {v: weights.within(p, test["predicted"], radii_km) for v, p in variants.items()}
+    val_scores = weights.within(validation["probs"], validation["predicted"], radii_km)
+    val_dist = np.asarray(validation["dist_km"], np.float64)
+    events = {}
+    for k, radius in enumerate(radii_km):
+        hit = dist <= radius
+        knots = fit_monotone(val_scores[:, k], val_dist <= radius)
+        events[key(radius)] = {**{v: event_figures(s[:, k], hit) for v, s in scores.items()},
+                               "monotone": event_figures(apply_monotone(knots, scores["temperatures"][:, k]), hit)}
+    radius = {}
+    for v, p in variants.items():
+        r = weights.radius(p, test["predicted"], masses)
+        radius[v] = {key(100 * m): {"coverage": float(np.mean(dist <= r[:, j])), "median_km": float(np.median(r[:, j]))}
+                     for j, m in enumerate(masses)}
+    calibrated = variants["distance"]
+    ranking = {}
+    for radius_km in ranking_radii_km:
+        score = weights.within(calibrated, test["predicted"], [radius_km])[:, 0]
+        curves = ranking_curves(dist, score, radius_km, draws=draws)
+        ranking[key(radius_km)] = {k: curves[k] for k in ("half", "all", "area", "random_area_mean",
+                                                           "random_area_high", "oracle_area")}
+    at_levels = weights.within(calibrated, test["predicted"], back_off_radii_km)
+    level = back_off(at_levels, min_confidence)
+    levels = {}
+    for j, radius_km in enumerate(back_off_radii_km):
+        chosen = level == j
+        levels[key(radius_km)] = {"answered": float(chosen.mean()),
+                                  "accuracy": float(np.mean(dist[chosen] <= radius_km)) if chosen.any() else None}
+    in_cell = test.get("in_cell")
+    return {"photos": int(len(dist)), "validation_photos": int(len(val_dist)),
+            "in_no_cell": None if in_cell is None else float(1.0 - np.mean(in_cell)),
+            "weights": weights.source, "distance_temperature": temperature, "events": events, "radius": radius,
+            "ranking": ranking, "back_off": {"q": float(min_confidence), "no_answer": float(np.mean(level < 0)),
+                                             "levels": levels}}
+
+
+def how_sure_lines(figures: dict) -> list:
+    """The figures of `how_sure_figures` as lines a person reads."""
+    lines = [f"distance temperature fitted on {figures['validation_photos']} validation photos (all, in a cell "
+             f"or not): T = {figures['distance_temperature']:.2f}; weights W_R from the {figures['weights']}"]
+    for radius, by in figures["events"].items():
+        lines.append(f"P(error <= {radius} km): " + "; ".join(
+            f"{v} {f['predicted']:.1%} predicted / {f['observed']:.1%} observed, ECE {f['ece']:.3f}"
+            for v, f in by.items()))
+    for v, by in figures["radius"].items():
+        lines.append(f"R_p coverage ({v}): " + ", ".join(
+            f"R_{int(p) / 100:g} {f['coverage']:.1%} (median {f['median_km']:,.0f} km)" for p, f in by.items()))
+    for radius, r in figures["ranking"].items():
+        lines.append(f"within {radius} km: the most confident half {r['half']:.1%}, all photos {r['all']:.1%}; "
+                     f"area {r['area']:.1%} (random {r['random_area_mean']:.1%}, upper edge "
+                     f"{r['random_area_high']:.1%}; oracle {r['oracle_area']:.1%})")
+    b = figures["back_off"]
+    lines.append(f"back-off at q = {b['q']:g}: " + ", ".join(
+        f"within {radius} km answered {f['answered']:.1%}"
+        + ("" if f["accuracy"] is None else f" ({f['accuracy']:.1%} right)") for radius, f in b["levels"].items())
+        + f", no answer {b['no_answer']:.1%}")
+    return lines
+
+
+__all__ = ["BACK_OFF_RADII_KM", "EVENT_RADII_KM", "FAR_RADII_KM", "FILE_NAME", "HALF_CIRCUMFERENCE_KM",
+           "NEAR_MAX_KM", "NEAR_RADII_KM", "THRESHOLDS_KM", "WithinWeights", "apply_monotone", "back_off",
+           "check_radii", "event_figures", "fit_distance_temperature", "fit_monotone", "how_sure_figures",
+           "how_sure_lines", "partitioning_digest", "quantile_radius", "radius_key", "ranking_curves", "sharpen",
            "within_key"]
