@@ -97,6 +97,16 @@ def test_how_sure_calibration_and_capped_prediction(demo):
     extents = confidence.extents_km(confidence.cell_outlines([s2cell.token_to_id(t) for t in tokens]))
     assert extents.min() >= run.CAP_KM
     assert (out / "predictions" / "predictions.png").stat().st_size > 0
+    sure = json.loads((out / "summary.json").read_text())["how_sure"]     # P(error <= R) of base(M, f*)
+    assert (out / "model" / "within_weights.npz").stat().st_size > 0 and sure["weights"] == "photos"
+    assert set(sure["events"]) == {"25", "200", "750"} and set(sure["ranking"]) == {"25", "750"}
+    for by in sure["events"].values():
+        assert set(by) == {"raw", "temperatures", "distance", "monotone"}
+        assert all(0.0 <= f["ece"] <= 1.0 and 0.0 <= f["predicted"] <= 1.0 for f in by.values())
+    assert all(0.0 <= sure["radius"]["distance"][p]["coverage"] <= 1.0 for p in ("50", "90"))
+    levels = sure["back_off"]["levels"]
+    assert sum(f["answered"] for f in levels.values()) + sure["back_off"]["no_answer"] == pytest.approx(1.0)
+    assert any(line.startswith("back-off at q = 0.5") for line in demo.findings)
 
 
 def test_rerun_resumes_without_retraining(demo):
