@@ -86,10 +86,15 @@ def main(argv):
     locator = method.locator
     confidence = Confidence(locator.partitionings, locator.hierarchy.parents if locator.hierarchy else None,
                             **settings)
-    weights = None
+    weights, distance_temperature = None, None
     weights_path = pathlib.Path(FLAGS.model_dir or "") / within.FILE_NAME
     if FLAGS.model_dir and weights_path.is_file():
         weights = within.WithinWeights.load(weights_path, locator.partitionings[-1])
+        from geoest.inference.calibration import model_fingerprint
+        from geoest.inference.modeldir import model_file
+
+        distance_temperature = within.load_distance_temperature(
+            FLAGS.model_dir, weights, model_fingerprint(model_file(FLAGS.model_dir)))
     else:
         print(f"no distance weights W_R in {FLAGS.model_dir or 'the ISN dirs'} and no training coordinates: "
               "P(error <= R) is not given and radius_km_<p> is the region's outer radius (python -m "
@@ -99,7 +104,7 @@ def main(argv):
                                           skip_log=skip_log).as_numpy_iterator()
     result = prediction.predict_images(method, paths, FLAGS.output, batches, top_k=FLAGS.top_k,
                                        confidence=confidence, geojson=FLAGS.geojson, overwrite=FLAGS.overwrite,
-                                       within_weights=weights)
+                                       within_weights=weights, distance_temperature=distance_temperature)
     reasons = dict(skip_log.unreadable)
     for path in result["unreadable"]:
         print(f"unreadable, skipped: {path} ({reasons.get(path, 'cannot be decoded')})", file=sys.stderr)

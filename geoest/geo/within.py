@@ -566,8 +566,53 @@ def how_sure_lines(figures: dict) -> list:
     return lines
 
 
-__all__ = ["BACK_OFF_RADII_KM", "EVENT_RADII_KM", "FAR_RADII_KM", "FILE_NAME", "HALF_CIRCUMFERENCE_KM",
-           "NEAR_MAX_KM", "NEAR_RADII_KM", "THRESHOLDS_KM", "WithinWeights", "apply_monotone", "back_off",
-           "check_radii", "event_figures", "fit_distance_temperature", "fit_monotone", "how_sure_figures",
-           "how_sure_lines", "partitioning_digest", "quantile_radius", "radius_key", "ranking_curves", "sharpen",
-           "within_key"]
+DISTANCE_TEMPERATURE_FILE = "distance_temperature.json"
+
+
+def save_distance_temperature(model_dir, temperature: float, weights: "WithinWeights", model: str) -> pathlib.Path:
+    """Writes the distance temperature of `fit_distance_temperature` into model_dir (whole or not at all).
+
+    Args:
+      temperature: T > 0; weights: the W_R it was fitted with; model: the fingerprint of the model
+        file (SHA-256) whose f* it tempers.
+    """
+    import json
+
+    from geoest.files import write_text
+
+    path = pathlib.Path(model_dir) / DISTANCE_TEMPERATURE_FILE
+    write_text(path, json.dumps({"format": FORMAT, "temperature": float(temperature), "weights": weights.digest,
+                                 "model": str(model)}) + "\n")
+    return path
+
+
+def load_distance_temperature(model_dir, weights: "WithinWeights", model: str):
+    """The distance temperature stored in model_dir for these weights and model, or None when there is none.
+
+    Raises:
+      InputError: the file was fitted for other weights or another model, or is not one geoest wrote.
+    """
+    import json
+
+    path = pathlib.Path(model_dir) / DISTANCE_TEMPERATURE_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        temperature = float(data["temperature"])
+        fitted_for = (data["weights"], data["model"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{path}: not a distance temperature written by geoest ({err})") from None
+    if fitted_for != (weights.digest, str(model)):
+        raise InputError(f"{path}: fitted for other distance weights or another model file than those in "
+                         f"{path.parent}; fit it again (make demo, or delete it)")
+    if not temperature > 0.0 or not math.isfinite(temperature):
+        raise InputError(f"{path}: temperature {temperature} must be above 0")
+    return temperature
+
+
+__all__ = ["BACK_OFF_RADII_KM", "DISTANCE_TEMPERATURE_FILE", "EVENT_RADII_KM", "FAR_RADII_KM", "FILE_NAME",
+           "HALF_CIRCUMFERENCE_KM", "NEAR_MAX_KM", "NEAR_RADII_KM", "THRESHOLDS_KM", "WithinWeights",
+           "apply_monotone", "back_off", "check_radii", "event_figures", "fit_distance_temperature", "fit_monotone",
+           "how_sure_figures", "how_sure_lines", "load_distance_temperature", "partitioning_digest",
+           "quantile_radius", "radius_key", "ranking_curves", "save_distance_temperature", "sharpen", "within_key"]

@@ -120,7 +120,8 @@ def _done(output_csv: pathlib.Path, columns) -> set:
 
 
 def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confidence=None,
-                   geojson=None, overwrite: bool = False, within_weights=None) -> dict:
+                   geojson=None, overwrite: bool = False, within_weights=None,
+                   distance_temperature: float | None = None) -> dict:
     """Run a method (`geoest.inference.evaluation.Method`) over images and write the CSV.
 
     Args:
@@ -136,6 +137,8 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confid
       overwrite: replace a CSV (and map) written for another model or options, or not by predict.
       within_weights: `geoest.geo.within.WithinWeights` of the fine cells (with `confidence`):
         P(error <= R) columns and the quantile R_p.
+      distance_temperature: the extra temperature on f* of the distance events
+        (`geoest.geo.within.load_distance_temperature`), applied before P(error <= R) and R_p.
     Returns:
       {"predicted": n new rows, "skipped_done": n, "unreadable": [paths], "nan": [paths whose
       probabilities hold NaN, skipped]}.
@@ -154,6 +157,7 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confid
         "max_resolution_km": None if confidence.cap is None else float(confidence.cap.max_resolution_km)}
     if within_weights is not None:
         settings["within_weights"] = within_weights.digest
+        settings["distance_temperature"] = distance_temperature
     maps = [pathlib.Path(geojson), pathlib.Path(geojson).with_suffix(".png")] if geojson else []
     resume = claim_outputs(manifest_path(output_csv), {"method": method.source, "top_k": top_k, "confidence": settings},
                            [output_csv, *maps], overwrite=overwrite, command="geoest.predict")
@@ -185,6 +189,8 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confid
                     answer = confidence(calibrated, predicted)
                     rows = _confidence_rows(rows, answer, confidence)
                     if within_weights is not None:
+                        if distance_temperature is not None:
+                            calibrated = within_r.sharpen(calibrated, distance_temperature)
                         rows = _within_rows(list(rows), within_weights, calibrated, predicted, confidence)
                 writer.writerows(rows)
                 f.flush()
