@@ -7,6 +7,7 @@ import pytest
 
 from geoest.demo import run
 from geoest.errors import InputError
+from geoest.geo import within
 from geoest.geo.scoring import read_results_csv
 from geoest.inference.core import HIERARCHY
 
@@ -74,7 +75,8 @@ def test_predictions_geojson(demo):
         assert -90 <= lat <= 90 and -180 <= lon <= 180
     text = run.closing_summary(demo)
     assert "predictions (CSV) and their map (GeoJSON" in text
-    assert len(demo.findings) == 9 and all(line in text for line in demo.findings)
+    sure = within.how_sure_lines(json.loads((demo.output_dir / "summary.json").read_text())["how_sure"])
+    assert len(demo.findings) == 9 + len(sure) and all(line in text for line in demo.findings)
 
 
 def test_how_sure_calibration_and_capped_prediction(demo):
