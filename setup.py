@@ -20,6 +20,7 @@ setup(
         "tensorboard>=2.16",
         "s2geometry>=0.11",
         "numpy>=1.26",
+        "scipy>=1.10,<2",            # k-d tree and sparse matrices of the distance weights W_R
         "absl-py>=2.0",
         "gin-config>=0.5,<0.6",     # geoest.training.config reads private gin state checked on 0.5
         "pandas>=2.1",

@@ -13,12 +13,15 @@ did not write for this model is replaced only with --overwrite.
 How sure a guess is: every row gets the confidence regions (--region_mass, default 0.5 and 0.9:
 the smallest set of cells holding that probability and the radius in km around the point that
 covers them) and a back-off answer (--min_confidence=q: the finest of fine, middle, coarse whose
-predicted cell holds at least q, or "none"). Probabilities are temperature-scaled when the model
+predicted cell holds at least q, or "none"). With distance weights W_R in the model dir
+(python -m geoest.within_weights), every row also gets p_within_<R>km = P(error <= R) and
+radius_km_<p> is the radius R_p holding p of the error (docs/how_sure.md). Probabilities are temperature-scaled when the model
 dir holds a calibration.json (python -m geoest.calibrate). --max_resolution_km=K caps every
 output - point, region, map - to areas at least K km wide.
 """
 import glob
 import os
+import pathlib
 import sys
 
 from absl import flags
@@ -26,6 +29,9 @@ from absl import flags
 from geoest import cli
 from geoest.errors import InputError
 from geoest.files import check_output
+from geoest.geo import within
+from geoest.inference.calibration import model_fingerprint
+from geoest.inference.modeldir import model_file
 from geoest.scene import labeler
 
 cli.define_model_flags()
@@ -82,11 +88,22 @@ def main(argv):
     locator = method.locator
     confidence = Confidence(locator.partitionings, locator.hierarchy.parents if locator.hierarchy else None,
                             **settings)
+    weights, distance_temperature = None, None
+    weights_path = pathlib.Path(FLAGS.model_dir or "") / within.FILE_NAME
+    if FLAGS.model_dir and weights_path.is_file():
+        weights = within.WithinWeights.load(weights_path, locator.partitionings[-1])
+        distance_temperature = within.load_distance_temperature(
+            FLAGS.model_dir, weights, model_fingerprint(model_file(FLAGS.model_dir)))
+    else:
+        print(f"no distance weights W_R in {FLAGS.model_dir or 'the ISN dirs'} and no training coordinates: "
+              "P(error <= R) is not given and radius_km_<p> is the region's outer radius (python -m "
+              "geoest.within_weights writes W_R into the model dir)", file=sys.stderr)
     skip_log = SkipLog()
     batches = lambda paths: image_dataset(paths, FLAGS.batch_size, image_size=image_size,
                                           skip_log=skip_log).as_numpy_iterator()
     result = prediction.predict_images(method, paths, FLAGS.output, batches, top_k=FLAGS.top_k,
-                                       confidence=confidence, geojson=FLAGS.geojson, overwrite=FLAGS.overwrite)
+                                       confidence=confidence, geojson=FLAGS.geojson, overwrite=FLAGS.overwrite,
+                                       within_weights=weights, distance_temperature=distance_temperature)
     reasons = dict(skip_log.unreadable)
     for path in result["unreadable"]:
         print(f"unreadable, skipped: {path} ({reasons.get(path, 'cannot be decoded')})", file=sys.stderr)

@@ -1,5 +1,6 @@
 """geoest/cli.py: flag strings become data, and every main ends bad input the same way: one line
 `error: ...` on stderr and exit status 2, whether absl refuses a flag or the work refuses a value."""
+import importlib.util
 import os
 import pathlib
 import subprocess
@@ -11,9 +12,10 @@ from geoest import cli
 from geoest.errors import InputError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-MAINS = [*(REPO / "geoest" / f"{m}.py" for m in ("train", "evaluate", "predict", "export", "calibrate",
-                                               "create_partitioning", "build_tfrecords", "label_scenes",
-                                               "scene_stats", "score_predictions", "draw_cells", "convert_places365", "download")),
+_SPEC = importlib.util.spec_from_file_location("update_build", REPO / "tools" / "update_build.py")
+_UPDATE_BUILD = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(_UPDATE_BUILD)
+MAINS = [*(REPO / "geoest" / f"{m}.py" for m in _UPDATE_BUILD.MAINS),     # the mains BUILD knows
          REPO / "geoest" / "demo" / "__main__.py",
          *(p for p in sorted((REPO / "tools").glob("*.py")) if p.name != "update_build.py"),
          *sorted((REPO / "tools" / "benchmarks").glob("*.py"))]

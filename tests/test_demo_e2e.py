@@ -7,6 +7,7 @@ import pytest
 
 from geoest.demo import run
 from geoest.errors import InputError
+from geoest.geo import within
 from geoest.geo.scoring import read_results_csv
 from geoest.inference.core import HIERARCHY
 
@@ -74,7 +75,8 @@ def test_predictions_geojson(demo):
         assert -90 <= lat <= 90 and -180 <= lon <= 180
     text = run.closing_summary(demo)
     assert "predictions (CSV) and their map (GeoJSON" in text
-    assert len(demo.findings) == 9 and all(line in text for line in demo.findings)
+    sure = within.how_sure_lines(json.loads((demo.output_dir / "summary.json").read_text())["how_sure"])
+    assert len(demo.findings) == 9 + len(sure) and all(line in text for line in demo.findings)
 
 
 def test_how_sure_calibration_and_capped_prediction(demo):
@@ -97,6 +99,16 @@ def test_how_sure_calibration_and_capped_prediction(demo):
     extents = confidence.extents_km(confidence.cell_outlines([s2cell.token_to_id(t) for t in tokens]))
     assert extents.min() >= run.CAP_KM
     assert (out / "predictions" / "predictions.png").stat().st_size > 0
+    sure = json.loads((out / "summary.json").read_text())["how_sure"]     # P(error <= R) of base(M, f*)
+    assert (out / "model" / "within_weights.npz").stat().st_size > 0 and sure["weights"] == "photos"
+    assert set(sure["events"]) == {"25", "200", "750"} and set(sure["ranking"]) == {"25", "750"}
+    for by in sure["events"].values():
+        assert set(by) == {"raw", "temperatures", "distance", "monotone"}
+        assert all(0.0 <= f["ece"] <= 1.0 and 0.0 <= f["predicted"] <= 1.0 for f in by.values())
+    assert all(0.0 <= sure["radius"]["distance"][p]["coverage"] <= 1.0 for p in ("50", "90"))
+    levels = sure["back_off"]["levels"]
+    assert sum(f["answered"] for f in levels.values()) + sure["back_off"]["no_answer"] == pytest.approx(1.0)
+    assert any(line.startswith("back-off at q = 0.5") for line in demo.findings)
 
 
 def test_rerun_resumes_without_retraining(demo):

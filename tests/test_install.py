@@ -1,6 +1,7 @@
 """`pip install geoest` gives every user command: the package built from a fresh clone and installed
 into a new virtual environment serves each command's --help from outside the clone, and its packaged
 gin files train the smoke run."""
+import importlib.util
 import os
 import pathlib
 import subprocess
@@ -13,8 +14,10 @@ from clone_helpers import fresh_clone
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # `python -m geoest.<command>` for every user command (the mains BUILD knows, and the demo).
-COMMANDS = ("train", "evaluate", "predict", "export", "calibrate", "create_partitioning", "build_tfrecords",
-            "label_scenes", "scene_stats", "score_predictions", "draw_cells", "convert_places365", "download", "demo")
+_SPEC = importlib.util.spec_from_file_location("update_build", REPO / "tools" / "update_build.py")
+_UPDATE_BUILD = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(_UPDATE_BUILD)
+COMMANDS = (*_UPDATE_BUILD.MAINS, "demo")
 
 
 def _run(argv, cwd, timeout=300):

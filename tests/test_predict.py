@@ -118,3 +118,75 @@ def test_predict_reports_no_matching_files(setup, tmp_path):
                              f"--images={tmp_path}/*.jpg", f"--output={tmp_path / 'p.csv'}"],
                             capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode != 0 and "no files match" in result.stderr and "Traceback" not in result.stderr
+
+
+def helpers_model_fingerprint(model_dir) -> str:
+    from geoest.inference.calibration import model_fingerprint
+    from geoest.inference.modeldir import model_file
+
+    return model_fingerprint(model_file(model_dir))
+
+
+def test_predict_with_distance_weights_gives_p_within_and_the_quantile_radius(setup, tmp_path):
+    """W_R written by python -m geoest.within_weights into the model dir: P(error <= R) per paper
+    threshold, equal to the library's on the model's distribution, and R_p the quantile radius."""
+    import shutil
+
+    from geoest.data.pipeline import image_dataset
+    from geoest.geo import within
+    from geoest.inference.modeldir import load_geo_model
+
+    model_dir = tmp_path / "run"
+    shutil.copytree(setup["model_dir"], model_dir)
+    lat, lon = helpers.clustered_points(1500)
+    meta = tmp_path / "train.csv"
+    meta.write_text("IMG_ID,LAT,LON\n" + "".join(f"{i}.jpg,{a},{o}\n" for i, (a, o) in enumerate(zip(lat, lon))))
+    fine = setup["parts"][-1]
+    fine_csv = tmp_path / "fine.csv"
+    fine.to_csv(fine_csv)
+    written = subprocess.run([sys.executable, "-m", "geoest.within_weights", f"--meta_csv={meta}",
+                              f"--partitioning={fine_csv}", f"--output={model_dir}"],
+                             capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert written.returncode == 0, written.stderr[-3000:]
+    output = tmp_path / "predictions.csv"
+    result = subprocess.run([sys.executable, "-m", "geoest.predict", f"--model_dir={model_dir}",
+                             f"--images={setup['photos']}/*", f"--output={output}"],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "no distance weights" not in result.stderr
+    rows = _rows(output)
+    keys = [within.within_key(r) for r in within.THRESHOLDS_KM]
+    weights = within.WithinWeights.load(model_dir, fine)
+    geo_model = load_geo_model(model_dir)
+    (batch,) = list(image_dataset([r["image"] for r in rows], 8, image_size=SIZE).as_numpy_iterator())
+    probs = {k: v.numpy() for k, v in crop_probabilities(geo_model.model, batch["crops"]).items()}
+    f_star = Locator(setup["parts"]).combine(probs)[HIERARCHY]
+    predicted = np.argmax(f_star, axis=1)
+    expected = weights.within(f_star, predicted, within.THRESHOLDS_KM)
+    radii = weights.radius(f_star, predicted, (0.5, 0.9))
+    for i, row in enumerate(rows):
+        got = [float(row[k]) for k in keys]
+        assert got == sorted(got) and 0.0 <= got[0] and got[-1] <= 1.0
+        np.testing.assert_allclose(got, expected[i], atol=1e-4)
+        np.testing.assert_allclose([float(row["radius_km_50"]), float(row["radius_km_90"])], radii[i], rtol=1e-3)
+
+    model = helpers_model_fingerprint(model_dir)               # the distance temperature: applied before W_R
+    within.save_distance_temperature(model_dir, 2.0, weights, model)
+    tempered_csv = tmp_path / "tempered.csv"
+    result = subprocess.run([sys.executable, "-m", "geoest.predict", f"--model_dir={model_dir}",
+                             f"--images={setup['photos']}/*", f"--output={tempered_csv}"],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = weights.within(within.sharpen(f_star, 2.0), predicted, within.THRESHOLDS_KM)
+    for i, row in enumerate(_rows(tempered_csv)):
+        np.testing.assert_allclose([float(row[k]) for k in keys], expected[i], atol=1e-4)
+    within.save_distance_temperature(model_dir, 2.0, weights, "0" * 64)     # fitted for another model file
+    refused = subprocess.run([sys.executable, "-m", "geoest.predict", f"--model_dir={model_dir}",
+                              f"--images={setup['photos']}/*", f"--output={tmp_path / 'refused.csv'}"],
+                             capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert refused.returncode == 2 and "distance_temperature.json: fitted for other" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()[-1]) < 400 and "Traceback" not in refused.stderr
+
+    plain = _predict(setup, tmp_path / "plain.csv")           # no weights: one clear line, no columns
+    assert plain.returncode == 0 and "no distance weights W_R in" in plain.stderr
+    assert not set(keys) & set(_rows(tmp_path / "plain.csv")[0])

@@ -16,7 +16,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # `cli`, the mains' shared flags and flag parsing, which sits above the packages).
 PACKAGES = ("geo", "scene", "data", "models", "training", "inference", "demo")
 MAINS = ("train", "evaluate", "predict", "export", "calibrate", "create_partitioning", "build_tfrecords",
-         "label_scenes", "scene_stats", "score_predictions", "draw_cells", "convert_places365", "download")
+         "label_scenes", "scene_stats", "score_predictions", "draw_cells", "convert_places365", "download", "within_weights")
 
 # The layering (README "The package"): (importer prefix, forbidden imported prefixes, why).
 IMPORT_RULES = (

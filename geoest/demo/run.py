@@ -27,6 +27,7 @@ import numpy as np
 from geoest.demo import cities
 from geoest.demo import data as demo_data
 from geoest.errors import InputError
+from geoest.geo import within
 from geoest.scene.places365 import CONCEPTS
 
 DEFAULT_NUM_IMAGES = 4000
@@ -178,6 +179,50 @@ def how_sure(confidence: dict) -> list:
     return lines
 
 
+def how_sure_distance(model_dir, patterns: dict, train_meta_csv) -> dict:
+    """How sure base(M, f*) is as P(error <= R) (`geoest.geo.within.how_sure_figures`): W_R of the fine
+    cells from the training coordinates (written into model_dir), the distance temperature fitted on
+    every validation photo, the figures measured on the test photos."""
+    from geoest.data.meta import read_meta_csv
+    from geoest.geo import great_circle_km
+    from geoest.inference.calibration import model_fingerprint
+    from geoest.inference.evaluation import load_methods, record_batches
+    from geoest.inference.modeldir import model_file
+
+    methods, image_size = load_methods({"base_M": model_dir})
+    method = methods[0]
+    fine = method.locator.partitionings[-1]
+    path = pathlib.Path(model_dir) / within.FILE_NAME
+    if path.exists():
+        weights = within.WithinWeights.load(path, fine)
+    else:
+        meta = read_meta_csv(train_meta_csv, author=False, scene=False)
+        weights = within.WithinWeights.build(fine, meta.lat_deg, meta.lon_deg)
+        weights.save(path)
+
+    def photos(pattern) -> dict:
+        raw, tempered, lat, lon = [], [], [], []
+        for batch in record_batches(pattern, 32, image_size):
+            d = method.distributions(method.probabilities(batch))
+            raw.append(d["before"])
+            tempered.append(d.get("after", d["before"]))
+            lat.append(batch["lat"])
+            lon.append(batch["lon"])
+        raw, tempered = np.concatenate(raw).astype(np.float64), np.concatenate(tempered).astype(np.float64)
+        lat, lon = np.concatenate(lat).astype(np.float64), np.concatenate(lon).astype(np.float64)
+        keep = np.isfinite(raw).all(axis=1) & np.isfinite(tempered).all(axis=1)   # NaN: left out
+        predicted = np.argmax(raw[keep], axis=1)              # the answer: the raw model's cell
+        points = weights.points[predicted]
+        return {"raw": raw[keep], "probs": tempered[keep], "predicted": predicted,
+                "dist_km": great_circle_km(points[:, 0], points[:, 1], lat[keep], lon[keep]),
+                "in_cell": fine.assign(lat[keep], lon[keep]) >= 0}
+
+    figures = within.how_sure_figures(weights, photos(patterns["test"]), photos(patterns["val"]))
+    within.save_distance_temperature(model_dir, figures["distance_temperature"], weights,
+                                     model_fingerprint(model_file(model_dir)))
+    return figures
+
+
 def evaluate_models(output_dir, test_pattern, num_test: int, model_dir, isn_dirs=None, distance_dir=None):
     """Table 6 on the test split for base(M), the ISNs (when given) and the trivial predictor."""
     from geoest.inference.evaluation import evaluate, load_methods, record_batches
@@ -197,7 +242,9 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
     from geoest.data.pipeline import image_dataset
     from geoest.geo import great_circle_km
     from geoest.geo.confidence import Confidence
+    from geoest.inference.calibration import model_fingerprint
     from geoest.inference.evaluation import load_methods
+    from geoest.inference.modeldir import model_file
     from geoest.inference.prediction import predict_images, write_geojson
 
     meta = read_meta_csv(photos.meta_csv["test"], author=False, scene=False)
@@ -215,10 +262,15 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
     batches = lambda todo: image_dataset(todo, 16, image_size=image_size).as_numpy_iterator()   # noqa: E731
     parts = method.locator.partitionings
     sure = Confidence(parts, method.locator.hierarchy.parents)
-    predict_images(method, paths, csv_path, batches, confidence=sure, geojson=geojson_path)
+    weights_path = pathlib.Path(model_dir) / within.FILE_NAME     # written by how_sure_distance
+    weights = within.WithinWeights.load(weights_path, parts[-1]) if weights_path.exists() else None
+    temperature = None if weights is None else within.load_distance_temperature(
+        model_dir, weights, model_fingerprint(model_file(model_dir)))
+    predict_images(method, paths, csv_path, batches, confidence=sure, geojson=geojson_path, within_weights=weights,
+                   distance_temperature=temperature)
     write_geojson(csv_path, method.locator, geojson_path)
     capped_path = output_dir / "capped.csv"       # the first photo, no answer finer than CAP_KM
-    predict_images(method, paths[:1], capped_path, batches,
+    predict_images(method, paths[:1], capped_path, batches, within_weights=weights, distance_temperature=temperature,
                    confidence=Confidence(parts, method.locator.hierarchy.parents, max_resolution_km=CAP_KM))
     capped = pd.read_csv(capped_path, dtype={"cell": str}).iloc[0]
     predicted = pd.read_csv(csv_path, dtype={"cell": str}).set_index("image")
@@ -233,7 +285,9 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
         where = f"in {cities.NAMES[city]}" if truth.at_city[r] else f"outside the cities, {region}"
         lines.append(f"  {meta.ids[r]}  {CONCEPTS[truth.scene[r]]:7s} taken at ({meta.lat_deg[r]:7.2f}, "
                      f"{meta.lon_deg[r]:8.2f}) {where}; predicted ({got['lat']:7.2f}, {got['lon']:8.2f}): "
-                     f"{dist:,.0f} km off; p = {got['probability']:.2f}, R_0.5 {got['radius_km_50']:,.0f} km, "
+                     f"{dist:,.0f} km off; p = {got['probability']:.2f}"
+                     + (f", P(error <= 25 km) {float(got['p_within_25km']):.2f}" if "p_within_25km" in got else "")
+                     + f", R_0.5 {got['radius_km_50']:,.0f} km, "
                      f"R_0.9 {got['radius_km_90']:,.0f} km")
     first = predicted.loc[paths[0]]
     lines.append(f"  capped at {CAP_KM} km, {meta.ids[rows[0]]} becomes S2 area {capped['cell']} around "
@@ -378,6 +432,10 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
                               model_dir, isn_dirs, distance_dir)
     sure = how_sure(json.loads((output_dir / "evaluation" / "confidence.json").read_text())["base_M"])
     print("base(M, f*), how sure (beyond the paper):\n" + "\n".join(f"  {line}" for line in sure))
+    within_figures = how_sure_distance(model_dir, patterns, photos.meta_csv["train"])
+    within_lines = within.how_sure_lines(within_figures)
+    print("base(M, f*), how sure as P(error <= R) (beyond the paper):\n"
+          + "\n".join(f"  {line}" for line in within_lines), flush=True)
     done("evaluate")
 
     stage("predict", f"6/6 locating {num_predicted} test photos")
@@ -400,11 +458,12 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
         "predictions (CSV) and their map (GeoJSON, PNG)": predicted["geojson"],
         f"one prediction capped at {CAP_KM} km": predicted["capped"],
     }
-    result = DemoResult(output_dir, summary, checks, seconds, artifacts, findings(summary, parts) + sure)
+    result = DemoResult(output_dir, summary, checks, seconds, artifacts,
+                        findings(summary, parts) + sure + within_lines)
     (output_dir / "summary.json").write_text(json.dumps({
         "num_images": photos.num_images, "seed": seed, "partitionings": {p.name: len(p) for p in parts},
         "seconds": seconds, "checks": checks, "findings": result.findings, "evaluation": summary,
-        "artifacts": {k: str(v) for k, v in artifacts.items()}}, indent=1) + "\n")
+        "how_sure": within_figures, "artifacts": {k: str(v) for k, v in artifacts.items()}}, indent=1) + "\n")
     return result
 
 

@@ -18,6 +18,12 @@ also holds
                                        covering them
   level, answer_lat, answer_lon,       back-off: the finest level (fine, middle, coarse) whose
   answer_cell, answer_probability      predicted cell holds at least --min_confidence, or "none"
+With distance weights W_R of the fine cells (`geoest.geo.within.WithinWeights`, the model dir's
+within_weights.npz), every row also holds
+  p_within_<R>km                       P(error <= R) for R = 1 / 25 / 200 / 750 / 2500 km, from the
+                                       calibrated distribution (empty below the resolution cap)
+and radius_km_<p> is R_p, the smallest radius around the fine answer with P(error <= R_p) >= p
+(never below the cap); without them radius_km_<p> is the distance to the region's farthest outline.
 With a resolution cap, the row holds only what the cap allows: image, lat, lon, cell and
 probability of the capped area, the regions (of capped areas) and the back-off answer.
 """
@@ -28,13 +34,14 @@ import numpy as np
 
 from geoest.errors import InputError
 from geoest.files import atomic_path, claim_outputs, manifest_path
+from geoest.geo import within as within_r
 from geoest.inference import geojson
 
 
 ANSWER_COLUMNS = ("level", "answer_lat", "answer_lon", "answer_cell", "answer_probability")
 
 
-def _columns(outputs, confidence=None):
+def _columns(outputs, confidence=None, weights=None):
     if confidence is not None and confidence.cap is not None:
         base = ["image", "lat", "lon", "cell", "probability"]
     else:
@@ -44,8 +51,24 @@ def _columns(outputs, confidence=None):
         return base
     from geoest.geo.confidence import mass_key
 
+    within_columns = [within_r.within_key(r) for r in within_r.THRESHOLDS_KM] if weights is not None else []
     return base + [f"{c}_{mass_key(p)}" for p in confidence.masses for c in ("region_cells", "radius_km")] \
-        + list(ANSWER_COLUMNS)
+        + within_columns + list(ANSWER_COLUMNS)
+
+
+def _within_rows(rows, weights, probs_fine, predicted, confidence):
+    """Adds P(error <= R) per paper threshold and replaces radius_km_<p> by the quantile R_p."""
+    from geoest.geo.confidence import mass_key
+
+    cap = None if confidence.cap is None else float(confidence.cap.max_resolution_km)
+    p_within = weights.within(probs_fine, predicted, within_r.THRESHOLDS_KM, max_resolution_km=cap)
+    radii = weights.radius(probs_fine, predicted, confidence.masses, max_resolution_km=cap)
+    for i, row in enumerate(rows):
+        for k, r in enumerate(within_r.THRESHOLDS_KM):
+            row[within_r.within_key(r)] = f"{p_within[i, k]:.6g}" if np.isfinite(p_within[i, k]) else ""
+        for j, p in enumerate(confidence.masses):
+            row[f"radius_km_{mass_key(p)}"] = f"{radii[i, j]:.3f}"
+        yield row
 
 
 def _confidence_rows(rows, answer, confidence):
@@ -97,7 +120,8 @@ def _done(output_csv: pathlib.Path, columns) -> set:
 
 
 def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confidence=None,
-                   geojson=None, overwrite: bool = False) -> dict:
+                   geojson=None, overwrite: bool = False, within_weights=None,
+                   distance_temperature: float | None = None) -> dict:
     """Run a method (`geoest.inference.evaluation.Method`) over images and write the CSV.
 
     Args:
@@ -111,6 +135,10 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confid
         and the cap (computed on the calibrated distribution when the method has temperatures).
       geojson: the map this run will draw with `write_geojson` (and its PNG), claimed with the CSV.
       overwrite: replace a CSV (and map) written for another model or options, or not by predict.
+      within_weights: `geoest.geo.within.WithinWeights` of the fine cells (with `confidence`):
+        P(error <= R) columns and the quantile R_p.
+      distance_temperature: the extra temperature on f* of the distance events
+        (`geoest.geo.within.load_distance_temperature`), applied before P(error <= R) and R_p.
     Returns:
       {"predicted": n new rows, "skipped_done": n, "unreadable": [paths], "nan": [paths whose
       probabilities hold NaN, skipped]}.
@@ -121,10 +149,15 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confid
     from tqdm import tqdm
 
     output_csv = pathlib.Path(output_csv)
-    columns = _columns(method.locator.names, confidence)
+    if within_weights is not None and confidence is None:
+        raise InputError("P(error <= R) needs the confidence settings (masses, cap) beside the weights")
+    columns = _columns(method.locator.names, confidence, within_weights)
     settings = None if confidence is None else {
         "masses": [float(m) for m in confidence.masses], "min_confidence": float(confidence.min_confidence),
         "max_resolution_km": None if confidence.cap is None else float(confidence.cap.max_resolution_km)}
+    if within_weights is not None:
+        settings["within_weights"] = within_weights.digest
+        settings["distance_temperature"] = distance_temperature
     maps = [pathlib.Path(geojson), pathlib.Path(geojson).with_suffix(".png")] if geojson else []
     resume = claim_outputs(manifest_path(output_csv), {"method": method.source, "top_k": top_k, "confidence": settings},
                            [output_csv, *maps], overwrite=overwrite, command="geoest.predict")
@@ -152,8 +185,13 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confid
                 rows = _rows(ids, method.locator.locate(method.raw(probs), top_k), method.locator)
                 if confidence is not None:
                     cells = method.distributions(probs)
-                    answer = confidence(cells.get("after", cells["before"]), np.argmax(cells["before"], axis=-1))
+                    calibrated, predicted = cells.get("after", cells["before"]), np.argmax(cells["before"], axis=-1)
+                    answer = confidence(calibrated, predicted)
                     rows = _confidence_rows(rows, answer, confidence)
+                    if within_weights is not None:
+                        if distance_temperature is not None:
+                            calibrated = within_r.sharpen(calibrated, distance_temperature)
+                        rows = _within_rows(list(rows), within_weights, calibrated, predicted, confidence)
                 writer.writerows(rows)
                 f.flush()
                 progress.update(len(finite))

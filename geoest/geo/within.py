@@ -1,0 +1,613 @@
+"""How sure is a guess: P(error <= R) and the radius R_p, from the training photos of each cell.
+
+For a photo whose fine distribution is p (f* of §3.4, or the finest partitioning alone) and whose
+answer is the Class2GPS point of cell a,
+
+    P(error <= R) = sum_c p(c) * W_R[a, c],
+
+where W_R[a, c] is the share of cell c's training photos lying within R km of cell a's point:
+if the true cell is c, the true location is one of c's photos. R_p is the smallest radius with
+P(error <= R_p) >= p, read off the same weights on a grid of radii (log-linear in between).
+
+The weights are computed once per partitioning from the training coordinates (`WithinWeights.build`):
+
+  * radii up to `NEAR_MAX_KM` (750 km): a sparse matrix W_R per radius. The photos are grouped
+    per cell into S2 bins about R / `BIN_FRACTION` (16) wide (each bin stands at its photos' mean), and the
+    pairs (cell point, bin) within R come from a k-d tree over unit vectors (scipy);
+  * wider radii: the bins of one coarse level (about `FAR_BIN_KM`), compared with the answered point
+    when asked (a [B, bins] distance table) — nothing of size n x n is stored.
+
+Without training coordinates (`WithinWeights.from_means`) every cell's photos are taken to be at
+its mean: W_R[a, c] = 1 if cell c's mean lies within R km of cell a's point, else 0.
+
+Units: degrees, km (sphere of radius 6371.0 km), probabilities in [0, 1].
+"""
+import hashlib
+import io
+import json
+import logging
+import math
+import pathlib
+
+import numpy as np
+from scipy import sparse, spatial
+from scipy.optimize import isotonic_regression
+
+from geoest.errors import InputError
+from geoest.files import atomic_path, write_text
+from geoest.geo import s2cell
+from geoest.geo.confidence import expected_calibration_error
+from geoest.geo.distance import EARTH_RADIUS_KM, THRESHOLDS_KM
+
+log = logging.getLogger(__name__)
+
+HALF_CIRCUMFERENCE_KM = float(math.pi * EARTH_RADIUS_KM)   # every point lies within this of every other
+NEAR_RADII_KM = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 350.0, 500.0, 750.0)
+FAR_RADII_KM = (1000.0, 1500.0, 2000.0, 2500.0, 3500.0, 5000.0, 7500.0, 10000.0, 15000.0,
+                HALF_CIRCUMFERENCE_KM)
+NEAR_MAX_KM = 750.0
+BIN_FRACTION = 16.0     # bins of the photos for radius R are about R / 16 wide
+FAR_BIN_KM = 60.0       # the bins compared at query time for radii above NEAR_MAX_KM
+FAR_CHUNK_PHOTOS = 64   # photos per [photos, bins] distance table
+FILE_NAME = "within_weights.npz"
+FORMAT = "geoest-within-weights-1"
+# Mean edge of an S2 cell of level 0 (a face) in km; a level-k cell is about this / 2**k wide.
+_FACE_EDGE_KM = EARTH_RADIUS_KM * math.pi / 2
+
+
+def within_key(radius_km: float) -> str:
+    """Output name of P(error <= R): 25 -> "p_within_25km", 2.5 -> "p_within_2_5km"."""
+    return f"p_within_{radius_km:g}km".replace(".", "_")
+
+
+def radius_key(p: float) -> str:
+    """Output name of R_p: 0.5 -> "radius_km_50", 0.975 -> "radius_km_97_5"."""
+    return "radius_km_" + f"{100 * p:g}".replace(".", "_")
+
+
+def check_radii(radii_km, flag: str = "--within_km") -> tuple:
+    """Radii R (km) as a tuple of floats, each > 0."""
+    out = []
+    for r in radii_km:
+        try:
+            value = float(r)
+        except (TypeError, ValueError):
+            raise InputError(f"{flag}={r!r}: expected distances in km above 0") from None
+        if not value > 0.0 or not math.isfinite(value):
+            raise InputError(f"{flag}={r!r}: a radius must be a distance in km above 0")
+        out.append(value)
+    if not out:
+        raise InputError(f"{flag}: give at least one radius in km, e.g. 25,200")
+    return tuple(out)
+
+
+def partitioning_digest(partitioning) -> str:
+    """Digest of a partitioning's cells and Class2GPS points: weights belong to exactly these."""
+    h = hashlib.sha256(np.ascontiguousarray(partitioning.cell_ids, np.uint64).tobytes())
+    h.update(np.ascontiguousarray(partitioning.centers, np.float64).round(9).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _unit(lat_deg, lon_deg) -> np.ndarray:
+    lat, lon = np.radians(np.asarray(lat_deg, np.float64)), np.radians(np.asarray(lon_deg, np.float64))
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
+
+
+def _chord(radius_km: float) -> float:
+    return 2.0 * math.sin(min(radius_km / EARTH_RADIUS_KM, math.pi) / 2.0)
+
+
+def _level_for(width_km: float) -> int:
+    """The S2 level whose cells are about `width_km` wide (at most that, up to level 30)."""
+    return int(np.clip(math.ceil(math.log2(_FACE_EDGE_KM / max(width_km, 1e-6))), 0, s2cell.MAX_LEVEL))
+
+
+def _bins(leaves, classes, vectors, level: int):
+    """Photos grouped by (S2 cell of `level`, class): (class int64 [G], count float64 [G], unit vector [G, 3])."""
+    keys = s2cell.parent_ids(leaves, level) if level < s2cell.MAX_LEVEL else leaves
+    order = np.lexsort((keys, classes))
+    k, c = keys[order], classes[order]
+    start = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (c[1:] != c[:-1])])
+    count = np.diff(np.r_[start, len(k)]).astype(np.float64)
+    mean = np.add.reduceat(vectors[order], start, axis=0)
+    mean /= np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-300)
+    return c[start].astype(np.int64), count, mean
+
+
+class WithinWeights:
+    """W_R for one partitioning: sparse near radii, coarse bins for far ones (see the module doc).
+
+    Attributes:
+      digest: `partitioning_digest` of the partitioning the weights were built for.
+      points: float64 [n, 2] Class2GPS [lat, lon] of each cell (the answered points).
+      near_radii_km: float64 [K_near]; near: list of scipy.sparse.csr_matrix [n, n] W_R.
+      far_radii_km: float64 [K_far]; bin_class int64 [G], bin_share float64 [G] (share of its
+        cell's photos), bin_vectors float64 [G, 3].
+      source: "photos" (training coordinates) or "means" (the cell-mean approximation).
+    """
+
+    def __init__(self, digest, points, near_radii_km, near, far_radii_km, bin_class, bin_share, bin_vectors,
+                 source: str):
+        self.digest = str(digest)
+        self.points = np.asarray(points, np.float64).reshape(-1, 2)
+        self.near_radii_km = np.asarray(near_radii_km, np.float64).ravel()
+        self.near = list(near)
+        self.far_radii_km = np.asarray(far_radii_km, np.float64).ravel()
+        self.bin_class = np.asarray(bin_class, np.int64).ravel()
+        self.bin_share = np.asarray(bin_share, np.float64).ravel()
+        self.bin_vectors = np.asarray(bin_vectors, np.float64).reshape(-1, 3)
+        self.source = source
+        self._point_vectors = _unit(self.points[:, 0], self.points[:, 1])
+
+    @property
+    def num_cells(self) -> int:
+        return len(self.points)
+
+    @property
+    def radii_km(self) -> np.ndarray:
+        """float64 [K] every radius with weights, increasing."""
+        return np.concatenate([self.near_radii_km, self.far_radii_km])
+
+    # -- building -------------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, partitioning, lat_deg, lon_deg, centers: str = "mean", near_radii_km=NEAR_RADII_KM,
+              far_radii_km=FAR_RADII_KM, chunk_cells: int = 512) -> "WithinWeights":
+        """Weights from the training coordinates (vectorised: S2 bins and a k-d tree, no loop over photos).
+
+        Args:
+          partitioning: a `geoest.geo.Partitioning` (the finest one of a hierarchy).
+          lat_deg, lon_deg: float [N] training photo coordinates, degrees. Photos in no cell are ignored.
+          centers: the Class2GPS points answered ("mean" or "geometric").
+          near_radii_km, far_radii_km: radii with a sparse matrix, radii compared at query time.
+          chunk_cells: cells per k-d tree query (bounds the memory of one query).
+        """
+        classes = partitioning.assign(lat_deg, lon_deg)
+        inside = classes >= 0
+        lat = np.asarray(lat_deg, np.float64).ravel()[inside]
+        lon = np.asarray(lon_deg, np.float64).ravel()[inside]
+        classes = classes[inside]
+        n = len(partitioning)
+        per_cell = np.bincount(classes, minlength=n).astype(np.float64)
+        if not (per_cell > 0).any():
+            raise InputError("training coordinates: no photo lies in a cell of the partitioning "
+                             f"{partitioning.name}")
+        leaves = s2cell.leaf_ids(lat, lon)
+        vectors = _unit(lat, lon)
+        points = np.asarray(partitioning.class2gps(centers), np.float64)
+        point_vectors = _unit(points[:, 0], points[:, 1])
+        point_tree = None
+        near = []
+        for radius in sorted(float(r) for r in near_radii_km):
+            bin_class, count, mean = _bins(leaves, classes, vectors, _level_for(radius / BIN_FRACTION))
+            share = count / np.maximum(per_cell[bin_class], 1.0)
+            tree = spatial.cKDTree(mean)
+            if point_tree is None:
+                point_tree = [(s, spatial.cKDTree(point_vectors[s:s + chunk_cells]))
+                              for s in range(0, n, chunk_cells)]
+            rows, cols, vals = [], [], []
+            for start, chunk in point_tree:
+                pairs = chunk.sparse_distance_matrix(tree, _chord(radius), output_type="ndarray")
+                rows.append(pairs["i"].astype(np.int64) + start)
+                cols.append(bin_class[pairs["j"]])
+                vals.append(share[pairs["j"]])
+            matrix = sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                                       shape=(n, n)).tocsr()
+            matrix.sum_duplicates()
+            near.append(matrix.astype(np.float32))
+        bin_class, count, mean = _bins(leaves, classes, vectors, _level_for(FAR_BIN_KM))
+        share = count / np.maximum(per_cell[bin_class], 1.0)
+        return cls(partitioning_digest(partitioning), points, sorted(near_radii_km), near,
+                   sorted(far_radii_km), bin_class, share, mean, "photos")
+
+    @classmethod
+    def from_means(cls, partitioning, centers: str = "mean", radii_km=NEAR_RADII_KM + FAR_RADII_KM):
+        """The cell-mean approximation: each cell's photos all at its mean (no training coordinates)."""
+        log.warning("no training coordinates for %s: P(error <= R) takes every cell's photos to lie at its "
+                    "mean (the cell-mean approximation)", partitioning.name)
+        means = np.asarray(partitioning.centers, np.float64)
+        n = len(partitioning)
+        return cls(partitioning_digest(partitioning), partitioning.class2gps(centers), [], [], sorted(radii_km),
+                   np.arange(n), np.ones(n), _unit(means[:, 0], means[:, 1]), "means")
+
+    # -- storing ---------------------------------------------------------------------------------------
+    def save(self, path) -> pathlib.Path:
+        """Writes the weights to `path` (a .npz file, or a folder: FILE_NAME inside), whole or not at all."""
+
+        path = pathlib.Path(path)
+        if path.is_dir():
+            path = path / FILE_NAME
+        arrays = {"format": np.array(FORMAT), "digest": np.array(self.digest), "source": np.array(self.source),
+                  "points": self.points, "near_radii_km": self.near_radii_km, "far_radii_km": self.far_radii_km,
+                  "bin_class": self.bin_class, "bin_share": self.bin_share, "bin_vectors": self.bin_vectors}
+        for k, m in enumerate(self.near):
+            arrays[f"near{k}_indptr"], arrays[f"near{k}_indices"], arrays[f"near{k}_data"] = (
+                m.indptr, m.indices, m.data)
+        with atomic_path(path) as tmp:
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, **arrays)
+            tmp.write_bytes(buffer.getvalue())
+        return path
+
+    @classmethod
+    def load(cls, path, partitioning=None) -> "WithinWeights":
+        """Reads weights written by `save`; with `partitioning`, refuses weights built for other cells."""
+
+        path = pathlib.Path(path)
+        if path.is_dir():
+            path = path / FILE_NAME
+        try:
+            data = np.load(path, allow_pickle=False)
+            if str(data["format"]) != FORMAT:
+                raise KeyError("format")
+            n = len(data["points"])
+            near = [sparse.csr_matrix((data[f"near{k}_data"], data[f"near{k}_indices"], data[f"near{k}_indptr"]),
+                                      shape=(n, n)) for k in range(len(data["near_radii_km"]))]
+            out = cls(str(data["digest"]), data["points"], data["near_radii_km"], near, data["far_radii_km"],
+                      data["bin_class"], data["bin_share"], data["bin_vectors"], str(data["source"]))
+        except FileNotFoundError:
+            raise InputError(f"{path}: no distance weights W_R there (python -m geoest.within_weights "
+                             "writes them from the training coordinates)") from None
+        except (OSError, ValueError, KeyError) as err:
+            raise InputError(f"{path}: not a distance-weights file written by geoest ({err})") from None
+        if partitioning is not None and out.digest != partitioning_digest(partitioning):
+            raise InputError(f"{path}: distance weights of other cells than the partitioning "
+                             f"{partitioning.name} ({len(partitioning)} cells; the weights have {out.num_cells})")
+        return out
+
+    # -- answering -------------------------------------------------------------------------------------
+    def within(self, probs_fine, predicted, radii_km=None, max_resolution_km=None) -> np.ndarray:
+        """P(error <= R) of each photo for each radius.
+
+        Args:
+          probs_fine: float [B, n] the fine distributions (rows are normalised here).
+          predicted: int [B] the answered cell a of each photo (its point is the answer).
+          radii_km: float [K] radii; default `radii_km`. A radius between two with weights is read
+            log-linearly between them; below the smallest, it is scaled down as the area (R^2).
+          max_resolution_km: the resolution cap K: no statement finer than K km, so radii below K
+            give NaN (not answered).
+        Returns:
+          float64 [B, K] in [0, 1] (NaN below the cap), non-decreasing along K.
+        """
+        probs = np.asarray(probs_fine, np.float64)
+        probs = probs / np.maximum(probs.sum(axis=-1, keepdims=True), 1e-300)
+        predicted = np.asarray(predicted, np.int64).ravel()
+        grid = self.radii_km
+        table = self._on_grid(probs, predicted)
+        radii = grid if radii_km is None else np.asarray(check_radii(np.atleast_1d(radii_km)))
+        out = table if radii_km is None else _interpolate(grid, table, radii)
+        if max_resolution_km is not None:
+            out = np.where(radii[None, :] < float(max_resolution_km), np.nan, out)
+        return out
+
+    def _on_grid(self, probs, predicted) -> np.ndarray:
+        """float64 [B, K] P(error <= R) at every radius with weights, made non-decreasing."""
+        columns = [np.asarray(m[predicted].multiply(probs).sum(axis=-1)).ravel() for m in self.near]
+        if len(self.far_radii_km):
+            far = np.zeros((len(probs), len(self.far_radii_km)))
+            dots_min = np.cos(np.minimum(self.far_radii_km, HALF_CIRCUMFERENCE_KM) / EARTH_RADIUS_KM)
+            for start in range(0, len(probs), FAR_CHUNK_PHOTOS):          # [chunk, G] at a time
+                rows = slice(start, start + FAR_CHUNK_PHOTOS)
+                dots = self._point_vectors[predicted[rows]] @ self.bin_vectors.T
+                mass = probs[rows][:, self.bin_class] * self.bin_share[None, :]
+                for k, threshold in enumerate(dots_min):
+                    far[rows, k] = np.where(dots >= threshold - 1e-12, mass, 0.0).sum(axis=-1)
+            columns.extend(far.T)
+        table = np.maximum.accumulate(np.clip(np.stack(columns, axis=-1), 0.0, 1.0), axis=-1)
+        table[~np.isfinite(probs).all(axis=-1)] = np.nan          # a photo whose probabilities hold NaN
+        return table
+
+    def radius(self, probs_fine, predicted, masses, max_resolution_km=None) -> np.ndarray:
+        """R_p: the smallest radius around the answered point with P(error <= R_p) >= p.
+
+        Args:
+          probs_fine: float [B, n]; predicted: int [B]; masses: p values in (0, 1).
+          max_resolution_km: the resolution cap K: R_p is never below K (a wider circle holds at
+            least as much, so P(error <= R_p) >= p still holds).
+        Returns:
+          float64 [B, len(masses)] km, read log-linearly between the radii with weights; NaN for a
+          row of probs_fine holding NaN (the caller reports and skips it).
+        """
+        probs = np.asarray(probs_fine, np.float64)
+        probs = probs / np.maximum(probs.sum(axis=-1, keepdims=True), 1e-300)
+        table = self._on_grid(probs, np.asarray(predicted, np.int64).ravel())
+        out = quantile_radius(self.radii_km, table, masses)
+        out[~np.isfinite(table).all(axis=-1)] = np.nan      # a photo whose probabilities hold NaN
+        return out if max_resolution_km is None else np.maximum(out, float(max_resolution_km))
+
+
+def _interpolate(grid, table, radii) -> np.ndarray:
+    """P at `radii` from P on `grid` ([B, K]): log-linear between grid radii, ~R^2 below the first."""
+    log_grid = np.log(grid)
+    out = np.empty((len(table), len(radii)))
+    for k, r in enumerate(radii):
+        if r <= grid[0]:
+            out[:, k] = table[:, 0] * (r / grid[0]) ** 2
+            continue
+        j = min(int(np.searchsorted(grid, r)), len(grid) - 1)
+        if grid[j] == r or r >= grid[-1]:
+            out[:, k] = table[:, j]
+            continue
+        t = (math.log(r) - log_grid[j - 1]) / (log_grid[j] - log_grid[j - 1])
+        out[:, k] = (1 - t) * table[:, j - 1] + t * table[:, j]
+    return out
+
+
+def quantile_radius(grid_km, table, masses) -> np.ndarray:
+    """Smallest radius with P(error <= R) >= p, from P on a grid of radii (log-linear between them).
+
+    Args:
+      grid_km: float [K] increasing radii; table: float [B, K] non-decreasing P(error <= R) there.
+      masses: p values.
+    Returns:
+      float64 [B, len(masses)] km (below the first radius: scaled as R^2; never above the last).
+    """
+    grid = np.asarray(grid_km, np.float64)
+    table = np.asarray(table, np.float64)
+    out = np.empty((len(table), len(masses)))
+    rows = np.arange(len(table))
+    for k, p in enumerate(masses):
+        j = (table < p).sum(axis=-1)                            # first grid index with P >= p
+        j = np.minimum(j, len(grid) - 1)
+        hi_p = table[rows, j]
+        lo_p = np.where(j > 0, table[rows, np.maximum(j - 1, 0)], 0.0)
+        first = j == 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.clip((p - lo_p) / (hi_p - lo_p), 0.0, 1.0)
+            t = np.where(np.isfinite(t), t, 1.0)
+            log_r = (1 - t) * np.log(grid[np.maximum(j - 1, 0)]) + t * np.log(grid[j])
+            below = grid[0] * np.sqrt(np.clip(p / np.maximum(hi_p, 1e-300), 0.0, 1.0))
+        out[:, k] = np.where(first, below, np.exp(log_r))
+    return out
+
+
+def back_off(within_at_levels, min_confidence: float) -> np.ndarray:
+    """Abstention and back-off on P(error <= R): the finest level whose P(error <= R_level) >= q.
+
+    Args:
+      within_at_levels: float [B, L] P(error <= R_level) per level, coarse to fine (R_level decreasing,
+        e.g. 750 / 200 / 25 km).
+      min_confidence: q in [0, 1].
+    Returns:
+      int64 [B]: index of the answered level, -1 where no level reaches q (no answer).
+    """
+    ok = np.asarray(within_at_levels, np.float64) >= float(min_confidence)
+    levels = np.arange(ok.shape[1])[None, :]
+    return np.where(ok, levels, -1).max(axis=-1).astype(np.int64)
+
+
+def ranking_curves(dist_km, score, radius_km: float, draws: int = 200, seed: int = 0) -> dict:
+    """Accuracy within R of the photos answered, most confident first, beside random orders and the oracle.
+
+    Args:
+      dist_km: float [N] errors; score: float [N] the ranking score (e.g. P(error <= radius_km)).
+      radius_km: R; draws: random orders for the band; seed: their seed.
+    Returns:
+      {"coverage": [N] (1/N .. 1), "accuracy": [N] ranked by score, "oracle": [N] ranked by the true
+       error, "random_mean", "random_low", "random_high": [N] (mean and 2.5 / 97.5 % of random orders),
+       "area", "oracle_area", "random_area_mean", "random_area_high" (97.5 %): means of those curves,
+       "half": accuracy of the most confident half, "all": accuracy of all photos}.
+    """
+    dist_km = np.asarray(dist_km, np.float64).ravel()
+    hit = (dist_km <= radius_km).astype(np.float64)
+    n = len(hit)
+    answered = np.arange(1, n + 1)
+
+    def curve(order):
+        return np.cumsum(hit[order], axis=-1) / answered
+
+    rng = np.random.default_rng(seed)
+    randoms = curve(np.argsort(rng.uniform(size=(draws, n)), axis=-1))
+    ranked = curve(np.argsort(-np.asarray(score, np.float64).ravel(), kind="stable"))
+    oracle = curve(np.argsort(dist_km, kind="stable"))
+    areas = randoms.mean(axis=-1)
+    half = max(1, int(round(0.5 * n))) - 1
+    return {"coverage": answered / n, "accuracy": ranked, "oracle": oracle, "random_mean": randoms.mean(axis=0),
+            "random_low": np.quantile(randoms, 0.025, axis=0), "random_high": np.quantile(randoms, 0.975, axis=0),
+            "area": float(ranked.mean()), "oracle_area": float(oracle.mean()),
+            "random_area_mean": float(areas.mean()), "random_area_high": float(np.quantile(areas, 0.975)),
+            "half": float(ranked[half]), "all": float(hit.mean())}
+
+
+# -- calibration of the distance events, and the figures that say how sure the answers are ----------
+EVENT_RADII_KM = (25.0, 200.0, 750.0)          # the events a user acts on (the paper's thresholds)
+BACK_OFF_RADII_KM = (750.0, 200.0, 25.0)       # back-off levels, coarse to fine: coarse / middle / fine
+DISTANCE_TEMPERATURES = tuple(float(t) for t in np.exp(np.linspace(np.log(0.25), np.log(4.0), 49)))
+
+
+def sharpen(probs, temperature: float) -> np.ndarray:
+    """p^(1/T) renormalised per row (T > 1 flattens, T < 1 sharpens); zeros stay zero. float64 [B, n]."""
+    probs = np.asarray(probs, np.float64)
+    log_p = np.log(np.maximum(probs, 1e-300)) / float(temperature)
+    out = np.exp(log_p - log_p.max(axis=-1, keepdims=True)) * (probs > 0)
+    return out / np.maximum(out.sum(axis=-1, keepdims=True), 1e-300)
+
+
+def _brier(score, hit) -> float:
+    return float(np.mean((np.asarray(score, np.float64) - np.asarray(hit, np.float64)) ** 2))
+
+
+def fit_distance_temperature(weights: "WithinWeights", probs_fine, predicted, dist_km,
+                             radii_km=EVENT_RADII_KM, temperatures=DISTANCE_TEMPERATURES) -> dict:
+    """One extra temperature on f* so that P(error <= R) is calibrated: the T of the grid with the
+    lowest Brier score of the events error <= R, summed over `radii_km`.
+
+    Fitted on validation photos *including those in no cell*: the event is a distance, defined for
+    every photo whose location is known.
+
+    Args:
+      weights: W_R; probs_fine: float [N, n] f* (after the per-head temperatures); predicted: int [N]
+        the answered cells; dist_km: float [N] their errors.
+    Returns:
+      {"temperature": T, "brier": {T: summed Brier}, "photos": N}.
+    """
+    dist_km = np.asarray(dist_km, np.float64).ravel()
+    hits = dist_km[:, None] <= np.asarray(radii_km, np.float64)[None, :]
+    losses = {}
+    for t in temperatures:
+        scores = weights.within(sharpen(probs_fine, t), predicted, radii_km)
+        losses[float(t)] = float(sum(_brier(scores[:, k], hits[:, k]) for k in range(len(radii_km))))
+    best = min(losses, key=losses.get)
+    return {"temperature": best, "brier": losses, "photos": int(len(dist_km))}
+
+
+def fit_monotone(score, hit) -> tuple:
+    """A monotone map of P(error <= R) fitted on validation photos (isotonic regression).
+
+    Returns:
+      (x float64 [M], y float64 [M]): knots; `apply_monotone` reads linearly between them.
+    """
+
+    score = np.asarray(score, np.float64).ravel()
+    order = np.argsort(score, kind="stable")
+    fitted = isotonic_regression(np.asarray(hit, np.float64).ravel()[order]).x
+    return score[order], fitted
+
+
+def apply_monotone(knots: tuple, score) -> np.ndarray:
+    """The monotone map `fit_monotone` returned, at `score` (clamped to the knots' range)."""
+    x, y = knots
+    return np.interp(np.asarray(score, np.float64), x, y)
+
+
+def event_figures(score, hit, bins: int = 10) -> dict:
+    """{"predicted": mean P, "observed": share of hits, "ece": ECE over `bins` equal-width bins}."""
+    score, hit = np.asarray(score, np.float64), np.asarray(hit, bool)
+    return {"predicted": float(score.mean()), "observed": float(hit.mean()),
+            "ece": expected_calibration_error(score, hit, bins)}
+
+
+def how_sure_figures(weights: "WithinWeights", test: dict, validation: dict, masses=(0.5, 0.9),
+                     radii_km=EVENT_RADII_KM, ranking_radii_km=(25.0, 750.0), back_off_radii_km=BACK_OFF_RADII_KM,
+                     min_confidence: float = 0.5, draws: int = 200) -> dict:
+    """How sure the answers are, measured on test photos, with the distance events calibrated on validation.
+
+    Args:
+      weights: W_R of the fine partitioning.
+      test, validation: {"probs": float [N, n] f* (after the per-head temperatures), "predicted": int [N]
+        the answered cells, "dist_km": float [N] errors, optional "raw": float [N, n] f* without any
+        temperature, optional "in_cell": bool [N] (the true location lies in a cell)}.
+      masses: p of R_p; radii_km: the events; ranking_radii_km: the accuracy-coverage curves;
+      back_off_radii_km: R per back-off level, coarse to fine; min_confidence: q of the back-off.
+    Returns:
+      {"photos", "validation_photos", "in_no_cell", "distance_temperature",
+       "events": {R: {variant: event_figures}} with variants "raw", "temperatures", "distance"
+         (the extra temperature), "monotone" (one isotonic map per R),
+       "radius": {variant: {p: {"coverage", "median_km"}}},
+       "ranking": {R: ranking_curves' scalars, ranked by the calibrated P(error <= R)},
+       "back_off": {"q", "no_answer", "levels": {R: {"answered", "accuracy"}}}}; keys are strings.
+    """
+    def key(value):
+        return f"{value:g}"
+
+    fit = fit_distance_temperature(weights, validation["probs"], validation["predicted"], validation["dist_km"],
+                                   radii_km)
+    temperature = fit["temperature"]
+    dist = np.asarray(test["dist_km"], np.float64)
+    variants = {"temperatures": test["probs"], "distance": sharpen(test["probs"], temperature)}
+    if test.get("raw") is not None:
+        variants = {"raw": test["raw"], **variants}
+    scores = {v: weights.within(p, test["predicted"], radii_km) for v, p in variants.items()}
+    val_scores = weights.within(validation["probs"], validation["predicted"], radii_km)
+    val_dist = np.asarray(validation["dist_km"], np.float64)
+    events = {}
+    for k, radius in enumerate(radii_km):
+        hit = dist <= radius
+        knots = fit_monotone(val_scores[:, k], val_dist <= radius)
+        events[key(radius)] = {**{v: event_figures(s[:, k], hit) for v, s in scores.items()},
+                               "monotone": event_figures(apply_monotone(knots, scores["temperatures"][:, k]), hit)}
+    radius = {}
+    for v, p in variants.items():
+        r = weights.radius(p, test["predicted"], masses)
+        radius[v] = {key(100 * m): {"coverage": float(np.mean(dist <= r[:, j])), "median_km": float(np.median(r[:, j]))}
+                     for j, m in enumerate(masses)}
+    calibrated = variants["distance"]
+    ranking = {}
+    for radius_km in ranking_radii_km:
+        score = weights.within(calibrated, test["predicted"], [radius_km])[:, 0]
+        curves = ranking_curves(dist, score, radius_km, draws=draws)
+        ranking[key(radius_km)] = {k: curves[k] for k in ("half", "all", "area", "random_area_mean",
+                                                           "random_area_high", "oracle_area")}
+    at_levels = weights.within(calibrated, test["predicted"], back_off_radii_km)
+    level = back_off(at_levels, min_confidence)
+    levels = {}
+    for j, radius_km in enumerate(back_off_radii_km):
+        chosen = level == j
+        levels[key(radius_km)] = {"answered": float(chosen.mean()),
+                                  "accuracy": float(np.mean(dist[chosen] <= radius_km)) if chosen.any() else None}
+    in_cell = test.get("in_cell")
+    return {"photos": int(len(dist)), "validation_photos": int(len(val_dist)),
+            "in_no_cell": None if in_cell is None else float(1.0 - np.mean(in_cell)),
+            "weights": weights.source, "distance_temperature": temperature, "events": events, "radius": radius,
+            "ranking": ranking, "back_off": {"q": float(min_confidence), "no_answer": float(np.mean(level < 0)),
+                                             "levels": levels}}
+
+
+def how_sure_lines(figures: dict) -> list:
+    """The figures of `how_sure_figures` as lines a person reads."""
+    lines = [f"distance temperature fitted on {figures['validation_photos']} validation photos (all, in a cell "
+             f"or not): T = {figures['distance_temperature']:.2f}; weights W_R from the {figures['weights']}"]
+    for radius, by in figures["events"].items():
+        lines.append(f"P(error <= {radius} km): " + "; ".join(
+            f"{v} {f['predicted']:.1%} predicted / {f['observed']:.1%} observed, ECE {f['ece']:.3f}"
+            for v, f in by.items()))
+    for v, by in figures["radius"].items():
+        lines.append(f"R_p coverage ({v}): " + ", ".join(
+            f"R_{int(p) / 100:g} {f['coverage']:.1%} (median {f['median_km']:,.0f} km)" for p, f in by.items()))
+    for radius, r in figures["ranking"].items():
+        lines.append(f"within {radius} km: the most confident half {r['half']:.1%}, all photos {r['all']:.1%}; "
+                     f"area {r['area']:.1%} (random {r['random_area_mean']:.1%}, upper edge "
+                     f"{r['random_area_high']:.1%}; oracle {r['oracle_area']:.1%})")
+    b = figures["back_off"]
+    lines.append(f"back-off at q = {b['q']:g}: " + ", ".join(
+        f"within {radius} km answered {f['answered']:.1%}"
+        + ("" if f["accuracy"] is None else f" ({f['accuracy']:.1%} right)") for radius, f in b["levels"].items())
+        + f", no answer {b['no_answer']:.1%}")
+    return lines
+
+
+DISTANCE_TEMPERATURE_FILE = "distance_temperature.json"
+
+
+def save_distance_temperature(model_dir, temperature: float, weights: "WithinWeights", model: str) -> pathlib.Path:
+    """Writes the distance temperature of `fit_distance_temperature` into model_dir (whole or not at all).
+
+    Args:
+      temperature: T > 0; weights: the W_R it was fitted with; model: the fingerprint of the model
+        file (SHA-256) whose f* it tempers.
+    """
+
+    path = pathlib.Path(model_dir) / DISTANCE_TEMPERATURE_FILE
+    write_text(path, json.dumps({"format": FORMAT, "temperature": float(temperature), "weights": weights.digest,
+                                 "model": str(model)}) + "\n")
+    return path
+
+
+def load_distance_temperature(model_dir, weights: "WithinWeights", model: str):
+    """The distance temperature stored in model_dir for these weights and model, or None when there is none.
+
+    Raises:
+      InputError: the file was fitted for other weights or another model, or is not one geoest wrote.
+    """
+
+    path = pathlib.Path(model_dir) / DISTANCE_TEMPERATURE_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        temperature = float(data["temperature"])
+        fitted_for = (data["weights"], data["model"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{path}: not a distance temperature written by geoest ({err})") from None
+    if fitted_for != (weights.digest, str(model)):
+        raise InputError(f"{path}: fitted for other distance weights or another model file than those in "
+                         f"{path.parent}; fit it again (make demo, or delete it)")
+    if not temperature > 0.0 or not math.isfinite(temperature):
+        raise InputError(f"{path}: temperature {temperature} must be above 0")
+    return temperature
+
+
+__all__ = ["BACK_OFF_RADII_KM", "DISTANCE_TEMPERATURE_FILE", "EVENT_RADII_KM", "FAR_RADII_KM", "FILE_NAME",
+           "HALF_CIRCUMFERENCE_KM", "NEAR_MAX_KM", "NEAR_RADII_KM", "THRESHOLDS_KM", "WithinWeights",
+           "apply_monotone", "back_off", "check_radii", "event_figures", "fit_distance_temperature", "fit_monotone",
+           "how_sure_figures", "how_sure_lines", "load_distance_temperature", "partitioning_digest",
+           "quantile_radius", "radius_key", "ranking_curves", "save_distance_temperature", "sharpen", "within_key"]
