@@ -22,6 +22,7 @@ flags.DEFINE_bool("regenerate_partitionings", False, "§3.1: make the partitioni
                   "downloaded instead of using the published ones.")
 flags.DEFINE_multi_string("gin_file", [], "Gin file added to every training stage (e.g. a tiny run's).")
 flags.DEFINE_multi_string("gin_param", [], "Gin binding added to every training stage, e.g. train.batch_size=256.")
+flags.DEFINE_multi_string("train_flag", [], "Flag passed to every geoest.train, e.g. --strategy=mirrored.")
 flags.DEFINE_multi_string("download_flag", [], "Flag passed to every geoest.download, e.g. --processes=16.")
 flags.DEFINE_multi_string("records_flag", [], "Flag passed to every tools/build_tfrecords.py, e.g. --workers=8.")
 flags.DEFINE_multi_string("evaluate_flag", [], "Flag passed to every geoest.evaluate, e.g. --batch_size=64.")
@@ -32,7 +33,8 @@ def main(argv):
     from geoest.reproduction import Settings, reproduce, sequence_text
 
     settings = Settings(FLAGS.data_dir, FLAGS.work_dir, gin_files=tuple(FLAGS.gin_file),
-                        gin_params=tuple(FLAGS.gin_param), download_flags=tuple(FLAGS.download_flag),
+                        gin_params=tuple(FLAGS.gin_param), train_flags=tuple(FLAGS.train_flag),
+                        download_flags=tuple(FLAGS.download_flag),
                         records_flags=tuple(FLAGS.records_flag), evaluate_flags=tuple(FLAGS.evaluate_flag),
                         regenerate_partitionings=FLAGS.regenerate_partitionings)
     if FLAGS.dry_run:

@@ -96,7 +96,8 @@ def test_base_vgg_is_vgg16_with_fc6_and_fc7_with_smoke_on_top(tmp_path):
                                                   "train.steps_per_epoch = 1", "train.validation_steps = 1"])
     model = train(str(tmp_path / "base_vgg"), variant=["base_vgg_L_m", "smoke"])
     vgg = model.get_layer("vgg16")
-    assert [(d.name, d.units) for d in vgg.layers if isinstance(d, keras.layers.Dense)] == [("fc1", 4096), ("fc2", 4096)]
+    dense = [(d.name, d.units) for d in vgg.layers if isinstance(d, keras.layers.Dense)]
+    assert dense == [("fc1", 4096), ("fc2", 4096)]
     (head,) = output_sizes(model)
     assert model.get_layer(head).kernel.shape[0] == 4096
 

@@ -1,8 +1,8 @@
 """Feature extractors for §3.3: a uint8 image to the global-pooling feature vector.
 
 §4 trains ResNet-101 (the v2 variant of the paper's original TensorFlow implementation); Table 6
-compares against VGG16 with its fully connected fc6 / fc7 (base-vgg, as in Im2GPS). Every backbone takes uint8 RGB images in [0, 255] (what
-`geoest.data.pipeline` yields: a quarter of float32's bytes on the way to the accelerator) and
+compares against VGG16 with its fully connected fc6 / fc7 (base-vgg, as in Im2GPS). Every
+backbone takes uint8 RGB images in [0, 255] (what `geoest.data.pipeline` yields: a quarter of float32's bytes on the way to the accelerator) and
 scales them, as its first layer and in the compute dtype, to what its ImageNet weights expect:
 [-1, 1] for the ResNet v2 family, Caffe's BGR minus the channel means for VGG16, [0, 255] for
 EfficientNetV2 and ConvNeXt (which normalise inside).

@@ -42,8 +42,9 @@ class DataSet:
 
 TRAINING = DataSet("mp16", "MP-16, the 4.7 M training photos (§4)", "train")
 VALIDATION = DataSet("yfcc25600", "YFCC-25600, the 25,600 validation photos (§4)", "validation")
-TEST_SETS = (DataSet("im2gps", "Im2GPS, 237 test photos (Table 6, top)", "test"),
-             DataSet("im2gps3k", "Im2GPS3k, 2,997 test photos (Table 6, bottom)", "test"))
+TEST_SETS = (DataSet("im2gps", "Im2GPS, 237 test photos", "test"),
+             DataSet("im2gps3k", "Im2GPS3k, 2,997 test photos", "test"))
+HALVES = dict(zip((t.name for t in TEST_SETS), ("top", "bottom")))    # Table 6: Im2GPS above, Im2GPS3k below
 DATA_SETS = (TRAINING, VALIDATION, *TEST_SETS)
 
 # §3.1, Table 1: tau_min 50, tau_max 5,000 / 2,000 / 1,000 (coarse, middle, fine), the file names of
@@ -79,7 +80,8 @@ class Settings:
     data_dir: the URL lists, published meta CSVs and mp16_partitions/ (docs/reproduce.md lists them).
     work_dir: where records, models, evaluations and the stage manifests go.
     gin_files / gin_params: added to every training stage after the recipe's own (tiny runs, a
-      cluster's batch size); download_flags / records_flags / evaluate_flags: added to those commands.
+      cluster's batch size); train_flags / download_flags / records_flags / evaluate_flags: added to
+      those commands (--strategy=mirrored, --processes=16, ...).
     regenerate_partitionings: make the partitionings anew from the downloaded MP-16 photos (§3.1)
       instead of using the published ones.
     """
@@ -87,6 +89,7 @@ class Settings:
     work_dir: str
     gin_files: tuple = ()
     gin_params: tuple = ()
+    train_flags: tuple = ()
     download_flags: tuple = ()
     records_flags: tuple = ()
     evaluate_flags: tuple = ()
@@ -185,7 +188,7 @@ def _train_stage(settings: Settings, name: str, title: str, gin_files, bindings,
     model_dir = settings.work("models", name)
     argv = ("-m", "geoest.train", *(f"--gin_file={f}" for f in (*gin_files, *settings.gin_files)),
             f"--model_dir={model_dir}",
-            *(f"--gin_param={p}" for p in (*data, *bindings, *settings.gin_params)))
+            *(f"--gin_param={p}" for p in (*data, *bindings, *settings.gin_params)), *settings.train_flags)
     inputs = (*parts, records_marker(settings, TRAINING), records_marker(settings, VALIDATION))
     if start_from:
         inputs += (settings.work("models", start_from, "best.keras"),)
@@ -227,7 +230,7 @@ def evaluation_stages(settings: Settings) -> list:
     isns = ",".join(f"{c}={settings.work('models', f'isn_{c}')}" for c in CONCEPTS)
     model_files = tuple(os.path.join(d.rsplit(":" + GEOMETRIC, 1)[0], "best.keras") for d in models.values())
     model_files += tuple(settings.work("models", f"isn_{c}", "best.keras") for c in CONCEPTS)
-    return [Stage(f"evaluate_{t.name}", f"Table 6 on {t.what}", (
+    return [Stage(f"evaluate_{t.name}", f"Table 6 ({HALVES[t.name]}) on {t.what}", (
         "-m", "geoest.evaluate", *(f"--model_dir={name}={path}" for name, path in models.items()),
         f"--isn_dirs={isns}", f"--test_records={records_pattern(settings, t)}",
         f"--output_dir={evaluation_dir(settings, t)}", f"--reference={t.name}", *settings.evaluate_flags),

@@ -40,8 +40,9 @@ def _shell_word(arg: str) -> str:
 
 def command_text(stage: recipe.Stage) -> str:
     """The stage's command as a shell line, one flag per continued line."""
-    return " \\\n    ".join(["python " + " ".join(_shell_word(a) for a in stage.argv[:2 if stage.argv[0] == "-m" else 1]),
-                             *(_shell_word(a) for a in stage.argv[2 if stage.argv[0] == "-m" else 1:])])
+    program = 2 if stage.argv[0] == "-m" else 1          # "-m geoest.train" or "tools/x.py"
+    words = [_shell_word(a) for a in stage.argv]
+    return " \\\n    ".join(["python " + " ".join(words[:program]), *words[program:]])
 
 
 def sequence_text(settings: recipe.Settings) -> str:
@@ -185,9 +186,10 @@ def photos_used(settings: recipe.Settings) -> list:
             lines.append((f"download {data_set.name}", counts["photos_written"],
                           f"{sum(missing.values())} not downloaded" + (f" ({why})" if why else "")))
     for stage in recipe.training_stages(settings):
-        model_dir = os.path.dirname(stage.outputs[0])
-        images = _read_json(os.path.join(model_dir, "train_images.json"))["train_images"]
-        lines.append((stage.name, images, "training photos per epoch (in a cell; ISNs: of their concept)"))
+        counted = os.path.join(os.path.dirname(stage.outputs[0]), "train_images.json")
+        if os.path.exists(counted):   # counted by geoest.train unless train.steps_per_epoch was given
+            lines.append((stage.name, _read_json(counted)["train_images"],
+                          "training photos per epoch (in a cell; ISNs: of their concept)"))
     return lines
 
 
@@ -232,10 +234,12 @@ def report(settings: recipe.Settings) -> str:
                  for t in recipe.TEST_SETS}
     parts = []
     for test_set in recipe.TEST_SETS:
-        parts.append(f"Table 6, {test_set.what}: % within each radius here; the paper's figures in the last column\n"
+        parts.append(f"Table 6 ({recipe.HALVES[test_set.name]}) on {test_set.what}: % within each radius "
+                     "here, the paper's figures in the last column\n"
                      + table6_half(summaries[test_set.name], test_set.name))
     parts.append("Table 4, test photos per scene concept (S3)\n" + table4(summaries))
     used = photos_used(settings)
     width = max(len(step) for step, _, _ in used)
-    parts.append("Photos used at each step\n" + "\n".join(f"{step:<{width}}  {n:>10,}  {note}" for step, n, note in used))
+    parts.append("Photos used at each step\n"
+                 + "\n".join(f"{step:<{width}}  {n:>10,}  {note}" for step, n, note in used))
     return "\n\n".join(parts) + "\n"
