@@ -3,6 +3,7 @@ stages are skipped when done, re-run when interrupted, refused when their inputs
 real formats end to end: real rows of the published Im2GPS3k meta -> records -> every training and
 fine-tuning stage (tiny backbone, a few steps) -> both halves of Table 6, which score_predictions
 reproduces from the results files."""
+import importlib.util
 import json
 import pathlib
 import re
@@ -19,6 +20,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 PUBLISHED_META = REPO.parent / "shared" / "data" / "published" / "meta" / "im2gps3k_places365.csv"
 MP16_DIR = REPO.parent / "shared" / "data" / "mp16_partitions"
 DOC = REPO / "docs" / "reproduce.md"
+# The URL route (python -m geoest.download, img2dataset) where it is installed, else the photos route.
+DOWNLOAD = all(importlib.util.find_spec(m) is not None for m in ("geoest.download", "img2dataset"))
 
 
 def _reproduce(*args, cwd=REPO, timeout=900):
@@ -132,17 +135,31 @@ def test_published_meta_to_both_halves_of_table6(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / recipe.PARTITIONINGS_FOLDER).symlink_to(MP16_DIR)
+    photos = {}
     for name, (start, stop) in SPLITS.items():
         (data / f"{name}_places365.csv").write_bytes(header + b"".join(rows[start:stop]))
-        (data / name).mkdir()
         for k in range(start, stop):
-            image_id = rows[k].decode().split(",")[0]
-            (data / name / image_id).write_bytes(jpeg_bytes(48 + k % 3 * 8, 64, seed=k))
+            photos[name, rows[k].decode().split(",")[0]] = jpeg_bytes(48 + k % 3 * 8, 64, seed=k)
     work = tmp_path / "work"
     args = [f"--data_dir={data}", f"--work_dir={work}", *(f"--gin_param={p}" for p in TINY),
             "--train_flag=--nocalibrate", "--records_flag=--workers=1", "--records_flag=--shorter_side=64",
-            "--evaluate_flag=--batch_size=16"]
-    done = _reproduce(*args)
+            "--download_flag=--processes=1", "--download_flag=--threads=4", "--download_flag=--retries=0",
+            "--download_flag=--shorter_side=64", "--evaluate_flag=--batch_size=16"]
+    if DOWNLOAD:     # URL lists served by a loopback server: photos -> geoest.download -> records
+        from download_helpers import PhotoServer
+
+        cases = {f"/{name}/{image_id}": ("photo", jpeg) for (name, image_id), jpeg in photos.items()}
+        with PhotoServer(cases, max_requests=2 * len(cases), max_seconds=1500) as server:
+            for name in SPLITS:
+                (data / f"{name}_urls.csv").write_text("IMG_ID,url\n" + "".join(
+                    f"{i},{server.url(f'/{n}/{i}')}\n" for n, i in photos if n == name))
+            done = _reproduce(*args)
+        assert server.requests == len(cases)          # each photo asked for once
+    else:            # the folders of photos a download gives: photos -> tools/build_tfrecords.py -> records
+        for (name, image_id), jpeg in photos.items():
+            (data / name).mkdir(exist_ok=True)
+            (data / name / image_id).write_bytes(jpeg)
+        done = _reproduce(*args)
     assert done.returncode == 0, done.stderr[-4000:]
     report = (work / "table6.txt").read_text()
     assert done.stdout.endswith(report)          # printed last, after the stages' own output
@@ -155,7 +172,7 @@ def test_published_meta_to_both_halves_of_table6(tmp_path):
             assert cells[-10 if "/" in line else -2] == str(stop - start)      # N: every test photo scored
     assert "15.2 / 40.9 / 51.5 / 65.4 / 78.5" in halves[0] and "10.5 / 28.0 / 36.6 / 49.7 / 66.0" in halves[1]
     # the photos of each step, and Table 4's counts beside the paper's
-    assert re.search(r"records mp16\s+200\s", report)
+    assert re.search(rf"{'download' if DOWNLOAD else 'records'} mp16\s+200\s", report)
     used = {step: int(n) for step, n in re.findall(r"^(train_\w+)\s+([\d,]+)\s", report.replace(",", ""), re.M)}
     assert len(used) == 13 and 150 < used["train_base_M"] <= 200     # photos outside every MP-16 cell left out
     assert all(0 < used[f"train_isn_{c}"] < used["train_base_M"] for c in ("indoor", "natural", "urban"))
