@@ -24,7 +24,7 @@ DOC = REPO / "docs" / "reproduce.md"
 DOWNLOAD = all(importlib.util.find_spec(m) is not None for m in ("geoest.download", "img2dataset"))
 
 
-def _reproduce(*args, cwd=REPO, timeout=900):
+def _reproduce(*args, cwd=REPO, timeout=2400):
     return subprocess.run([sys.executable, "-m", "geoest.reproduce", *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
 
