@@ -9,6 +9,7 @@
   `define_scene_flags` (ISN routing), `define_confidence_flags` (--region_mass, and with `answers`
   --min_confidence, --max_resolution_km).
 - Flag strings to the data the library takes: `named_dirs` ("NAME=DIR" -> {name: dir}),
+  `model_dirs_and_centers` ("NAME=DIR:geometric"),
   `methods_from_flags`, `confidence_settings`.
 
 - Quiet by default: TensorFlow's C++ start-up lines (CPU features, oneDNN, CUDA drivers, cuInit)
@@ -33,6 +34,7 @@ from absl import app, flags
 
 from geoest import interrupt
 from geoest.errors import InputError
+from geoest.geo.partitioning import CENTERS
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = interrupt.EXIT_INTERRUPTED
@@ -193,7 +195,8 @@ def define_model_flags(*, several: bool = False, required: bool = False, located
       located: also define --centers and --temperatures.
     """
     if several:
-        flags.DEFINE_multi_string("model_dir", [], "Trained model dir (DIR or NAME=DIR); repeat for several.")
+        flags.DEFINE_multi_string("model_dir", [], "Trained model dir (DIR or NAME=DIR, NAME=DIR:geometric for "
+                                  "the cells' centres as Class2GPS of that model alone); repeat for several.")
     else:
         flags.DEFINE_string("model_dir", None, "Trained model dir (best.keras and partitionings/).", required=required)
     flags.DEFINE_list("partitionings", [], "Partitioning CSVs (default: those in each model dir).")
@@ -255,6 +258,20 @@ def named_dirs(specs, flag: str) -> dict:
     return out
 
 
+def model_dirs_and_centers(specs, flag: str = "--model_dir") -> tuple:
+    """["DIR", "NAME=DIR" or "NAME=DIR:mean|geometric", ...] -> ({name: dir}, {name: centers}): a
+    ":geometric" suffix gives that model the cells' geometric centres (base-vgg_c of Table 6)
+    whatever --centers says, so base-vgg and base-vgg_c are two rows of one run."""
+    plain, centers = [], {}
+    for spec in specs:
+        path, sep, kind = spec.rpartition(":")
+        if sep and kind in CENTERS:
+            centers[parse_named(path, flag)[0]] = kind
+            spec = path
+        plain.append(spec)
+    return named_dirs(plain, flag), centers
+
+
 def methods_from_flags(values):
     """The methods of evaluate or predict (`geoest.inference.evaluation.load_methods`) from the
     flags of `define_model_flags` and `define_scene_flags`.
@@ -270,8 +287,9 @@ def methods_from_flags(values):
     if not isinstance(model_dirs, list):   # one --model_dir (predict), or none beside --isn_dirs
         model_dirs = [model_dirs] if model_dirs else []
     hierarchy = evaluation.load_scene_hierarchy_dir(values.places365_dir)
+    model_dirs, model_centers = model_dirs_and_centers(model_dirs)
     methods, image_size = evaluation.load_methods(
-        named_dirs(model_dirs, "--model_dir"), named_dirs(values.isn_dirs, "--isn_dirs"),
+        model_dirs, named_dirs(values.isn_dirs, "--isn_dirs"), model_centers=model_centers,
         scene_model=values.scene_model, scene_output=values.scene_output, scene_preprocess=values.scene_preprocess,
         scene_hierarchy=hierarchy, partitioning_csvs=values.partitionings, centers=values.centers,
         calibration=temperatures_file(values.temperatures))

@@ -49,9 +49,9 @@ def _tiny_tree(root, geo_source):
     files = {"geoest/__init__.py": "from geoest.errors import InputError\n", "geoest/errors.py": "",
              "geoest/cli.py": "", "geoest/geo/__init__.py": geo_source,
              "tools/benchmarks/bench.py": "", "tests/conftest.py": "", "tests/test_x.py": "import geoest.geo\n"}
-    files.update({f"geoest/{p}/__init__.py": "" for p in ("scene", "data", "models", "training",
-                                                           "inference", "demo")})
-    files.update({f"geoest/{m}.py": "" for m in _update_build().MAINS})
+    update_build = _update_build()
+    files.update({f"geoest/{p}/__init__.py": "" for p in update_build.PACKAGES if p != "geo"})
+    files.update({f"geoest/{m}.py": "" for m in update_build.MAINS})
     files["geoest/demo/__main__.py"] = ""
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,16 @@ def test_named_dirs_keep_the_order_and_refuse_a_name_twice():
         cli.named_dirs(["runs/base_M", "other/base_M"], "--model_dir")
 
 
+def test_a_model_dir_may_name_its_own_centers():
+    # Table 6: base-vgg(L, m) and base-vgg_c(L, m) are one model, two rows of one evaluate run.
+    dirs, centers = cli.model_dirs_and_centers(["vgg=m/base_vgg", "vgg_c=m/base_vgg:geometric", "x/a:mean",
+                                                "c:/models/b"])
+    assert list(dirs.items()) == [("vgg", "m/base_vgg"), ("vgg_c", "m/base_vgg"), ("a", "x/a"), ("b", "c:/models/b")]
+    assert centers == {"vgg_c": "geometric", "a": "mean"}
+    with pytest.raises(InputError, match="the name 'vgg' is given twice"):
+        cli.model_dirs_and_centers(["vgg=m/one", "vgg=m/one:geometric"])
+
+
 def _main(*args):
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run([sys.executable, "-m", "geoest.export", *args], capture_output=True, text=True,

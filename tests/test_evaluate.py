@@ -151,6 +151,24 @@ def test_predictions_are_the_models_class2gps(world, tmp_path):
             np.testing.assert_allclose(got[image_id.decode()], fine.centers[cls], rtol=0, atol=1e-6)  # 6 decimals
 
 
+def test_centers_are_chosen_per_method(world, tmp_path):
+    """base-vgg and base-vgg_c of Table 6 as two rows of one run: the same model, one located at its
+    cells' mean coordinates (§3.4), the other at their geometric centres."""
+    methods, _ = load_methods({"m": world["model_dir"], "m_c": world["model_dir"]}, model_centers={"m_c": "geometric"})
+    summary = evaluate(methods, image_batches(world["images_dir"], world["meta_csv"], 8, SIZE), tmp_path)
+    fine = world["parts"][-1]
+    assert set(summary) == {"m", "m_c"}
+    output = fine.name
+    _, mean_rows = _read_results(tmp_path / "m" / f"results_{output}.csv")
+    _, centre_rows = _read_results(tmp_path / "m_c" / f"results_{output}.csv")
+    for rows, points in ((mean_rows, fine.centers), (centre_rows, fine.geometric_centers())):
+        for row in rows:
+            lat, lon = float(row[2]), float(row[4])
+            assert np.abs(points - [lat, lon]).max(axis=1).min() < 1e-5     # one of its cells' points
+    assert [r[0] for r in mean_rows] == [r[0] for r in centre_rows]
+    assert any(a[2:5] != b[2:5] for a, b in zip(mean_rows, centre_rows))
+
+
 def test_isn_ensemble_routes_by_meta_scene(world, tmp_path):
     """ISNs(M, f*, S3) from images + meta CSV (--isn_dirs, in-process): each image is located by
     its concept's ISN."""

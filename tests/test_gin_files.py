@@ -65,6 +65,14 @@ def _query(name):
     return gin.query_parameter(name)
 
 
+def _resolved(name):
+    """A parameter's value with its macros followed (%FINETUNE_FROM -> %BASE_M_DIR -> the value)."""
+    value = _query(name)
+    while isinstance(value, gin.config.ConfigurableReference) and value.scoped_selector.endswith("/gin.macro"):
+        value = _query(value.scoped_selector.split("/")[0] + "/gin.macro.value")
+    return value
+
+
 @pytest.mark.parametrize("concept", ["indoor", "natural", "urban"])
 def test_isn_files_follow_section_4(concept):
     parse_gin([f"isn_{concept}.gin"])
@@ -72,7 +80,26 @@ def test_isn_files_follow_section_4(concept):
     assert _query("train_dataset.tau_s") == 0.3
     assert _query("make_optimizer.learning_rate") == 0.001
     assert _query("train.epochs") == 5
-    assert _query("train.init_from") is not None  # starts from base_M
+    # §3.3, §4: from base(M) after its 15 epochs (the scene-agnostic model), not from its fine-tuned
+    # model: the same 15 + 5 epochs as every other model of Table 6.
+    assert _resolved("train.init_from") == "models/base_M"
+    gin.clear_config()
+    parse_gin(["base_M.gin"])
+    assert _query("train.epochs") == 15 and "init_from" not in gin.get_bindings("train")
+
+
+def test_base_vgg_is_vgg16_with_fc6_and_fc7_with_smoke_on_top(tmp_path):
+    # §4.4 base-vgg(L, m): VGG16 as in Im2GPS, fc6 / fc7 of 4,096 under the middle head.
+    import keras
+
+    parse_gin(["base_vgg_L_m.gin", "smoke.gin"], ["build_model.backbone = 'vgg16'", "IMAGE_SIZE = 32",
+                                                  "train.steps_per_epoch = 1", "train.validation_steps = 1"])
+    model = train(str(tmp_path / "base_vgg"), variant=["base_vgg_L_m", "smoke"])
+    vgg = model.get_layer("vgg16")
+    dense = [(d.name, d.units) for d in vgg.layers if isinstance(d, keras.layers.Dense)]
+    assert dense == [("fc1", 4096), ("fc2", 4096)]
+    (head,) = output_sizes(model)
+    assert model.get_layer(head).kernel.shape[0] == 4096
 
 
 def test_base_files_follow_section_4():

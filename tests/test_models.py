@@ -98,11 +98,25 @@ def test_real_resnet101_has_the_paper_heads(mp16_dir):
 
 
 def test_backbone_weights_from_a_local_file(tmp_path):
-    source = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
-    source.save_weights(tmp_path / "vgg16_notop.weights.h5")
-    model = build_model({"m": 5}, backbone="vgg16", image_size=32, weights=str(tmp_path / "vgg16_notop.weights.h5"))
-    np.testing.assert_array_equal(np.asarray(model.get_layer("vgg16").get_layer("block1_conv1").kernel),
-                                  np.asarray(source.get_layer("block1_conv1").kernel))
+    # the include_top VGG16's file (ImageNet's is vgg16_weights_tf_dim_ordering_tf_kernels.h5), fc6 / fc7 kept
+    source = keras.applications.VGG16(include_top=True, weights=None, input_shape=(32, 32, 3))
+    source.save_weights(tmp_path / "vgg16.weights.h5")
+    model = build_model({"m": 5}, backbone="vgg16", image_size=32, weights=str(tmp_path / "vgg16.weights.h5"))
+    for layer in ("block1_conv1", "fc1", "fc2"):
+        np.testing.assert_array_equal(np.asarray(model.get_layer("vgg16").get_layer(layer).kernel),
+                                      np.asarray(source.get_layer(layer).kernel))
+
+
+def test_vgg16_keeps_fc6_and_fc7_as_in_im2gps():
+    # §4.4 base-vgg(L, m): VGG16 "used in the Im2GPS approach": 13 convolutions, fc6 and fc7 of 4,096
+    # (Keras' fc1 / fc2) under the head; ImageNet's 1000-way classifier dropped.
+    model = build_model({"cells_50_2000": 7}, backbone="vgg16", image_size=32, weights=None)
+    vgg = model.get_layer("vgg16")
+    dense = [layer for layer in vgg.layers if isinstance(layer, keras.layers.Dense)]
+    assert [(d.name, d.units, d.activation.__name__) for d in dense] == [("fc1", 4096, "relu"), ("fc2", 4096, "relu")]
+    assert len([layer for layer in vgg.layers if isinstance(layer, keras.layers.Conv2D)]) == 13
+    assert vgg.output.shape == (None, 4096)
+    assert model.get_layer("cells_50_2000").kernel.shape == (4096, 7)
 
 
 def test_a_model_taking_float_images_is_refused(tmp_path):

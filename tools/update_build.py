@@ -14,9 +14,10 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # Library targets in BUILD, one per package of geoest (the top-level modules form `geoest`, but for
 # `cli`, the mains' shared flags and flag parsing, which sits above the packages).
-PACKAGES = ("geo", "scene", "data", "models", "training", "inference", "demo")
+PACKAGES = ("geo", "scene", "data", "models", "training", "inference", "reproduction", "demo")
 MAINS = ("train", "evaluate", "predict", "export", "calibrate", "create_partitioning", "build_tfrecords",
-         "label_scenes", "scene_stats", "score_predictions", "draw_cells", "convert_places365", "download", "within_weights")
+         "label_scenes", "scene_stats", "score_predictions", "draw_cells", "convert_places365", "download",
+         "within_weights", "reproduce")
 
 # The layering (README "The package"): (importer prefix, forbidden imported prefixes, why).
 IMPORT_RULES = (
@@ -32,7 +33,7 @@ IMPORT_RULES = (
     ("geoest.inference", ("geoest.training",), "training and inference are siblings"),
     *((f"geoest.{mid}", ("geoest.cli",) + tuple(f"geoest.{m}" for m in MAINS),
        "library functions take data; flags are parsed in the mains and geoest.cli")
-      for mid in ("training", "inference")),
+      for mid in ("training", "inference", "reproduction")),
     ("geoest", ("geoest.demo", "tools"), "the library never imports the demo or the tools"),
     ("tools.benchmarks", ("tests",), "benchmarks measure the library, not test helpers"),
 )

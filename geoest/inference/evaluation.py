@@ -133,7 +133,8 @@ def load_scene_hierarchy_dir(places365_dir):
 
 def load_methods(model_dirs: dict | None = None, isn_dirs: dict | None = None, *, scene_model=None,
                  scene_output: str | None = None, scene_preprocess: str = "tf", scene_hierarchy=None,
-                 partitioning_csvs=(), centers: str = "mean", calibration: str | None = None):
+                 partitioning_csvs=(), centers: str = "mean", model_centers: dict | None = None,
+                 calibration: str | None = None):
     """The methods to evaluate or predict with, from training model dirs.
 
     Args:
@@ -152,6 +153,8 @@ def load_methods(model_dirs: dict | None = None, isn_dirs: dict | None = None, *
       scene_hierarchy: Places365 hierarchy, needed for 16 or 365 scene outputs.
       partitioning_csvs: partitioning CSVs overriding those found in the model dirs.
       centers: Class2GPS "mean" or "geometric".
+      model_centers: {method name: "mean" or "geometric"} for models whose Class2GPS differs from
+        `centers` (Table 6: base-vgg_c(L, m) is base-vgg(L, m) with the cells' geometric centres).
       calibration: temperatures of the models: None (each model dir's calibration.json when it has
         one), False (uncalibrated) or the path of a calibration file (one model dir only). ISNs
         are not calibrated.
@@ -171,7 +174,8 @@ def load_methods(model_dirs: dict | None = None, isn_dirs: dict | None = None, *
     for name, path in model_dirs.items():
         geo_model = load_geo_model(path, partitioning_csvs)
         sizes.add(geo_model.model.input_shape[1])
-        methods.append(model_method(name, geo_model, centers, load_calibration(geo_model, calibration)))
+        methods.append(model_method(name, geo_model, (model_centers or {}).get(name, centers),
+                                    load_calibration(geo_model, calibration)))
     if isn_dirs:
         geo_models = {concept: load_geo_model(path, partitioning_csvs) for concept, path in isn_dirs.items()}
         sizes.update(m.model.input_shape[1] for m in geo_models.values())

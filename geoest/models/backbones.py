@@ -1,8 +1,8 @@
 """Feature extractors for §3.3: a uint8 image to the global-pooling feature vector.
 
 §4 trains ResNet-101 (the v2 variant of the paper's original TensorFlow implementation); Table 6
-compares against VGG16 (base-vgg). Every backbone takes uint8 RGB images in [0, 255] (what
-`geoest.data.pipeline` yields: a quarter of float32's bytes on the way to the accelerator) and
+compares against VGG16 with its fully connected fc6 / fc7 (base-vgg, as in Im2GPS). Every
+backbone takes uint8 RGB images in [0, 255] (what `geoest.data.pipeline` yields: a quarter of float32's bytes on the way to the accelerator) and
 scales them, as its first layer and in the compute dtype, to what its ImageNet weights expect:
 [-1, 1] for the ResNet v2 family, Caffe's BGR minus the channel means for VGG16, [0, 255] for
 EfficientNetV2 and ConvNeXt (which normalise inside).
@@ -99,14 +99,19 @@ def _application(constructor, name, images, weights, **kwargs):
 
     weights: None (random), "imagenet" (`imagenet_weights`) or the path of a local weights file.
     """
-    if weights == "imagenet":
-        weights = imagenet_weights(name)
-    elif weights is not None and not os.path.exists(weights):
-        raise InputError(f"backbone {name!r}: weights file {weights!r} does not exist; expected None, "
-                         "'imagenet' or the path of a local weights file (.weights.h5 / .h5)")
-    base = constructor(include_top=False, weights=weights, input_shape=tuple(images.shape[1:]),
+    base = constructor(include_top=False, weights=_weights_file(name, weights), input_shape=tuple(images.shape[1:]),
                        pooling="avg", **kwargs)
     return base(images)
+
+
+def _weights_file(name: str, weights):
+    """weights: None (random), "imagenet" (`imagenet_weights`) or the path of a local weights file."""
+    if weights == "imagenet":
+        return imagenet_weights(name)
+    if weights is not None and not os.path.exists(weights):
+        raise InputError(f"backbone {name!r}: weights file {weights!r} does not exist; expected None, "
+                         "'imagenet' or the path of a local weights file (.weights.h5 / .h5)")
+    return weights
 
 
 def _keras_backbone(name: str, constructor: str, convention: str):
@@ -122,8 +127,6 @@ KERAS_BACKBONES = {
     "resnet101v2": ("ResNet101V2", SYMMETRIC, "resnet/resnet101v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "resnet50v2": ("ResNet50V2", SYMMETRIC, "resnet/resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "resnet152v2": ("ResNet152V2", SYMMETRIC, "resnet/resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    # Table 6, base-vgg(L, m): VGG16 as used by Im2GPS [39], with Caffe's input convention.
-    "vgg16": ("VGG16", CAFFE, "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     # Stronger modern backbones (not in the paper); they normalise [0, 255] inputs themselves.
     "efficientnetv2s": ("EfficientNetV2S", RAW, "efficientnet_v2/efficientnetv2-s_notop.h5"),
     "convnext_tiny": ("ConvNeXtTiny", RAW, "convnext/convnext_tiny_notop.h5"),
@@ -131,6 +134,24 @@ KERAS_BACKBONES = {
 IMAGENET_FILES = {name: weights_file for name, (_, _, weights_file) in KERAS_BACKBONES.items()}
 for _name, (_constructor, _convention, _) in KERAS_BACKBONES.items():
     BACKBONES[_name] = _keras_backbone(_name, _constructor, _convention)
+# §4.4, Table 6 base-vgg(L, m): "VGG16 [...] used in the Im2GPS approach", which keeps the fully
+# connected fc6 and fc7 (4,096 each): Keras' VGG16 with its top, from ImageNet weights of the
+# include_top model, ending at fc7 (the 1000-way ImageNet classifier dropped).
+IMAGENET_FILES["vgg16"] = "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+
+
+@_register("vgg16")
+def vgg16(images, weights=None):
+    """VGG16 as in Im2GPS: 13 convolutions, then fc6 and fc7 (Keras' `fc1` / `fc2`, ReLU, 4,096 each).
+
+    uint8 images [batch, S, S, 3] (Caffe's input convention) -> fc7 features float [batch, 4096].
+    weights: None (random), "imagenet" (the include_top model's file, `imagenet_weights`) or the path
+    of a local weights file of Keras' VGG16 with its top at the same input size.
+    """
+    full = keras.applications.VGG16(include_top=True, weights=_weights_file("vgg16", weights),
+                                    input_shape=tuple(images.shape[1:]))
+    base = keras.Model(full.inputs, full.get_layer("fc2").output, name="vgg16")
+    return base(scale_images(images, CAFFE))
 
 
 @_register("tiny")
