@@ -22,6 +22,7 @@
 absl flags are read here and in the mains only, never in the library.
 """
 import atexit
+import gc
 import logging
 import os
 import pathlib
@@ -53,9 +54,14 @@ _GIN_CONTEXT = "\n  In call to configurable"
 
 
 # -- the exit convention --------------------------------------------------------------------------
+def _one_line(message) -> str:
+    """`message` on one line, without gin's binding context."""
+    return " ".join(str(message).split(_GIN_CONTEXT)[0].split())
+
+
 def exit_bad_input(message) -> NoReturn:
     """Prints `error: <message>` as one line on stderr and exits with status 2."""
-    print("error: " + " ".join(str(message).split(_GIN_CONTEXT)[0].split()), file=sys.stderr)
+    print("error: " + _one_line(message), file=sys.stderr)
     sys.exit(EXIT_BAD_INPUT)
 
 
@@ -143,17 +149,23 @@ def run(main) -> None:
         try:
             return main(argv)
         except InputError as err:
-            exit_bad_input(err)
+            line, status = "error: " + _one_line(err), EXIT_BAD_INPUT
         except (interrupt.Interrupted, KeyboardInterrupt) as err:
             message = str(err) if isinstance(err, interrupt.Interrupted) else \
                 "stopped by SIGINT; re-run the same command to resume"
-            print("interrupted: " + " ".join(message.split()), file=sys.stderr)
-            sys.exit(EXIT_INTERRUPTED)
+            line, status = "interrupted: " + " ".join(message.split()), EXIT_INTERRUPTED
         except Exception as err:    # noqa: BLE001  an OS error while writing, also from TensorFlow's writers
             line = os_error_line(err)
             if line is None:
                 raise
-            exit_bad_input(line)
+            line, status = "error: " + _one_line(line), EXIT_BAD_INPUT
+        # Outside the except block the exception and its traceback are gone: the frames of a stopped
+        # `fit` and their tf.data iterator are freed now, while the interpreter still runs the
+        # iterator's threads (freed at interpreter exit, an iterator with a py_function in flight
+        # waits forever for a thread Python has ended).
+        gc.collect()
+        print(line, file=sys.stderr)
+        sys.exit(status)
 
     try:
         app.run(checked, flags_parser=parse_flags)

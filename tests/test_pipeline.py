@@ -110,8 +110,9 @@ def test_training_image_is_a_flipped_or_plain_crop_in_range(height, width):
     encoded = tf.constant(encode_jpeg(coordinate_image(height, width)))
     flips = []
     for k in range(40):
-        image = pipeline.train_image(encoded, tf.constant([k, 1], tf.int64), SIZE).numpy()
-        assert image.dtype == np.uint8 and image.shape == (SIZE, SIZE, 3)
+        image, decoded = pipeline.train_image(encoded, tf.constant([k, 1], tf.int64), SIZE)
+        image = image.numpy()
+        assert bool(decoded) and image.dtype == np.uint8 and image.shape == (SIZE, SIZE, 3)
         xs = image[SIZE // 2, [0, -1], 0].astype(np.float64) / 255 * (width - 1)
         ys = image[[0, -1], SIZE // 2, 1].astype(np.float64) / 255 * (height - 1)
         flips.append(xs[0] > xs[1])
@@ -283,3 +284,16 @@ def test_image_count_from_the_records_equals_the_decoded_count(tmp_path, geo_rec
     counted = pipeline.train_dataset(path, partitionings, 16, count_only=True, **kwargs)
     decoded = sum(int(images.shape[0]) for images, _ in pipeline.train_dataset(path, partitionings, 16, **kwargs))
     assert counted == decoded and 0 < counted < n - 3
+
+
+def test_strict_decoding_flags_corrupt_data_instead_of_raising():
+    good = encode_jpeg(coordinate_image(48, 64))
+    start = good.find(b"\xff\xda") + 20
+    body = np.frombuffer(good[start:-2], np.uint8).copy()
+    np.random.default_rng(0).shuffle(body)
+    corrupt = good[:start] + body.tobytes() + good[-2:]        # markers intact, entropy data garbage
+    calls = []
+    image, decoded = pipeline.decode_jpeg_strict(tf.constant(good), lambda: calls.append(1))
+    assert bool(decoded) and image.shape == (48, 64, 3) and not calls
+    image, decoded = pipeline.decode_jpeg_strict(tf.constant(corrupt), lambda: calls.append(1))
+    assert not bool(decoded) and image.shape == (1, 1, 3) and calls == [1]

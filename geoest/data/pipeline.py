@@ -47,7 +47,6 @@ TRUNCATED = "truncated JPEG (no end marker)"
 NO_CELL = "in no cell of a partitioning"
 NO_SCENE = "no scene probabilities"
 BELOW_TAU_S = "concept probability <= tau_S"
-UNDECODABLE = "JPEG data that cannot be decoded"   # training: counted from the data position
 _REASONS = (NOT_JPEG, TRUNCATED, NO_CELL, NO_SCENE, BELOW_TAU_S)
 _UNREADABLE = (NOT_JPEG, TRUNCATED)
 DAMAGED_SHARD = "in a damaged shard (corrupt or truncated record)"
@@ -163,6 +162,7 @@ class DataPosition:
         self._generation = tf.Variable(0, dtype=tf.int64, trainable=False, name="generation")
         self._batches = collections.defaultdict(list)   # generation -> [(pass, consumed) after each batch]
         self._first_step = 0
+        self._undecodable = 0          # photos whose JPEG data did not decode, as the pipeline read them
         self._lock = threading.Lock()
 
     def checkpoint(self):
@@ -194,6 +194,17 @@ class DataPosition:
             self.pass_index.assign(position[0])
             self.consumed.assign(position[1])
 
+    def count_undecodable(self) -> None:
+        """Called by the pipeline for each photo whose JPEG data does not decode."""
+        with self._lock:
+            self._undecodable += 1
+
+    def undecodable(self) -> int:
+        """Photos found undecodable so far in this process (counted where the pipeline reads,
+        so prefetched photos are counted before they are trained on)."""
+        with self._lock:
+            return self._undecodable
+
     def _record(self, generation, passes, indices):
         passes, indices = passes.numpy(), indices.numpy()
         if len(passes):
@@ -217,7 +228,7 @@ def _jpeg_looks_complete(encoded):
     """A vectorised check of JPEG start (FF D8 FF) and end (FF D9) markers.
 
     Catches zero-byte files, PNGs and truncated JPEGs without decoding. Corrupt data inside a
-    complete-looking JPEG is left to `ignore_errors` after decoding.
+    complete-looking JPEG is left to the strict decoder (`decode_jpeg_strict`).
 
     Returns:
       (is_jpeg, has_end): bool tensors of `encoded`'s shape.
@@ -338,41 +349,53 @@ def _to_uint8(resized):
     return tf.cast(resized + 0.5, tf.uint8)
 
 
-def decode_jpeg_strict(encoded):
-    """Decodes a JPEG (tf.string scalar) to uint8 RGB [height, width, 3] with libjpeg-turbo in strict
-    mode (simplejpeg): data libjpeg would only warn about ("Corrupt JPEG data: ...", which
-    `tf.io.decode_jpeg` decodes into garbage pixels) is an error, InvalidArgumentError, so that a
-    pipeline drops the photo (`ignore_errors`) instead of feeding it."""
+def decode_jpeg_strict(encoded, on_undecodable=None):
+    """Decodes a JPEG (tf.string scalar) with libjpeg-turbo in strict mode (simplejpeg): data
+    libjpeg would only warn about ("Corrupt JPEG data: ...", which `tf.io.decode_jpeg` decodes into
+    garbage pixels) counts as undecodable. No error flows through tf.data: a pipeline filters on
+    `decoded` (an error dropped by `ignore_errors` can leave an iterator destroyed mid-stream
+    waiting forever for its parallel map).
+
+    Args:
+      encoded: tf.string scalar.
+      on_undecodable: called for each photo that does not decode (the training pipeline counts them).
+    Returns:
+      (image uint8 [height, width, 3], decoded bool scalar); an undecodable photo gives a black 1x1 image.
+    """
 
     def decode(data):
         try:
-            return simplejpeg.decode_jpeg(data.numpy(), colorspace="RGB", strict=True)
-        except ValueError as err:
-            raise tf.errors.InvalidArgumentError(None, None, f"{UNDECODABLE}: {err}") from None
+            return simplejpeg.decode_jpeg(data.numpy(), colorspace="RGB", strict=True), True
+        except ValueError:
+            if on_undecodable is not None:
+                on_undecodable()
+            return np.zeros((1, 1, 3), np.uint8), False
 
-    image = tf.py_function(decode, [encoded], tf.uint8)
+    image, decoded = tf.py_function(decode, [encoded], (tf.uint8, tf.bool))
     image.set_shape([None, None, 3])
-    return image
+    decoded.set_shape([])
+    return image, decoded
 
 
-def train_image(encoded, seed, image_size: int = 224):
+def train_image(encoded, seed, image_size: int = 224, on_undecodable=None):
     """§4: decode only a random crop window, resize to image_size^2, flip at random.
 
     Args:
       encoded: tf.string scalar, a JPEG.
       seed: int [2]; the crop and the flip draw from seeds derived from it.
+      on_undecodable: called for a photo whose JPEG data does not decode (`decode_jpeg_strict`).
     Returns:
-      uint8 [image_size, image_size, 3].
+      (uint8 [image_size, image_size, 3], decoded bool scalar): filter out the photos not decoded.
     """
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
     # The whole JPEG is decoded strictly, then cropped: decoding only the window would stop at its
     # last row, and a lenient decoder feeds corrupt data as pixels.
-    image = decode_jpeg_strict(encoded)
+    image, decoded = decode_jpeg_strict(encoded, on_undecodable)
     window = sample_crop_window(tf.shape(image), seeds[0])
     image = tf.slice(image, tf.stack([window[0], window[1], 0]), tf.stack([window[2], window[3], 3]))
     image = _to_uint8(tf.image.resize(image, [image_size, image_size]))
     # Flipping commutes with the (symmetric) bilinear resize; the smaller uint8 image is cheapest.
-    return tf.image.stateless_random_flip_left_right(image, seeds[1])
+    return tf.image.stateless_random_flip_left_right(image, seeds[1]), decoded
 
 
 def three_crops(image, image_size: int = 224):
@@ -529,13 +552,26 @@ def train_dataset(file_pattern, partitionings, batch_size: int, *, image_size: i
 
     def parse(position, example):
         element_seed = tf.stack([tf.constant(base_seed, tf.int64), position])
-        return train_image(example["encoded"], element_seed, image_size), example_labels(example, names, scene_level)
+        image, decoded = train_image(example["encoded"], element_seed, image_size)
+        return image, example_labels(example, names, scene_level), decoded
 
     ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    ds = ds.ignore_errors(log_warning=True)   # corrupt data inside a complete-looking JPEG
+    ds = _decoded_only(ds)   # corrupt data inside a complete-looking JPEG
     ds = ds.batch(batch_size, drop_remainder=repeat, num_parallel_calls=AUTOTUNE,
                   deterministic=deterministic)
     return ds.prefetch(AUTOTUNE).with_options(_options(deterministic))
+
+
+def _decoded_only(ds):
+    """Drops the elements (..., decoded) whose photo did not decode, and the flag."""
+
+    def decoded(*element):
+        return element[-1]
+
+    def without_flag(*element):
+        return element[:-1]
+
+    return ds.filter(decoded).map(without_flag)
 
 
 def _positioned_train_dataset(file_pattern, label, position, seed, batch_size, image_size, names, scene_level,
@@ -577,11 +613,11 @@ def _positioned_train_dataset(file_pattern, label, position, seed, batch_size, i
     def parse(generation, pass_seed, k, index, example):
         # One augmentation seed per photo, from (seed, worker) and (pass, position in the pass).
         element_seed = tf.stack([pass_seed * 1000 + worker, k * 2**32 + index])
-        image = train_image(example["encoded"], element_seed, image_size)
-        return image, example_labels(example, names, scene_level), (generation, k, index)
+        image, decoded = train_image(example["encoded"], element_seed, image_size, position.count_undecodable)
+        return image, example_labels(example, names, scene_level), (generation, k, index), decoded
 
     ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    ds = ds.ignore_errors()   # JPEG data that does not decode: counted from the positions (`UNDECODABLE`)
+    ds = _decoded_only(ds)   # JPEG data that does not decode: counted (`DataPosition.undecodable`)
     ds = ds.batch(batch_size, drop_remainder=True, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
 
     def logged(images, labels, where):

@@ -8,9 +8,11 @@ same command resumes at that step, at the same place in the data.
 `SkipAccounting`: photos of an epoch that were not trained on, by reason, added to the epoch's
 logs (metrics.csv) and logged: those dropped before decoding (not a JPEG, truncated, in no cell,
 no scene label: counted once per pass over the records, `Inputs.count_skips`) and those whose
-JPEG data did not decode (from the data position: photos passed less photos trained on). More
-than `max_skipped` of the photos read lost to damage (unreadable or undecodable JPEGs) stops the
-run with one line. Photos in no cell (§3.1 discards cells under tau_min) or without a scene label
+JPEG data did not decode (photos passed in the data position less photos trained on, never more
+than the decoder counted: with parallel reads a batch's photos arrive out of order, so the
+position runs ahead of the photos passed; the decoder's count runs ahead by what is prefetched;
+each is an upper bound and exact where the other is). More than `max_skipped` of the photos read
+lost to damage (unreadable or undecodable JPEGs) stops the run with one line. Photos in no cell (§3.1 discards cells under tau_min) or without a scene label
 are reported, not limited: they follow from the partitionings and the records' scene columns.
 """
 import logging
@@ -61,6 +63,7 @@ class SkipAccounting(keras.callbacks.Callback):
         self.pass_skips, self.max_skipped = dict(pass_skips), max_skipped
         self._start = self._start_step = None
         self._epoch = 0
+        self._attributed = position.undecodable()   # decoder counts reported for earlier epochs
 
     def _step(self) -> int:
         return int(self.model.optimizer.iterations.numpy())
@@ -77,7 +80,8 @@ class SkipAccounting(keras.callbacks.Callback):
         passed = (end[0] - self._start[0]) * self.per_pass + end[1] - self._start[1]
         used = (step - self._start_step) * self.batch_size
         share = passed / self.per_pass
-        out = {"images": used, "skipped_undecodable": max(0, passed - used)}
+        decoder_count = self.position.undecodable() - self._attributed
+        out = {"images": used, "skipped_undecodable": max(0, min(passed - used, decoder_count))}
         for key, reasons in LOGGED.items():
             out[key] = round(share * sum(self.pass_skips.get(r, 0) for r in reasons))
         out["lost"] = out["skipped_undecodable"] + out["skipped_unreadable"]
@@ -106,6 +110,7 @@ class SkipAccounting(keras.callbacks.Callback):
         logging.info("epoch %d: %d photos trained on (decoded), %d skipped of %d read: %s", epoch + 1,
                      counts["images"], counts["lost"], counts["read"],
                      ", ".join(f"{k} {counts[k]}" for k in ("skipped_undecodable", *LOGGED)))
+        self._attributed += counts["skipped_undecodable"]
         if logs is not None:
             logs.update({k: counts[k] for k in ("images", "skipped_undecodable", *LOGGED)})
         self._check(counts, epoch)
