@@ -15,6 +15,7 @@ position) and the run exits with status 75; the same command resumes at that ste
 from absl import flags
 
 from geoest import cli
+from geoest.inference import calibration
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin files (path or name under gin/), applied in order.")
@@ -38,7 +39,6 @@ def main(argv):
     flag_params = [] if FLAGS.max_skipped is None else [f"train.max_skipped = {FLAGS.max_skipped!r}"]
     parse_gin(FLAGS.gin_file, FLAGS.gin_param + flag_params)
     train(FLAGS.model_dir, strategy, variant=variant_name(FLAGS.gin_file))
-    from geoest.inference import calibration
     from geoest.training.distribute import is_chief
 
     if FLAGS.calibrate and is_chief(strategy) and calibration.validation_files(FLAGS.model_dir):

@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from geoest import interrupt
 from geoest.data import meta as meta_lib
@@ -271,7 +272,6 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
         meta CSV rows or options (unless `overwrite`).
     """
     from geoest.data import records   # imports TensorFlow
-    from tqdm import tqdm
 
     images_dir = pathlib.Path(images_dir)
     if not images_dir.is_dir():

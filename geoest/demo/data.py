@@ -28,7 +28,9 @@ import os
 import pathlib
 
 import numpy as np
+import pandas as pd
 from PIL import Image
+from tqdm import tqdm
 
 from geoest.demo import cities
 from geoest.geo.landmask import is_land
@@ -292,8 +294,6 @@ def image_id(split: str, index: int) -> str:
 
 def write_meta_csv(path, split: str, photos: Photos) -> None:
     """Writes the Im2GPS meta format (`geoest.scene.meta.META_COLUMNS`) for one split."""
-    import pandas as pd
-
     frame = pd.DataFrame({
         "IMG_ID": [image_id(split, i) for i in range(len(photos))],
         "AUTHOR": [f"demo_author_{a:03d}" for a in photos.author],
@@ -327,8 +327,6 @@ def generate(output_dir, num_images: int = 4000, seed: int = 0, image_size: int 
     Returns:
       A `DemoDataset` naming what was written.
     """
-    from tqdm import tqdm
-
     root = pathlib.Path(output_dir)
     image_dir = root / "images"
     image_dir.mkdir(parents=True, exist_ok=True)

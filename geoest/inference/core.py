@@ -22,6 +22,7 @@ import dataclasses
 import numpy as np
 
 from geoest.errors import InputError
+from geoest.geo import Hierarchy
 from geoest.geo.hierarchy import HIERARCHY   # key of the f* prediction beside the partitionings' names
 from geoest.geo.partitioning import CENTERS  # Class2GPS points: "mean", "geometric"
 
@@ -101,7 +102,6 @@ class Locator:
         self._centers = {p.name: np.asarray(p.class2gps(centers), np.float64) for p in self.partitionings}
         self.hierarchy = None
         if hierarchy and len(self.partitionings) >= 2:
-            from geoest.geo import Hierarchy
             self.hierarchy = Hierarchy(self.partitionings)
 
     @property

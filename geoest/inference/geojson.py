@@ -9,6 +9,7 @@ import json
 import numpy as np
 
 from geoest.files import atomic_path
+from geoest.geo import s2cell
 
 
 def _unit(lat_deg, lon_deg):
@@ -88,8 +89,6 @@ def token_features(tokens, properties=None, points_per_edge: int = 8) -> list:
       properties: optional list of K dicts, each feature's properties (the token is added as "cell").
     """
     import s2geometry as s2
-
-    from geoest.geo import s2cell
 
     features = []
     for i, token in enumerate(tokens):

@@ -9,6 +9,7 @@ import numpy as np
 
 from geoest.errors import InputError
 from geoest.inference.core import SCENE, crop_probabilities, model_outputs, output_sizes
+from geoest.scene.labeler import PREPROCESSING
 from geoest.scene.places365 import CONCEPTS, scene_label
 
 
@@ -111,7 +112,6 @@ class ModelScenes:
     def __init__(self, model, output: str | None = SCENE, scene_hierarchy=None, preprocess: str = "tf",
                  source: str = "scene model", kind: str | None = None):
         from geoest.models import IMAGE_DTYPE
-        from geoest.scene.labeler import PREPROCESSING
 
         if preprocess not in PREPROCESSING:
             raise InputError(f"preprocess {preprocess!r}: expected one of {', '.join(PREPROCESSING)}")

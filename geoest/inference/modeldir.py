@@ -10,6 +10,7 @@ import pathlib
 import re
 
 from geoest.errors import InputError
+from geoest.geo import read_partitionings
 from geoest.inference.core import SCENE, output_sizes
 
 MODEL_FILES = ("best.keras", "model.keras", "final.keras")
@@ -75,8 +76,6 @@ def find_partitionings(names, model_dir, csv_paths=()):
     Returns:
       list of `geoest.geo.Partitioning`, one per name, in `names` order.
     """
-    from geoest.geo import read_partitionings
-
     model_dir = pathlib.Path(model_dir)
     found = {}
     candidates = [pathlib.Path(p) for p in csv_paths] or list(_candidate_csvs(model_dir if model_dir.is_dir()

@@ -16,6 +16,7 @@ import pathlib
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from geoest import interrupt
 from geoest.errors import InputError
@@ -242,8 +243,6 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv,
       InputError: bad arguments, or an existing output that another classifier, input convention
         or hierarchy wrote (naming what changed), without `overwrite`.
     """
-    from tqdm import tqdm
-
     if preprocess not in PREPROCESSING:
         raise InputError(f"preprocess {preprocess!r}: expected one of {', '.join(PREPROCESSING)}")
     if batch_size < 1:

@@ -17,6 +17,7 @@ position of TFRecord inputs, `geoest.data.pipeline.DataPosition`) and raises
 """
 import functools
 import importlib.util
+import inspect
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ from geoest.files import hold_lock, write_text
 from geoest.geo import Hierarchy, Partitioning, read_partitionings
 from geoest.models import (SCENE_CLASSES, SCENE_HEAD, Top1Accuracy, add_weight_decay, build_model, make_losses,
                            output_sizes)
+from geoest.models.backbones import imagenet_weights
 from geoest.training.callbacks import GeoValidation, PeriodicCheckpoint
 from geoest.training.distribute import is_chief, scratch_dir
 from geoest.training.inputs import require_images
@@ -65,10 +67,6 @@ def check_keras_version(version: str = keras.__version__) -> None:
 def fetch_backbone_weights() -> None:
     """Makes sure the ImageNet weights the gin config asks for (§4) are in Keras' cache, before any
     data is read: offline, a run stops at once with the file to place and where."""
-    import inspect
-
-    from geoest.models.backbones import imagenet_weights
-
     arguments = {name: p.default for name, p in inspect.signature(build_model).parameters.items()}
     arguments.update(gin.get_bindings(build_model))
     if arguments["weights"] == "imagenet":
