@@ -14,10 +14,10 @@ from absl import flags
 from absl import logging as absl_logging
 
 from geoest import cli
-from geoest.data.meta import read_meta_csv
+from geoest.data.meta_csv import read_meta_csv
 from geoest.files import check_output, write_deterministic
 from geoest.geo import Partitioning
-from geoest.scene.meta import ID_COLUMN, LAT_COLUMN, LON_COLUMN
+from geoest.scene.columns import ID_COLUMN, LAT_COLUMN, LON_COLUMN
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("meta_csv", None, "CSV with one row per photo (IMG_ID,LAT,LON,...).")

@@ -66,7 +66,7 @@ def main(argv):
         total = None
         batches = evaluation.record_batches(FLAGS.test_records, FLAGS.batch_size, image_size, hierarchy, skip_log)
     else:
-        from geoest.data.meta import read_meta_csv
+        from geoest.data.meta_csv import read_meta_csv
         total = len(read_meta_csv(FLAGS.meta_csv))
         batches = evaluation.image_batches(FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, image_size,
                                            hierarchy, skip_log, allow_absolute_paths=FLAGS.allow_absolute_paths)

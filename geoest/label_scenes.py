@@ -12,7 +12,7 @@ images are listed in OUTPUT.errors.csv.
 from absl import flags
 
 from geoest import cli
-from geoest.data.meta import read_meta_csv
+from geoest.data.meta_csv import read_meta_csv
 from geoest.scene import labeler, places365
 
 flags.DEFINE_string("images_dir", None, "Root of the images; paths are IMAGES_DIR/IMG_ID.")

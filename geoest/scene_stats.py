@@ -10,11 +10,11 @@ import json
 from absl import flags
 
 from geoest import cli
-from geoest.data.meta import read_meta_csv
-from geoest.scene import meta
+from geoest.data.meta_csv import read_meta_csv
+from geoest.scene import columns, statistics
 
 flags.DEFINE_string("meta_csv", None, "CSV in the Im2GPS meta format (S3_Label, Prob_* columns).")
-flags.DEFINE_float("tau_s", meta.TAU_S, "Concept-probability threshold of the ISNs (§4).")
+flags.DEFINE_float("tau_s", statistics.TAU_S, "Concept-probability threshold of the ISNs (§4).")
 flags.mark_flag_as_required("meta_csv")
 FLAGS = flags.FLAGS
 
@@ -22,8 +22,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     rows = read_meta_csv(FLAGS.meta_csv, author=False, probs365=False,
-                         required=(meta.LABEL_COLUMNS[0],) + meta.PROB_COLUMNS)
-    print(json.dumps(meta.scene_statistics(rows.scene_labels[:, 0], rows.probs3, tau_s=FLAGS.tau_s)))
+                         required=(columns.LABEL_COLUMNS[0],) + columns.PROB_COLUMNS)
+    print(json.dumps(statistics.scene_statistics(rows.scene_labels[:, 0], rows.probs3, tau_s=FLAGS.tau_s)))
 
 
 if __name__ == "__main__":

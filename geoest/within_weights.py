@@ -13,7 +13,7 @@ import pathlib
 from absl import flags
 
 from geoest import cli
-from geoest.data.meta import read_meta_csv
+from geoest.data.meta_csv import read_meta_csv
 from geoest.errors import InputError
 from geoest.geo import Partitioning
 from geoest.geo.within import WithinWeights

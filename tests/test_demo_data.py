@@ -7,7 +7,7 @@ from PIL import Image
 from geoest.demo import cities, data
 from geoest.geo.landmask import is_land
 from geoest.geo import great_circle_km
-from geoest.scene.meta import META_COLUMNS
+from geoest.scene.columns import META_COLUMNS
 
 
 def _files(root):

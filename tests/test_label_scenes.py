@@ -10,8 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from geoest.errors import InputError
-from geoest.scene import meta, places365
+from geoest.scene import columns, places365, statistics
 from scene_helpers import read_rows, save_stand_in_model, write_meta, write_photos
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -46,11 +45,11 @@ def test_output_feeds_build_tfrecords_the_isn_filter_and_scene_stats(labelled, t
                                                                      places365_dir):
     from geoest.data import pipeline
     from geoest.data.build import build_tfrecords
-    from geoest.data.meta import read_meta_csv
+    from geoest.data.meta_csv import read_meta_csv
 
     images, output = labelled
     rows = read_rows(output)
-    assert rows[0] == list(meta.META_COLUMNS) + list(meta.prob365_columns())
+    assert rows[0] == list(columns.META_COLUMNS) + list(columns.prob365_columns())
     assert [r[0] for r in rows[1:]] == GOOD
     parsed = read_meta_csv(output)
     hierarchy = places365.load_default_hierarchy(places365_dir)
@@ -60,7 +59,7 @@ def test_output_feeds_build_tfrecords_the_isn_filter_and_scene_stats(labelled, t
     summary = build_tfrecords(images, output, tmp_path / "records", num_shards=2, workers=1,
                               progress=False)
     assert summary.written == len(GOOD) and summary.num_skipped() == 0, summary.report()
-    stats = meta.scene_statistics(parsed.scene_labels[:, 0], parsed.probs3)
+    stats = statistics.scene_statistics(parsed.scene_labels[:, 0], parsed.probs3)
     assert stats["count"] == len(GOOD)
     for concept in places365.CONCEPTS:
         dataset = pipeline.train_dataset(str(tmp_path / "records" / "*.tfrecord"), [], 1,
@@ -79,20 +78,6 @@ def test_output_feeds_build_tfrecords_the_isn_filter_and_scene_stats(labelled, t
                                for i, c in enumerate(places365.CONCEPTS)},
         "isn_images": {c: int((values[:, 3 + i] > 0.2).sum())
                        for i, c in enumerate(places365.CONCEPTS)}}
-
-
-def test_scene_statistics_counts_probabilities_above_tau_s(tmp_path):
-    probs3 = [[0.4, 0.3, 0.3],        # exactly tau_S is not above
-              [0.05, 0.31, 0.64],
-              [0.0, 0.0, 1.0]]
-    assert meta.scene_statistics([0, 2, 2], probs3) == {
-        "count": 3, "tau_s": 0.3,
-        "images_per_concept": {"indoor": 1, "natural": 0, "urban": 2},
-        "isn_images": {"indoor": 1, "natural": 1, "urban": 2}}
-    with pytest.raises(InputError, match=r"row 2: S3 label 3; expected 0 \(indoor\)"):
-        meta.scene_statistics([0, 3, 2], probs3)
-    with pytest.raises(InputError, match=r"2 S3 labels but S3 probabilities of shape \(3, 3\)"):
-        meta.scene_statistics([0, 2], probs3)
 
 
 def test_input_errors_are_one_line_and_exit_non_zero(tmp_path):

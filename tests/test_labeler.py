@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from geoest.data.meta import read_meta_csv
+from geoest.data.meta_csv import read_meta_csv
 from geoest.errors import InputError
-from geoest.scene import labeler, meta
+from geoest.scene import columns, labeler
 from geoest.scene.places365 import load_scene_hierarchy
 from scene_helpers import (read_rows, save_stand_in_model, write_meta, write_photos,
                            write_places365_files)
@@ -40,7 +40,7 @@ def test_writes_im2gps_meta_rows_and_reports_unreadable_images(setup, tmp_path):
     assert sorted(r[0] for r in read_rows(summary.errors_csv)[1:]) == ["corrupt.jpg",
                                                                         "missing.jpg"]
     rows = read_rows(summary.output_csv)
-    assert rows[0] == list(meta.META_COLUMNS) + [f"prob365_{i}" for i in range(5)]
+    assert rows[0] == list(columns.META_COLUMNS) + [f"prob365_{i}" for i in range(5)]
     assert [r[0] for r in rows[1:]] == GOOD  # meta order, readable images only
     meta_rows = {r[0]: r for r in read_rows(meta_csv)[1:]}
     assert all(r[1:4] == meta_rows[r[0]][1:4] for r in rows[1:])  # AUTHOR, LAT, LON kept

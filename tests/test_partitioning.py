@@ -82,7 +82,7 @@ def mp16_points(tmp_path_factory):
     out = tmp_path_factory.mktemp("points") / "points.csv"
     subprocess.run([sys.executable, str(script), str(MP16_DIR / "cells_50_1000.csv"), str(out),
                     "--fraction", "0.05", "--seed", "7"], check=True, capture_output=True)
-    from geoest.data.meta import read_meta_csv
+    from geoest.data.meta_csv import read_meta_csv
     meta = read_meta_csv(out, scene=False, author=False)
     return out, (meta.lat_deg, meta.lon_deg)
 

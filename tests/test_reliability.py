@@ -379,7 +379,7 @@ def test_writes_are_whole_or_not_at_all(tmp_path):
 
 # 9. Smaller: a literal nan, duplicate IMG_IDs, an unused gin macro.
 def test_nan_latitude_is_named_as_nan_and_duplicate_ids_are_reported(tmp_path):
-    from geoest.data.meta import read_meta_csv
+    from geoest.data.meta_csv import read_meta_csv
 
     nan = tmp_path / "nan.csv"
     nan.write_text("IMG_ID,LAT,LON\na.jpg,10,20\nb.jpg,nan,20\n")

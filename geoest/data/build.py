@@ -32,7 +32,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from geoest import interrupt
-from geoest.data import meta as meta_lib
+from geoest.data.meta_csv import read_meta_csv
 from geoest.errors import InputError
 from geoest.files import digest, write_text, writing
 
@@ -252,7 +252,7 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
 
     Args:
       images_dir: folder the IMG_IDs of the meta CSV are relative to.
-      meta_csv: IMG_ID,LAT,LON[,scene columns]; see `geoest.data.meta`.
+      meta_csv: IMG_ID,LAT,LON[,scene columns]; see `geoest.data.meta_csv`.
       output_dir: where `<prefix>-<k>-of-<n>.tfrecord`, `<prefix>-build.json` (the options)
         and `<prefix>-build.jsonl` (one line per finished shard: written and skipped) go.
       num_shards: default ceil(rows / 4000).
@@ -276,7 +276,7 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
     images_dir = pathlib.Path(images_dir)
     if not images_dir.is_dir():
         raise InputError(f"images_dir {images_dir} is not a folder")
-    meta = meta_lib.read_meta_csv(meta_csv)
+    meta = read_meta_csv(meta_csv)
     if len(meta) == 0:
         raise InputError(f"{meta_csv}: no rows")
     num_shards = num_shards or math.ceil(len(meta) / IMAGES_PER_SHARD)

@@ -54,7 +54,8 @@ import pyarrow as pa                                      # noqa: E402
 import pyarrow.parquet as pq                              # noqa: E402
 from img2dataset.resizer import Resizer                   # noqa: E402
 
-from geoest.data import build, meta as meta_lib           # noqa: E402
+from geoest.data import build                             # noqa: E402
+from geoest.data.meta_csv import read_meta_csv           # noqa: E402
 from geoest.errors import InputError                      # noqa: E402
 from geoest.files import ENCODING, atomic_path, decode_error, digest, write_text  # noqa: E402
 
@@ -416,7 +417,7 @@ def download(urls_csv, meta_csv, output_dir, *, id_column: str = "IMG_ID", url_c
 
     Args:
       urls_csv: CSV with IMG_ID and URL columns (or headerless IMG_ID,URL rows).
-      meta_csv: the meta CSV (IMG_ID,LAT,LON[,scene columns]; `geoest.data.meta`); its rows
+      meta_csv: the meta CSV (IMG_ID,LAT,LON[,scene columns]; `geoest.data.meta_csv`); its rows
         give each record's coordinates and scene columns.
       output_dir: where `<prefix>-<k>-of-<n>.tfrecord` (and `<prefix>-retry<p>-...` for photos
         fetched in retry pass p), `<prefix>-build.json`, `<prefix>-build.jsonl`, `download.json`,
@@ -451,7 +452,7 @@ def download(urls_csv, meta_csv, output_dir, *, id_column: str = "IMG_ID", url_c
                          f">= 1 and retries ({retries}) >= 0")
     processes = processes or os.cpu_count() or 1
     url_list = read_url_list(urls_csv, id_column, url_column, flickr_size=flickr_size, flickr_hosts=flickr_hosts)
-    meta = meta_lib.read_meta_csv(meta_csv)
+    meta = read_meta_csv(meta_csv)
     meta_ids = meta.ids
     row_of = {image_id: i for i, image_id in enumerate(meta_ids)}
     in_meta = [i for i, image_id in enumerate(url_list.ids) if image_id in row_of]

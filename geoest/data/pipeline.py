@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from geoest.data import records
 from geoest.errors import InputError
-from geoest.scene.meta import TAU_S             # §4: ISN training images have p(concept) > 0.3
+from geoest.scene.statistics import TAU_S             # §4: ISN training images have p(concept) > 0.3
 from geoest.scene.places365 import CONCEPTS     # S3 order (§3.2)
 from geoest.scene.places365 import LEVELS as SCENE_LEVELS
 from geoest.scene.places365 import scene_label_tf

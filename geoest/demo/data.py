@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from geoest.demo import cities
 from geoest.geo.landmask import is_land
-from geoest.scene.meta import META_COLUMNS
+from geoest.scene.columns import META_COLUMNS
 from geoest.scene.places365 import CONCEPTS
 
 SPLITS = ("train", "val", "test")
@@ -293,7 +293,7 @@ def image_id(split: str, index: int) -> str:
 
 
 def write_meta_csv(path, split: str, photos: Photos) -> None:
-    """Writes the Im2GPS meta format (`geoest.scene.meta.META_COLUMNS`) for one split."""
+    """Writes the Im2GPS meta format (`geoest.scene.columns.META_COLUMNS`) for one split."""
     frame = pd.DataFrame({
         "IMG_ID": [image_id(split, i) for i in range(len(photos))],
         "AUTHOR": [f"demo_author_{a:03d}" for a in photos.author],

@@ -68,7 +68,7 @@ def partition_thresholds(num_train: int) -> tuple:
 
 def build_partitionings(meta_csv, output_dir) -> list:
     """Builds the coarse, middle and fine partitionings (§3.1) of the photos in `meta_csv`."""
-    from geoest.data.meta import read_meta_csv
+    from geoest.data.meta_csv import read_meta_csv
     from geoest.geo import Partitioning, read_partitionings
 
     meta = read_meta_csv(meta_csv, author=False, scene=False)   # a partitioning needs the coordinates only
@@ -183,7 +183,7 @@ def how_sure_distance(model_dir, patterns: dict, train_meta_csv) -> dict:
     """How sure base(M, f*) is as P(error <= R) (`geoest.geo.within.how_sure_figures`): W_R of the fine
     cells from the training coordinates (written into model_dir), the distance temperature fitted on
     every validation photo, the figures measured on the test photos."""
-    from geoest.data.meta import read_meta_csv
+    from geoest.data.meta_csv import read_meta_csv
     from geoest.geo import great_circle_km
     from geoest.inference.calibration import model_fingerprint
     from geoest.inference.evaluation import load_methods, record_batches
@@ -238,7 +238,7 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
     """Locates a few test photos, one per continent first; writes predictions.csv and .geojson."""
     import pandas as pd
 
-    from geoest.data.meta import read_meta_csv
+    from geoest.data.meta_csv import read_meta_csv
     from geoest.data.pipeline import image_dataset
     from geoest.geo import great_circle_km
     from geoest.geo.confidence import Confidence

@@ -231,7 +231,7 @@ def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_
     never opened; it is skipped and named in `skip_log`, like a missing file.
     """
     from geoest.data import pipeline
-    from geoest.data.meta import read_meta_csv
+    from geoest.data.meta_csv import read_meta_csv
 
     meta = read_meta_csv(meta_csv)
     probs3 = meta.probs3
@@ -302,9 +302,9 @@ def score_file(predictions_csv, meta_csv=None) -> dict:
     Images of the results file missing from the meta CSV, or a meta CSV without S3_Label, are an
     error naming the first one.
     """
-    from geoest.data.meta import read_meta_csv
+    from geoest.data.meta_csv import read_meta_csv
     from geoest.geo.scoring import read_results_csv, summarize
-    from geoest.scene.meta import LABEL_COLUMNS
+    from geoest.scene.columns import LABEL_COLUMNS
 
     results = read_results_csv(predictions_csv)
     ids, dist = results.ids, results.dist_km

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from geoest import interrupt
 from geoest.errors import InputError
 from geoest.files import ENCODING, check_output, claim_outputs, digest, manifest_path, path_inside, writing
-from geoest.scene import meta
+from geoest.scene import columns
 from geoest.scene.caffe import CAFFE_IMAGENET, weights_digest
 from geoest.scene.places365 import SceneHierarchy, default_cache_dir
 
@@ -209,7 +209,7 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv,
                  model_manifest: dict | None = None) -> LabelSummary:
     """§3.2: labels the images of a meta CSV's rows with S3 / S16 / S365 scene labels.
 
-    Writes ``output_csv`` in the Im2GPS meta format (`meta.META_COLUMNS`, plus
+    Writes ``output_csv`` in the Im2GPS meta format (`columns.META_COLUMNS`, plus
     ``prob365_0..`` with ``all_probs``), one row per readable image, in meta order. Rows are
     appended batch by batch, so an interrupted run resumes where it stopped: images already
     in ``output_csv`` or in its errors file (`errors_path`) are skipped. Unreadable images are
@@ -222,7 +222,7 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv,
       model: a scene classifier with ``hierarchy.num_categories`` probability outputs.
       hierarchy: the Places365 scene hierarchy (`load_scene_hierarchy`).
       images_dir: root of the images; image paths are ``images_dir / IMG_ID``.
-      rows: the photos, a `geoest.data.meta.Meta` (`read_meta_csv`) or any object with `ids`
+      rows: the photos, a `geoest.data.meta_csv.Meta` (`read_meta_csv`) or any object with `ids`
         (str [n]), `lat_deg`, `lon_deg` (float [n], degrees), optional `authors` (str [n] or
         None: written as "") and `path` (the meta CSV, never overwritten).
       output_csv: the meta CSV to write (appended to when resuming).
@@ -265,11 +265,11 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv,
     if not resume:   # nothing there, or --overwrite: start afresh
         output_csv.unlink(missing_ok=True)
         summary.errors_csv.unlink(missing_ok=True)
-    header = list(meta.META_COLUMNS)
+    header = list(columns.META_COLUMNS)
     if all_probs:
-        header += meta.prob365_columns(hierarchy.num_categories)
+        header += columns.prob365_columns(hierarchy.num_categories)
     out, writer, labeled_before = _open_for_append(output_csv, header)
-    err, err_writer, failed_before = _open_for_append(summary.errors_csv, [meta.ID_COLUMN, "error"])
+    err, err_writer, failed_before = _open_for_append(summary.errors_csv, [columns.ID_COLUMN, "error"])
     done = labeled_before | failed_before
     authors = getattr(rows, "authors", None) or [""] * len(rows.ids)
     # IMG_ID, AUTHOR, LAT, LON as written: the shortest text that reads back as the same float64.

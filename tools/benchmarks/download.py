@@ -35,7 +35,7 @@ from PIL import Image
 
 from geoest import cli
 from geoest.data import build, download
-from geoest.data import meta as meta_lib
+from geoest.data import meta_csv as meta_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_photos", 2000, "Photos served and downloaded per run.")

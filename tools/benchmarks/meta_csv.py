@@ -21,7 +21,7 @@ import pyarrow as pa
 from absl import flags
 
 from geoest import cli
-from geoest.data.meta import read_meta_csv
+from geoest.data.meta_csv import read_meta_csv
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"

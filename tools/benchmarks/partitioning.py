@@ -19,7 +19,7 @@ import numpy as np
 from absl import flags
 
 from geoest import cli
-from geoest.data.meta import read_meta_csv
+from geoest.data.meta_csv import read_meta_csv
 from geoest.geo import Partitioning
 
 REPO = pathlib.Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ import time
 from absl import flags
 
 from geoest import cli
-from geoest.data.meta import read_meta_csv
+from geoest.data.meta_csv import read_meta_csv
 from geoest.geo import Partitioning
 from geoest.geo.within import WithinWeights
 

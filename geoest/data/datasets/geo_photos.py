@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from geoest.data import build, records
-from geoest.data import meta as meta_lib
+from geoest.data import meta_csv as meta_lib
 from geoest.errors import InputError
 
 _HOMEPAGE = "https://github.com/TIBHannover/GeoEstimation"

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from geoest.data.meta import PROBS365_COLUMNS, read_meta_csv
+from geoest.data.meta_csv import PROBS365_COLUMNS, read_meta_csv
 from geoest.errors import InputError
 
 IM2GPS_HEADER = ("IMG_ID,AUTHOR,LAT,LON,S3_Label,S16_Label,S365_Label,"

@@ -1,6 +1,6 @@
 """Meta CSVs: which photo was taken where, and (optionally) what scene it shows.
 
-Accepted columns (design.md, names in `geoest.scene.meta`): `IMG_ID,LAT,LON` plus optional ones,
+Accepted columns (design.md, names in `geoest.scene.columns`): `IMG_ID,LAT,LON` plus optional ones,
   * `AUTHOR`, kept by the scene labeller;
   * the scene columns of the Im2GPS meta format published with the paper
     `IMG_ID,AUTHOR,LAT,LON,S3_Label,S16_Label,S365_Label,Prob_indoor,Prob_natural,Prob_urban`
@@ -24,8 +24,8 @@ from pyarrow import csv as pacsv
 
 from geoest.errors import InputError
 from geoest.files import ENCODING, decode_error, path_inside
-from geoest.scene.meta import (AUTHOR_COLUMN, ID_COLUMN, LABEL_COLUMNS, LAT_COLUMN, LON_COLUMN, PROB_COLUMNS,
-                               PROBS365_COLUMNS)
+from geoest.scene.columns import (AUTHOR_COLUMN, ID_COLUMN, LABEL_COLUMNS, LAT_COLUMN, LON_COLUMN, PROB_COLUMNS,
+                                  PROBS365_COLUMNS)
 from geoest.scene.places365 import LEVEL_CLASSES, LEVELS
 
 
