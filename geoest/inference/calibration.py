@@ -22,6 +22,7 @@ import numpy as np
 from geoest.errors import InputError
 from geoest.geo import confidence as conf
 from geoest.geo.distance import great_circle_km
+from geoest.heads import output_sizes
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities, model_outputs
 
 CALIBRATION_FILE = "calibration.json"
@@ -206,7 +207,6 @@ def load_calibration(geo_model, path=None):
         temperatures = {k: float(v) for k, v in calibration.temperatures.items()}
     except (ValueError, TypeError) as error:
         raise InputError(f"temperature file {path} is not a geoest calibration ({error})") from None
-    from geoest.inference.core import output_sizes
 
     heads = output_sizes(geo_model.model)
     if calibration.model_sha256 != model_fingerprint(geo_model.path) or calibration.heads != heads:
@@ -294,7 +294,6 @@ def fit_calibration(geo_model, batches, masses=conf.DEFAULT_MASSES, centers: str
     Returns:
       the Calibration (not yet saved), with its report.
     """
-    from geoest.inference.core import output_sizes
 
     locator = Locator(geo_model.partitionings, centers)
     fine = locator.partitionings[-1]

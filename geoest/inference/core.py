@@ -26,7 +26,6 @@ from geoest.geo import Hierarchy
 from geoest.geo.hierarchy import HIERARCHY   # key of the f* prediction beside the partitionings' names
 from geoest.geo.partitioning import CENTERS  # Class2GPS points: "mean", "geometric"
 
-SCENE = "scene"            # the MTN's scene head (not a partitioning)
 
 
 def model_outputs(model, images):
@@ -43,14 +42,6 @@ def crop_probabilities(model, crops):
     from geoest.models import locator
 
     return locator.crop_probabilities(model, crops)
-
-
-def output_sizes(model) -> dict:
-    """Output name -> number of classes of a Keras model (dict outputs keep their keys)."""
-    outputs = model.output
-    if not isinstance(outputs, dict):
-        outputs = dict(zip(model.output_names, model.outputs))
-    return {name: int(tensor.shape[-1]) for name, tensor in outputs.items()}
 
 
 @dataclasses.dataclass

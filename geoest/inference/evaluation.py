@@ -36,8 +36,9 @@ import numpy as np
 
 from geoest.errors import InputError
 from geoest.files import atomic_path, claim_outputs, digest, file_identity, write_text, writing
+from geoest.heads import SCENE_HEAD, output_sizes
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
-from geoest.inference.isn import IsnEnsemble, check_concepts
+from geoest.inference.isn import SCENE_WIDTHS, IsnEnsemble, check_concepts
 from geoest.inference.report import plot_accuracy, plot_accuracy_coverage, table6
 from geoest.scene.places365 import CONCEPTS, scene_label
 
@@ -91,11 +92,8 @@ class Method:
 def model_method(name: str, geo_model, centers: str = "mean", calibration=None) -> Method:
     """A single trained model (`geoest.inference.modeldir.GeoModel`), three-crop inference, with its
     temperatures when `calibration` is given."""
-    from geoest.inference.core import SCENE, output_sizes
-    from geoest.inference.isn import SCENE_WIDTHS
-
     sizes = output_sizes(geo_model.model)
-    scene_level = SCENE_WIDTHS.get(sizes[SCENE]) if SCENE in sizes else None
+    scene_level = SCENE_WIDTHS.get(sizes[SCENE_HEAD]) if SCENE_HEAD in sizes else None
     model = geo_model.model if calibration is None else calibration.wrap(geo_model.model, keep_raw=True)
     return Method(name, Locator(geo_model.partitionings, centers),
                   lambda batch: {k: v.numpy() for k, v in crop_probabilities(model, batch["crops"]).items()},

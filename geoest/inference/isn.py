@@ -8,9 +8,10 @@ from a scene classifier, or from a Multi-Task Network's scene head (`scene_proba
 import numpy as np
 
 from geoest.errors import InputError
-from geoest.inference.core import SCENE, crop_probabilities, model_outputs, output_sizes
+from geoest.heads import SCENE_HEAD, output_sizes
+from geoest.inference.core import crop_probabilities, model_outputs
 from geoest.scene.labeler import PREPROCESSING
-from geoest.scene.places365 import CONCEPTS, scene_label
+from geoest.scene.places365 import CONCEPTS, LEVEL_CLASSES, scene_label
 
 
 def route(probs3, ids=None) -> np.ndarray:
@@ -36,7 +37,7 @@ def route(probs3, ids=None) -> np.ndarray:
 
 
 PROBABILITIES, LOGITS = "probabilities", "logits"   # what a scene model outputs
-SCENE_WIDTHS = {3: "S3", 16: "S16", 365: "S365"}     # §3.2 scene sets by number of classes
+SCENE_WIDTHS = {n: level for level, n in LEVEL_CLASSES.items()}     # §3.2 scene sets by number of classes
 
 
 def scene_to_s3_matrix(n_scene: int, scene_hierarchy=None, source: str = "scene model") -> np.ndarray:
@@ -109,7 +110,7 @@ class ModelScenes:
         (it must agree with the model's when that tells).
     """
 
-    def __init__(self, model, output: str | None = SCENE, scene_hierarchy=None, preprocess: str = "tf",
+    def __init__(self, model, output: str | None = SCENE_HEAD, scene_hierarchy=None, preprocess: str = "tf",
                  source: str = "scene model", kind: str | None = None):
         from geoest.models import IMAGE_DTYPE
 
@@ -191,7 +192,7 @@ class IsnEnsemble:
 
     def __init__(self, models: dict, scenes=data_scenes):
         check_concepts(models, "ISN models")
-        geo_outputs = {c: sorted(n for n in output_sizes(m) if n != SCENE) for c, m in models.items()}
+        geo_outputs = {c: sorted(n for n in output_sizes(m) if n != SCENE_HEAD) for c, m in models.items()}
         if len({tuple(v) for v in geo_outputs.values()}) != 1:
             raise InputError(f"ISNs have different geo outputs: {geo_outputs}; they must share partitionings")
         self.models = [models[c] for c in CONCEPTS]

@@ -11,7 +11,7 @@ import re
 
 from geoest.errors import InputError
 from geoest.geo import read_partitionings
-from geoest.inference.core import SCENE, output_sizes
+from geoest.heads import SCENE_HEAD, output_sizes
 
 MODEL_FILES = ("best.keras", "model.keras", "final.keras")
 OPERATIVE_CONFIG = "operative_config.gin"
@@ -26,7 +26,7 @@ class GeoModel:
 
     @property
     def has_scene_head(self) -> bool:
-        return SCENE in output_sizes(self.model)
+        return SCENE_HEAD in output_sizes(self.model)
 
 
 def model_file(model_dir) -> pathlib.Path:
@@ -104,7 +104,7 @@ def load_geo_model(model_dir, csv_paths=()) -> GeoModel:
     model = load_keras_model(path)
     require_uint8_images(model, path)
     sizes = output_sizes(model)
-    partitionings = find_partitionings([n for n in sizes if n != SCENE], path.parent, csv_paths)
+    partitionings = find_partitionings([n for n in sizes if n != SCENE_HEAD], path.parent, csv_paths)
     for p in partitionings:
         if sizes[p.name] != len(p):
             raise InputError(f"model {path} head {p.name!r} has {sizes[p.name]} classes but partitioning "

@@ -20,10 +20,9 @@ import gin
 import keras
 
 from geoest.errors import InputError
+from geoest.heads import SCENE_HEAD, output_sizes
 from geoest.models.backbones import BACKBONES
 from geoest.scene.places365 import LEVEL_CLASSES as SCENE_CLASSES   # §3.2 scene sets: S3, S16, S365
-
-SCENE_HEAD = "scene"
 
 
 def head_sizes(partitionings) -> dict[str, int]:
@@ -80,11 +79,6 @@ def build_model(partitionings: Sequence | Mapping[str, int], backbone: str = "re
         # §3.3 MTN: an additional fully-connected layer with |S| outputs; all other weights shared.
         outputs[SCENE_HEAD] = Logits(scene_classes, dtype=head_dtype, name=SCENE_HEAD)(features)
     return keras.Model(images, outputs, name=f"geo_{backbone}")
-
-
-def output_sizes(model: keras.Model) -> dict[str, int]:
-    """{output name: number of classes} of a model built by `build_model`."""
-    return {name: int(tensor.shape[-1]) for name, tensor in zip(model.output_names, model.outputs)}
 
 
 def require_uint8_images(model: keras.Model, source) -> None:
