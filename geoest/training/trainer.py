@@ -35,6 +35,7 @@ from geoest.geo import Hierarchy, Partitioning, read_partitionings
 from geoest.models import (SCENE_CLASSES, SCENE_HEAD, Top1Accuracy, add_weight_decay, build_model, make_losses,
                            output_sizes)
 from geoest.models.backbones import imagenet_weights
+from geoest.releases import check_release
 from geoest.training.callbacks import GeoValidation, PeriodicCheckpoint
 from geoest.training.distribute import is_chief, scratch_dir
 from geoest.training.inputs import require_images
@@ -53,15 +54,8 @@ KERAS_CHECKED = ((3, 15), (3, 16))   # [lowest, first unchecked)
 
 def check_keras_version(version: str = keras.__version__) -> None:
     """Refuses, in one line, a Keras release the private-API workaround was not checked on."""
-    try:
-        major_minor = tuple(int(v) for v in version.split(".")[:2])
-    except ValueError:
-        raise InputError(f"cannot read the Keras version {version!r}") from None
-    low, high = KERAS_CHECKED
-    if not low <= major_minor < high:
-        raise InputError(f"Keras {version} is outside the range geoest's training loop was checked on "
-                         f"(>={low[0]}.{low[1]},<{high[0]}.{high[1]}; it uses private Keras API for "
-                         f"multi-worker training): pip install 'keras>={low[0]}.{low[1]},<{high[0]}.{high[1]}'")
+    check_release("keras", version, KERAS_CHECKED,
+                  "geoest's training loop uses private Keras API for multi-worker training")
 
 
 def fetch_backbone_weights() -> None:
