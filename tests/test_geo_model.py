@@ -1,12 +1,11 @@
-"""geoest.models: backbones, heads and output shapes, saving."""
+"""geoest.models.geo_model: heads named after partitionings, output shapes and dtypes, saving, the real ResNet-101."""
 import numpy as np
 import pytest
 
 import keras
 
 from geoest.errors import InputError
-from geoest.models import BACKBONES, SCENE_HEAD, build_model, output_sizes
-from geoest.models.backbones import ScaleImages
+from geoest.models import SCENE_HEAD, build_model, output_sizes
 
 
 def _images(shape, seed=0):
@@ -53,28 +52,6 @@ def test_partitioning_named_scene_is_refused():
         build_model({SCENE_HEAD: 3}, backbone="tiny", image_size=32)
 
 
-def test_registry_has_paper_and_modern_backbones():
-    assert {"resnet50v2", "resnet101v2", "resnet152v2", "vgg16", "efficientnetv2s", "convnext_tiny", "tiny"} <= set(BACKBONES)
-
-
-def test_image_scaling_matches_each_backbones_convention():
-    images = _images((2, 8, 8, 3))
-    as_float = images.astype("float32")
-    np.testing.assert_allclose(np.asarray(ScaleImages("caffe")(images)),
-                               keras.applications.vgg16.preprocess_input(as_float.copy()), rtol=1e-5, atol=1e-3)
-    np.testing.assert_allclose(np.asarray(ScaleImages("symmetric")(images)), as_float / 127.5 - 1.0, atol=1e-6)
-    np.testing.assert_array_equal(np.asarray(ScaleImages("raw")(images)), as_float)
-    with pytest.raises(InputError, match="bgr"):
-        ScaleImages("bgr")
-
-
-@pytest.mark.parametrize("backbone", ["vgg16", "convnext_tiny"])
-def test_other_backbones_build_on_small_inputs(backbone):
-    model = build_model({"fine": 4}, backbone=backbone, image_size=32)
-    out = model(np.zeros((1, 32, 32, 3), "uint8"))
-    assert tuple(out["fine"].shape) == (1, 4)
-
-
 def test_saved_model_file_reloads_with_the_same_predictions(tmp_path):
     model = build_model({"a": 4, "b": 6}, backbone="tiny", image_size=32, scene_classes=16)
     images = _images((3, 32, 32, 3), seed=1)
@@ -95,28 +72,6 @@ def test_real_resnet101_has_the_paper_heads(mp16_dir):
     assert model.get_layer("cells_50_1000").kernel.shape == (2048, 12893)
     assert model.input_shape == (None, 224, 224, 3)
     assert len([layer for layer in model.get_layer("resnet101v2").layers if isinstance(layer, keras.layers.Conv2D)]) == 104
-
-
-def test_backbone_weights_from_a_local_file(tmp_path):
-    # the include_top VGG16's file (ImageNet's is vgg16_weights_tf_dim_ordering_tf_kernels.h5), fc6 / fc7 kept
-    source = keras.applications.VGG16(include_top=True, weights=None, input_shape=(32, 32, 3))
-    source.save_weights(tmp_path / "vgg16.weights.h5")
-    model = build_model({"m": 5}, backbone="vgg16", image_size=32, weights=str(tmp_path / "vgg16.weights.h5"))
-    for layer in ("block1_conv1", "fc1", "fc2"):
-        np.testing.assert_array_equal(np.asarray(model.get_layer("vgg16").get_layer(layer).kernel),
-                                      np.asarray(source.get_layer(layer).kernel))
-
-
-def test_vgg16_keeps_fc6_and_fc7_as_in_im2gps():
-    # §4.4 base-vgg(L, m): VGG16 "used in the Im2GPS approach": 13 convolutions, fc6 and fc7 of 4,096
-    # (Keras' fc1 / fc2) under the head; ImageNet's 1000-way classifier dropped.
-    model = build_model({"cells_50_2000": 7}, backbone="vgg16", image_size=32, weights=None)
-    vgg = model.get_layer("vgg16")
-    dense = [layer for layer in vgg.layers if isinstance(layer, keras.layers.Dense)]
-    assert [(d.name, d.units, d.activation.__name__) for d in dense] == [("fc1", 4096, "relu"), ("fc2", 4096, "relu")]
-    assert len([layer for layer in vgg.layers if isinstance(layer, keras.layers.Conv2D)]) == 13
-    assert vgg.output.shape == (None, 4096)
-    assert model.get_layer("cells_50_2000").kernel.shape == (4096, 7)
 
 
 def test_a_model_taking_float_images_is_refused(tmp_path):
