@@ -1,4 +1,5 @@
 """Hierarchy (§3.4): parents by S2 ancestry, the product of probabilities, clear errors."""
+import keras
 import numpy as np
 import pytest
 import s2geometry as s2
@@ -37,17 +38,20 @@ def _random_probs(rng, batch, sizes):
     return out
 
 
-def test_combine_is_product_along_ancestry(real_hierarchy):
+def test_f_star_is_the_renormalised_product_along_ancestry(real_hierarchy):
     parts, h = real_hierarchy
     rng = np.random.default_rng(0)
     probs = _random_probs(rng, 4, [len(p) for p in parts])
-    combined = h.combine(probs)
+    combined = h.f_star(probs)
     assert combined.shape == (4, 12893)
+    np.testing.assert_allclose(combined.sum(axis=1), 1.0, rtol=1e-12)
+    product = probs[0][:, h.parents[:, 0]] * probs[1][:, h.parents[:, 1]] * probs[2]
+    total = product.sum(axis=1)
     for c in rng.integers(0, 12893, 20):  # a per-cell reference
-        expected = probs[0][:, h.parents[c, 0]] * probs[1][:, h.parents[c, 1]] * probs[2][:, c]
+        expected = probs[0][:, h.parents[c, 0]] * probs[1][:, h.parents[c, 1]] * probs[2][:, c] / total
         np.testing.assert_allclose(combined[:, c], expected, rtol=1e-12)
-    got_tf = h.combine_tf([tf.constant(p, tf.float32) for p in probs]).numpy()
-    np.testing.assert_allclose(got_tf, combined, rtol=1e-5)
+    got_keras = h.f_star([tf.constant(p, tf.float32) for p in probs], keras.ops).numpy()   # the same function
+    np.testing.assert_allclose(got_keras, combined, rtol=1e-4)
 
 
 def test_orphan_fine_cell_names_the_cell():
@@ -72,6 +76,6 @@ def test_built_partitionings_form_a_hierarchy():
         # The parent of a point's fine cell is the point's own cell in the coarser partitioning.
         np.testing.assert_array_equal(h.parents[fine_classes[inside], k], p.assign(lat, lon)[inside])
     with pytest.raises(InputError, match="expected 3 probability arrays"):
-        h.combine([np.ones((1, len(parts[0])))])
+        h.f_star([np.ones((1, len(parts[0])))])
     with pytest.raises(InputError, match="classes"):
-        h.combine([np.ones((1, 2))] * 3)
+        h.f_star([np.ones((1, 2))] * 3)

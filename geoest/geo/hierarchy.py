@@ -60,43 +60,39 @@ class Hierarchy:
                 raise InputError(f"probabilities for {part.name!r} have {shape_of(p)[-1]} "
                                  f"classes, the partitioning has {len(part)}")
 
-    def combine(self, probs: Sequence) -> np.ndarray:
-        """Hierarchical probabilities of the finest cells (§3.4), numpy.
+    def f_star(self, probs: Sequence, ops=np):
+        """§3.4 f* over this hierarchy (`f_star`), after checking the probabilities' shapes.
 
         Args:
-          probs: one array per partitioning, coarse to fine, each [batch, n_cells_k]
-            (softmax probabilities).
+          probs: one array per partitioning, coarse to fine, each [batch, n_cells_k] (softmax
+            probabilities).
+          ops: numpy, or keras.ops for tensors (inside a model or a tf.function, any backend).
         Returns:
-          np.ndarray [batch, n_fine]: product of each fine cell's ancestors' probabilities.
+          [batch, n_fine], each row summing to 1.
         """
-        self._check(probs, np.shape)
-        out = np.asarray(probs[-1])[:, self.parents[:, -1]]
-        for k in range(len(probs) - 1):
-            out = out * np.asarray(probs[k])[:, self.parents[:, k]]
-        return out
-
-    def combine_tf(self, probs: Sequence):
-        """`combine` in the graph (TensorFlow under geoest's Keras backend): list of [batch, n_cells_k]
-        tensors -> [batch, n_fine] (`hierarchy_product`)."""
-        self._check(probs, lambda t: t.shape)
-        return hierarchy_product(list(probs), self.parents)
+        self._check(probs, np.shape if ops is np else (lambda t: t.shape))
+        return f_star(list(probs), self.parents, ops)
 
 
-def hierarchy_product(probs: Sequence, parents):
-    """§3.4 f* in Keras ops (any backend, inside a model or a tf.function): p*(fine cell) = product
-    over partitionings of p(its ancestor cell).
+_TINY = 1e-30   # a row whose product is 0 in every fine cell stays 0 (float32-safe)
+
+
+def f_star(probs: Sequence, parents, ops=np):
+    """§3.4 hierarchical geo-classification f*: p*(fine cell) = product over partitionings of
+    p(its ancestor cell), renormalised over the fine cells (the maximum is unchanged). The one f*
+    of geoest: numpy (evaluation, prediction, calibration) and Keras ops (the on-device locator,
+    validation during training, the SavedModel) call it.
 
     Args:
       probs: list of [batch, n_cells_k] probabilities, coarse to fine.
       parents: int [n_fine, len(probs)], the class of each fine cell's ancestor in each
         partitioning (`Hierarchy.parents`).
+      ops: numpy, or keras.ops (the same `take`, `sum` and `maximum`).
     Returns:
-      [batch, n_fine] (not renormalised).
+      [batch, n_fine], each row summing to 1, in the probabilities' dtype.
     """
-    import keras
-
     parents = np.asarray(parents)
-    out = probs[-1]
+    joint = probs[-1]
     for k in range(len(probs) - 1):
-        out = out * keras.ops.take(probs[k], keras.ops.convert_to_tensor(parents[:, k].astype(np.int32)), axis=-1)
-    return out
+        joint = joint * ops.take(probs[k], parents[:, k].astype(np.int32), axis=-1)
+    return joint / ops.maximum(ops.sum(joint, axis=-1, keepdims=True), _TINY)

@@ -131,13 +131,12 @@ def main_probabilities_tf(locator: Locator, probs: dict, calibration=None):
     Returns:
       float32 tensor [B, n_fine].
     """
+    import keras
     import tensorflow as tf
 
     if locator.hierarchy is None:
         return tf.cast(probs[locator.main], tf.float32)
-    joint = tf.cast(locator.hierarchy.combine_tf([tf.cast(probs[p.name], tf.float32) for p in locator.partitionings]),
-                    tf.float64)
-    joint = joint / tf.maximum(tf.reduce_sum(joint, axis=-1, keepdims=True), _TINY)
+    joint = locator.hierarchy.f_star([tf.cast(probs[p.name], tf.float64) for p in locator.partitionings], keras.ops)
     if calibration is not None and HIERARCHY in calibration.temperatures:
         return temper_tf(joint, calibration.temperatures[HIERARCHY])
     return tf.cast(joint, tf.float32)

@@ -5,7 +5,7 @@ The steps, in the paper's order:
      crops' softmax probabilities (`crop_probabilities`);
   2. standard geo-classification: the class of maximum probability in each partitioning;
   3. hierarchical geo-classification (f*): multiply the probabilities along the hierarchy of
-     partitionings, coarse to fine (`geoest.geo.Hierarchy.combine`), and take the maximum;
+     partitionings, coarse to fine (`geoest.geo.hierarchy.f_star`), and take the maximum;
   4. Class2GPS: the predicted cell's mean image coordinate (or, for base-vgg_c of Table 6, the
      cell's geometric centre).
 
@@ -126,7 +126,7 @@ class Locator:
 
     def combine(self, probs) -> dict:
         """Per-output cell probabilities, numpy: the partitionings' own and, for HIERARCHY, §3.4's
-        product along the hierarchy renormalised over the fine cells (the maximum is unchanged).
+        product along the hierarchy renormalised over the fine cells (`geoest.geo.hierarchy.f_star`).
 
         Args:
           probs: dict name -> float [batch, n_cells] (mean crop probabilities).
@@ -136,8 +136,8 @@ class Locator:
         self._check(probs)
         out = {p.name: np.asarray(probs[p.name], np.float32) for p in self.partitionings}
         if self.hierarchy:
-            joint = self.hierarchy.combine([out[p.name] for p in self.partitionings])
-            out[HIERARCHY] = _normalise(np.asarray(joint, np.float64)).astype(np.float32)
+            joint = self.hierarchy.f_star([np.asarray(probs[p.name], np.float64) for p in self.partitionings])
+            out[HIERARCHY] = joint.astype(np.float32)
         return out
 
     def locate(self, probs, top_k_cells: int = 5) -> dict:
@@ -194,7 +194,3 @@ class Locator:
                             "top_classes": classes, "top_probabilities": best,
                             "top_cells": tf.gather(tokens, classes)}
         return result
-
-
-def _normalise(p: np.ndarray) -> np.ndarray:
-    return p / np.maximum(p.sum(axis=-1, keepdims=True), 1e-300)

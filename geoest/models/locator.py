@@ -20,7 +20,7 @@ evaluation, prediction and export alike.
 import keras
 import numpy as np
 
-from geoest.geo.hierarchy import HIERARCHY, hierarchy_product
+from geoest.geo.hierarchy import HIERARCHY, f_star
 
 TOP_CLASSES, TOP_PROBABILITIES = "top_classes", "top_probabilities"
 
@@ -86,8 +86,7 @@ def locate_cells(probs, names, parents, top_k: int) -> dict:
     """
     probs = {name: probs[name] for name in names}
     if parents is not None:
-        joint = hierarchy_product([probs[name] for name in names], parents)
-        probs[HIERARCHY] = joint / keras.ops.maximum(keras.ops.sum(joint, axis=-1, keepdims=True), 1e-30)
+        probs[HIERARCHY] = f_star([probs[name] for name in names], parents, keras.ops)
     out = {}
     for name, p in probs.items():
         best, classes = keras.ops.top_k(p, k=min(top_k, p.shape[-1]))

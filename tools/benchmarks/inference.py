@@ -5,7 +5,7 @@
 Measures, printing the median of --runs runs and os.cpu_count():
   1. ResNet-101 (v2) three-crop inference, images/s at batch 1 and 32 (224 px crops, heads for the
      three MP-16 partitionings: 3,298 + 7,202 + 12,893 classes), model call + softmax mean only;
-  2. the hierarchy f* per image: the vectorised `Locator` (combine + top-k + Class2GPS) next to
+  2. the hierarchy f* per image: the vectorised `Locator` (f* + top-k + Class2GPS) next to
      a per-cell Python loop over the 12,893 fine cells;
   3. the exported SavedModel's latency for one encoded JPEG (decode, crops, model, hierarchy,
      Class2GPS), batch 1.
@@ -77,7 +77,7 @@ def main(argv):
     probs = {p.name: rng.dirichlet(np.ones(len(p)), size=batch).astype(np.float32) for p in parts}
     vectorised = median_seconds(lambda: locator.locate(probs, top_k_cells=5), FLAGS.runs) / batch
     probs_list = [probs[p.name] for p in locator.partitionings]
-    combine = median_seconds(lambda: locator.hierarchy.combine(probs_list).argmax(axis=1), FLAGS.runs) / batch
+    combine = median_seconds(lambda: locator.hierarchy.f_star(probs_list).argmax(axis=1), FLAGS.runs) / batch
     loop = median_seconds(lambda: python_loop_hierarchy(locator.hierarchy, [x[:2] for x in probs_list]),
                           FLAGS.runs) / 2
     assert (python_loop_hierarchy(locator.hierarchy, [x[:4] for x in probs_list])
