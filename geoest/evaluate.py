@@ -45,6 +45,7 @@ flags.DEFINE_bool("allow_train_overlap", False, "Evaluate test records holding p
                   "(its operative_config.gin's training files), e.g. as a deliberate check; refused otherwise.")
 flags.DEFINE_bool("allow_absolute_paths", False, "Read absolute IMG_IDs of --meta_csv as they are "
                   "(otherwise they are skipped and named, like IMG_IDs whose '..' leaves --images_dir).")
+cli.define_photo_flags(min_side=True)
 FLAGS = flags.FLAGS
 
 
@@ -69,7 +70,8 @@ def main(argv):
         from geoest.data.meta import read_meta_csv
         total = len(read_meta_csv(FLAGS.meta_csv))
         batches = evaluation.image_batches(FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, image_size,
-                                           hierarchy, skip_log, allow_absolute_paths=FLAGS.allow_absolute_paths)
+                                           hierarchy, skip_log, allow_absolute_paths=FLAGS.allow_absolute_paths,
+                                           follow_links=FLAGS.follow_links, min_side=FLAGS.min_side)
     test_set = evaluation.test_set_identity(FLAGS.test_records, FLAGS.images_dir, FLAGS.meta_csv)
     if FLAGS.test_records and not FLAGS.allow_train_overlap:
         _refuse_training_photos(FLAGS.test_records, FLAGS.model_dir + FLAGS.isn_dirs)
@@ -106,6 +108,8 @@ def _evaluate(evaluation, methods, batches, total, test_set, skip_log, masses) -
         for path, (records, size) in skip_log.damaged.items():
             print(f"damaged shard {path}: unreadable from record {records} (byte {size}); its earlier "
                   "records were scored", file=sys.stderr)
+        if skip_log.links_followed:
+            print(f"read {skip_log.links_followed} photo(s) through links out of --images_dir (--follow_links)")
         if skip_log.unreadable:
             print(f"skipped {len(skip_log.unreadable)} unreadable image(s): "
                   + ", ".join(f"{i} ({why})" for i, why in skip_log.unreadable[:20]), file=sys.stderr)

@@ -45,6 +45,7 @@ flags.DEFINE_integer("top_k", 5, "Cells listed (and drawn) per photo.")
 flags.DEFINE_integer("batch_size", 16, "Images per batch.")
 flags.DEFINE_bool("overwrite", False, "Replace an --output / --geojson written for another model or not by "
                   "predict (instead of refusing).")
+cli.define_photo_flags(links=False, min_side=True)
 FLAGS = flags.FLAGS
 
 
@@ -81,7 +82,7 @@ def main(argv):
                              f"Places365 ResNet-152 in {labeler.default_weights_path()} (python -m geoest.convert_places365)")
         FLAGS.scene_model = labeler.PLACES365_MODEL
     (method,), image_size, _ = cli.methods_from_flags(FLAGS)
-    from geoest.data.pipeline import SkipLog, image_dataset
+    from geoest.data.pipeline import SkipLog, default_min_side, image_dataset
     from geoest.geo.confidence import Confidence
     from geoest.inference import prediction
 
@@ -99,8 +100,9 @@ def main(argv):
               "P(error <= R) is not given and radius_km_<p> is the region's outer radius (python -m "
               "geoest.within_weights writes W_R into the model dir)", file=sys.stderr)
     skip_log = SkipLog()
-    batches = lambda paths: image_dataset(paths, FLAGS.batch_size, image_size=image_size,
-                                          skip_log=skip_log).as_numpy_iterator()
+    min_side = default_min_side(image_size) if FLAGS.min_side is None else FLAGS.min_side
+    batches = lambda paths: image_dataset(paths, FLAGS.batch_size, image_size=image_size, skip_log=skip_log,
+                                          min_side=min_side).as_numpy_iterator()
     result = prediction.predict_images(method, paths, FLAGS.output, batches, top_k=FLAGS.top_k,
                                        confidence=confidence, geojson=FLAGS.geojson, overwrite=FLAGS.overwrite,
                                        within_weights=weights, distance_temperature=distance_temperature)
