@@ -244,6 +244,15 @@ def utf8_error(path) -> str | None:
     return None
 
 
+def refuse_repeated_columns(path, header) -> None:
+    """InputError naming a column that a CSV's header (list of names) has twice: which of the two a
+    reader would take is arbitrary."""
+    for k, name in enumerate(header):
+        if name in header[:k]:
+            raise InputError(f"{path}: line 1: the column {name!r} appears twice (columns "
+                             f"{header.index(name) + 1} and {k + 1}); keep one")
+
+
 def decode_error(path) -> InputError:
     """The InputError for a text file that is not UTF-8, naming the line of the first bad byte."""
     where = utf8_error(path) or "a byte that is not " + ENCODING
