@@ -13,7 +13,10 @@ calibration error of the top cell's probability (reliability.png) and the accura
 (accuracy_coverage.png, with its area). Re-running the same command resumes; another test set or
 other models into the same --output_dir are refused, and files evaluate did not write there are
 never replaced (unless --overwrite). Unreadable photos and damaged shards are skipped and named;
-losing more than --max_skipped of the test set fails.
+losing more than --max_skipped of the test set fails. SIGTERM or Ctrl-C stops it after the batch
+being scored, with the photos scored so far saved (exit status 75); re-running resumes there.
+Links in --images_dir to files outside it are skipped and named unless --follow_links; photos whose
+shorter side is below --min_side are skipped and named, not answered.
 """
 import pathlib
 import sys

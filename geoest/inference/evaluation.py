@@ -35,6 +35,7 @@ from typing import Callable
 
 import numpy as np
 
+from geoest import interrupt
 from geoest.errors import InputError
 from geoest.files import (OUTSIDE_LINK, atomic_path, claim_outputs, digest, file_identity, link_leaves, write_text,
                           writing)
@@ -408,6 +409,17 @@ def _subset(batch: dict, keep: np.ndarray) -> dict:
     return {k: np.asarray(v)[keep] for k, v in batch.items()}
 
 
+def _stopping(batches, store):
+    """The batches, with a signal (`geoest.interrupt`) noted while one is scored: after it, the
+    photos scored so far are saved and the run stops whole, resumable."""
+    with interrupt.deferred():
+        for batch in batches:
+            yield batch
+            if interrupt.requested():
+                store.save()
+                interrupt.stop_if_requested(f"{len(store.done)} photos scored, saved in {store.path}")
+
+
 def evaluate(methods, batches, output_dir, *, total: int | None = None, reference: str | None = None,
              save_every: int = 20, masses=None, test_set: dict | None = None, overwrite: bool = False,
              skip_log=None, max_skipped: float = MAX_SKIPPED) -> dict:
@@ -466,7 +478,7 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     skipped_nan = []
     progress = tqdm(total=total, initial=len(store.done), unit="img", desc="evaluate")
     yielded = 0
-    for step, batch in enumerate(batches):
+    for step, batch in enumerate(_stopping(batches, store)):
         ids = _to_str(batch["id"])
         yielded += len(ids)
         keep = np.array([i not in store.done for i in ids], bool)
