@@ -6,7 +6,9 @@
 Each image is three-crop classified; with two or more partitionings the hierarchical f*
 prediction is the answer (lat, lon, cell), and every partitioning's own answer is listed too. With
 --isn_dirs, each photo goes to the ISN of its scene, predicted by --scene_model (an MTN model dir
-or a scene classifier). Unreadable files are listed and skipped; re-running resumes. Rows of
+or a scene classifier). Unreadable files are listed and skipped (a file is judged by its first
+bytes, so one that is no image is never read whole), and so are photos whose shorter side is below
+--min_side; re-running resumes. Rows of
 another model are never appended to --output, and an existing --output or --geojson that predict
 did not write for this model is replaced only with --overwrite.
 

@@ -181,3 +181,47 @@ def test_photos_below_min_side_are_skipped_and_named(tmp_path):
     assert log.counts[small_reason(8)] == 2
     batches = list(image_batches(tmp_path, meta, 8, SIZE, skip_log=SkipLog(), min_side=30))
     assert [i for b in batches for i in b["id"]] == []                # none has a shorter side of 30 px
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    import inference_helpers as helpers
+
+    parts = helpers.partitionings(1500)
+    path = tmp_path / "base_M"
+    helpers.save_model_dir(helpers.tiny_model({p.name: len(p) for p in parts}, SIZE), parts, path)
+    return path
+
+
+def test_predict_names_a_tiny_photo_and_a_file_of_another_kind(model_dir, tmp_path):
+    """A 1x1 JPEG is not answered (the default --min_side, SIZE // 4 = 8 px); a file that is no
+    image is refused by its first bytes; the photo beside them is located."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "photo.jpg").write_bytes(jpeg_bytes(40, 56, seed=1))
+    (photos / "tiny.jpg").write_bytes(jpeg_bytes(1, 1, seed=2))
+    (photos / "archive.jpg").write_bytes(b"PK\x03\x04" + bytes(4096))
+    result = subprocess.run([sys.executable, "-m", "geoest.predict", f"--model_dir={model_dir}", f"--images={photos}",
+                             f"--output={tmp_path / 'p.csv'}"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1 photos located" in result.stdout and "2 unreadable" in result.stdout
+    assert f"unreadable, skipped: {photos / 'tiny.jpg'} (shorter side below 8 px (--min_side))" in result.stderr
+    assert f"unreadable, skipped: {photos / 'archive.jpg'} (not a JPEG" in result.stderr
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith(str(photos / "photo.jpg"))
+
+
+@pytest.mark.slow
+def test_evaluate_main_counts_the_links_it_followed(linked, model_dir, tmp_path):
+    images, meta = linked
+    args = [sys.executable, "-m", "geoest.evaluate", f"--model_dir={model_dir}", f"--images_dir={images}",
+            f"--meta_csv={meta}", "--max_skipped=1"]
+    refused = subprocess.run(args + [f"--output_dir={tmp_path / 'a'}"], capture_output=True, text=True, cwd=REPO,
+                             timeout=300)
+    assert refused.returncode == 0, refused.stderr[-3000:]
+    assert f"3 test photos scored, 3 skipped: 3 {OUTSIDE_LINK}" in refused.stdout
+    followed = subprocess.run(args + [f"--output_dir={tmp_path / 'b'}", "--follow_links"], capture_output=True,
+                              text=True, cwd=REPO, timeout=300)
+    assert followed.returncode == 0, followed.stderr[-3000:]
+    assert "5 test photos scored, 1 skipped: 1 missing file" in followed.stdout
+    assert "read 2 photo(s) through links out of --images_dir (--follow_links)" in followed.stdout
