@@ -36,6 +36,14 @@ def linked(tmp_path):
     return images, meta
 
 
+def _main(module, *args):
+    """Runs `python -m module args` to its end; it must succeed."""
+    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=REPO,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 def _record_ids(folder):
     import tensorflow as tf
 
@@ -74,17 +82,12 @@ def test_build_refuses_links_out_of_images_dir_unless_followed(linked, tmp_path)
     assert resumed.resumed_shards == 2 and resumed.links_followed == 2      # counted from the build log
 
 
+@pytest.mark.slow
 def test_build_tfrecords_main_takes_follow_links(linked, tmp_path):
     images, meta = linked
-    args = [sys.executable, "-m", "geoest.build_tfrecords", f"--images_dir={images}", f"--meta_csv={meta}",
-            "--num_shards=1", "--workers=1"]
-    refused = subprocess.run(args + [f"--output_dir={tmp_path / 'a'}"], capture_output=True, text=True, cwd=REPO,
-                             timeout=300)
-    assert refused.returncode == 0, refused.stderr[-3000:]
-    assert f"3 skipped, {OUTSIDE_LINK}" in refused.stdout
-    followed = subprocess.run(args + [f"--output_dir={tmp_path / 'b'}", "--follow_links"], capture_output=True,
-                              text=True, cwd=REPO, timeout=300)
-    assert followed.returncode == 0, followed.stderr[-3000:]
+    args = ["geoest.build_tfrecords", f"--images_dir={images}", f"--meta_csv={meta}", "--num_shards=1", "--workers=1"]
+    assert f"3 skipped, {OUTSIDE_LINK}" in _main(*args, f"--output_dir={tmp_path / 'a'}").stdout
+    followed = _main(*args, f"--output_dir={tmp_path / 'b'}", "--follow_links")
     assert "read 2 through links out of images_dir" in followed.stdout
 
 
@@ -201,9 +204,7 @@ def test_predict_names_a_tiny_photo_and_a_file_of_another_kind(model_dir, tmp_pa
     (photos / "photo.jpg").write_bytes(jpeg_bytes(40, 56, seed=1))
     (photos / "tiny.jpg").write_bytes(jpeg_bytes(1, 1, seed=2))
     (photos / "archive.jpg").write_bytes(b"PK\x03\x04" + bytes(4096))
-    result = subprocess.run([sys.executable, "-m", "geoest.predict", f"--model_dir={model_dir}", f"--images={photos}",
-                             f"--output={tmp_path / 'p.csv'}"], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _main("geoest.predict", f"--model_dir={model_dir}", f"--images={photos}", f"--output={tmp_path / 'p.csv'}")
     assert "1 photos located" in result.stdout and "2 unreadable" in result.stdout
     assert f"unreadable, skipped: {photos / 'tiny.jpg'} (shorter side below 8 px (--min_side))" in result.stderr
     assert f"unreadable, skipped: {photos / 'archive.jpg'} (not a JPEG" in result.stderr
@@ -214,14 +215,10 @@ def test_predict_names_a_tiny_photo_and_a_file_of_another_kind(model_dir, tmp_pa
 @pytest.mark.slow
 def test_evaluate_main_counts_the_links_it_followed(linked, model_dir, tmp_path):
     images, meta = linked
-    args = [sys.executable, "-m", "geoest.evaluate", f"--model_dir={model_dir}", f"--images_dir={images}",
-            f"--meta_csv={meta}", "--max_skipped=1"]
-    refused = subprocess.run(args + [f"--output_dir={tmp_path / 'a'}"], capture_output=True, text=True, cwd=REPO,
-                             timeout=300)
-    assert refused.returncode == 0, refused.stderr[-3000:]
+    args = ["geoest.evaluate", f"--model_dir={model_dir}", f"--images_dir={images}", f"--meta_csv={meta}",
+            "--max_skipped=1"]
+    refused = _main(*args, f"--output_dir={tmp_path / 'a'}")
     assert f"3 test photos scored, 3 skipped: 3 {OUTSIDE_LINK}" in refused.stdout
-    followed = subprocess.run(args + [f"--output_dir={tmp_path / 'b'}", "--follow_links"], capture_output=True,
-                              text=True, cwd=REPO, timeout=300)
-    assert followed.returncode == 0, followed.stderr[-3000:]
+    followed = _main(*args, f"--output_dir={tmp_path / 'b'}", "--follow_links")
     assert "5 test photos scored, 1 skipped: 1 missing file" in followed.stdout
     assert "read 2 photo(s) through links out of --images_dir (--follow_links)" in followed.stdout
