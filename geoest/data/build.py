@@ -344,7 +344,8 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
             tmp_path = paths[k].with_name(paths[k].name + ".tmp")
             try:
                 with writing(paths[k], f"TFRecord shard {k + 1} of {num_shards}"):
-                    written, skipped, followed = _write_shard(tmp_path, rows_per_shard[k], outside, meta, results, bar, records)
+                    written, skipped, followed = _write_shard(tmp_path, rows_per_shard[k], outside, meta, results,
+                                                              bar, records)
                     if written is None:             # stopped by a signal: the shard is dropped
                         tmp_path.unlink(missing_ok=True)
                         bar.close()

@@ -103,10 +103,10 @@ def read_meta_csv(path, id_column: str = ID_COLUMN, lat_column: str = LAT_COLUMN
       A `Meta`.
     Raises:
       InputError naming the file, and the row and value where there is one: a missing file or
-        column (listing the header), a column named twice, a byte that is not UTF-8, an empty or duplicate IMG_ID, a
-        coordinate that is empty, not a number, NaN or out of range, a probability outside
-        [0, 1], only some of the S3 or of the 365 probability columns, or a scene label that is
-        not an integer class of its level.
+        column (listing the header), a column named twice, a byte that is not UTF-8, an empty or
+        duplicate IMG_ID, a coordinate that is empty, not a number, NaN or out of range, a
+        probability outside [0, 1], only some of the S3 or of the 365 probability columns, or a
+        scene label that is not an integer class of its level.
     """
     path = pathlib.Path(path)
     coordinates = (id_column, lat_column, lon_column)
