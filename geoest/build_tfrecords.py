@@ -30,6 +30,7 @@ flags.DEFINE_bool("overwrite", False, "Rebuild shards of this prefix in --output
                   "other meta CSV rows or options (instead of refusing).")
 flags.DEFINE_bool("allow_absolute_paths", False, "Read absolute IMG_IDs as they are (otherwise they are "
                   "skipped and listed, like IMG_IDs whose '..' leaves --images_dir).")
+cli.define_photo_flags()
 flags.mark_flags_as_required(["images_dir", "meta_csv", "output_dir"])
 
 
@@ -39,7 +40,7 @@ def main(argv):
     summary = build_tfrecords(FLAGS.images_dir, FLAGS.meta_csv, FLAGS.output_dir,
                               num_shards=FLAGS.num_shards, shorter_side=FLAGS.shorter_side,
                               workers=FLAGS.workers, prefix=FLAGS.prefix, overwrite=FLAGS.overwrite,
-                              allow_absolute_paths=FLAGS.allow_absolute_paths)
+                              allow_absolute_paths=FLAGS.allow_absolute_paths, follow_links=FLAGS.follow_links)
     print(summary.report())
 
 

@@ -19,6 +19,7 @@ flags.DEFINE_string("validation_records", None, "TFRecord pattern of the validat
 flags.DEFINE_string("images_dir", None, "Validation images folder (with --meta_csv: IMG_ID is the path in it).")
 flags.DEFINE_string("meta_csv", None, "Validation meta CSV: IMG_ID,LAT,LON.")
 flags.DEFINE_integer("batch_size", 16, "Images per batch (each gives 3 crops).")
+cli.define_photo_flags(min_side=True)
 FLAGS = flags.FLAGS
 
 
@@ -37,7 +38,8 @@ def main(argv):
         batches = lambda size: evaluation.record_batches(FLAGS.validation_records, FLAGS.batch_size, size)  # noqa: E731
     elif FLAGS.images_dir:
         batches = lambda size: evaluation.image_batches(  # noqa: E731
-            FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, size)
+            FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, size, follow_links=FLAGS.follow_links,
+            min_side=FLAGS.min_side)
     result = calibration.calibrate_model_dir(FLAGS.model_dir, batches, masses=masses, batch_size=FLAGS.batch_size,
                                              partitioning_csvs=FLAGS.partitionings)
     print("\n".join(calibration.report_lines(result.report)))

@@ -246,6 +246,18 @@ def define_confidence_flags(*, answers: bool = False) -> None:
                            "(km).")
 
 
+def define_photo_flags(*, links: bool = True, min_side: bool = False) -> None:
+    """How photos are read: with `links`, --follow_links (symbolic links in --images_dir leading out
+    of it); with `min_side`, --min_side (photos too small to answer)."""
+    if links:
+        flags.DEFINE_bool("follow_links", False, "Read photos through symbolic links in --images_dir that lead "
+                          "outside it (otherwise they are skipped and named, like IMG_IDs whose '..' leaves it).")
+    if min_side:
+        flags.DEFINE_integer("min_side", None, "Photos whose shorter side is below this many pixels are skipped "
+                             "and named, not answered; default a quarter of the model's crop side (56 px for "
+                             "224 px crops); 0 answers any size.", lower_bound=0)
+
+
 # -- flag strings to data -------------------------------------------------------------------------
 def parse_named(spec: str, flag: str = "") -> tuple:
     """"NAME=DIR" -> (NAME, DIR); "DIR" -> (the folder's name, DIR)."""

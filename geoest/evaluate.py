@@ -13,7 +13,10 @@ calibration error of the top cell's probability (reliability.png) and the accura
 (accuracy_coverage.png, with its area). Re-running the same command resumes; another test set or
 other models into the same --output_dir are refused, and files evaluate did not write there are
 never replaced (unless --overwrite). Unreadable photos and damaged shards are skipped and named;
-losing more than --max_skipped of the test set fails.
+losing more than --max_skipped of the test set fails. SIGTERM or Ctrl-C stops it after the batch
+being scored, with the photos scored so far saved (exit status 75); re-running resumes there.
+Links in --images_dir to files outside it are skipped and named unless --follow_links; photos whose
+shorter side is below --min_side are skipped and named, not answered.
 """
 import pathlib
 import sys
@@ -45,6 +48,7 @@ flags.DEFINE_bool("allow_train_overlap", False, "Evaluate test records holding p
                   "(its operative_config.gin's training files), e.g. as a deliberate check; refused otherwise.")
 flags.DEFINE_bool("allow_absolute_paths", False, "Read absolute IMG_IDs of --meta_csv as they are "
                   "(otherwise they are skipped and named, like IMG_IDs whose '..' leaves --images_dir).")
+cli.define_photo_flags(min_side=True)
 FLAGS = flags.FLAGS
 
 
@@ -69,7 +73,8 @@ def main(argv):
         from geoest.data.meta_csv import read_meta_csv
         total = len(read_meta_csv(FLAGS.meta_csv))
         batches = evaluation.image_batches(FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, image_size,
-                                           hierarchy, skip_log, allow_absolute_paths=FLAGS.allow_absolute_paths)
+                                           hierarchy, skip_log, allow_absolute_paths=FLAGS.allow_absolute_paths,
+                                           follow_links=FLAGS.follow_links, min_side=FLAGS.min_side)
     test_set = evaluation.test_set_identity(FLAGS.test_records, FLAGS.images_dir, FLAGS.meta_csv)
     if FLAGS.test_records and not FLAGS.allow_train_overlap:
         _refuse_training_photos(FLAGS.test_records, FLAGS.model_dir + FLAGS.isn_dirs)
@@ -106,6 +111,8 @@ def _evaluate(evaluation, methods, batches, total, test_set, skip_log, masses) -
         for path, (records, size) in skip_log.damaged.items():
             print(f"damaged shard {path}: unreadable from record {records} (byte {size}); its earlier "
                   "records were scored", file=sys.stderr)
+        if skip_log.links_followed:
+            print(f"read {skip_log.links_followed} photo(s) through links out of --images_dir (--follow_links)")
         if skip_log.unreadable:
             print(f"skipped {len(skip_log.unreadable)} unreadable image(s): "
                   + ", ".join(f"{i} ({why})" for i, why in skip_log.unreadable[:20]), file=sys.stderr)

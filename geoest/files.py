@@ -5,7 +5,8 @@
 * Outputs never replace inputs (`check_output`), and an existing output is replaced only when the
   command owns it: `claim_outputs` keeps a small manifest of what a command wrote and from which
   inputs; a file it did not write for the same inputs is refused unless the user says --overwrite.
-* Paths read from a CSV stay inside their folder (`path_inside`).
+* Paths read from a CSV stay inside their folder (`path_inside`), links out of it included
+  (`link_leaves`), unless the user allows them.
 * Text files are UTF-8; a byte that is not is named by line (`utf8_error`).
 * A folder one run writes into is held with a lock file (`hold_lock`) naming the process and host;
   a lock whose process has died is taken over, so a crash never leaves it stuck.
@@ -15,6 +16,7 @@
 """
 import contextlib
 import filecmp
+import functools
 import hashlib
 import json
 import logging
@@ -192,6 +194,7 @@ def claim_outputs(manifest, inputs: dict, outputs, *, overwrite: bool = False,
 
 OUTSIDE_ABSOLUTE = "absolute path (allow with --allow_absolute_paths)"
 OUTSIDE_PARENT = "path leaves --images_dir"
+OUTSIDE_LINK = "link to a file outside --images_dir (follow with --follow_links)"
 
 
 def path_inside(folder, relative: str, allow_absolute: bool = False):
@@ -211,6 +214,22 @@ def path_inside(folder, relative: str, allow_absolute: bool = False):
     return pathlib.Path(folder) / normal, None
 
 
+def link_leaves(folder, path) -> bool:
+    """Whether `path`, inside `folder` by its text (`path_inside`), leads out of it through a
+    symbolic link (of the file or of a folder on the way): its real path, every link resolved, is
+    not under the folder's real path (the folder may itself be a link). A missing file is judged
+    by the links that exist; nothing is opened.
+    """
+    root = _real_folder(str(folder))
+    real = os.path.realpath(path)
+    return real != root and not real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+@functools.lru_cache(maxsize=8)
+def _real_folder(folder: str) -> str:
+    return os.path.realpath(folder)
+
+
 def utf8_error(path) -> str | None:
     """Where `path` stops being UTF-8: "line L, byte B: 0xXX is not UTF-8", or None.
 
@@ -223,6 +242,15 @@ def utf8_error(path) -> str | None:
             except UnicodeDecodeError as err:
                 return f"line {number}, byte {err.start + 1}: 0x{line[err.start]:02x} is not {ENCODING}"
     return None
+
+
+def refuse_repeated_columns(path, header) -> None:
+    """InputError naming a column that a CSV's header (list of names) has twice: which of the two a
+    reader would take is arbitrary."""
+    for k, name in enumerate(header):
+        if name in header[:k]:
+            raise InputError(f"{path}: line 1: the column {name!r} appears twice (columns "
+                             f"{header.index(name) + 1} and {k + 1}); keep one")
 
 
 def decode_error(path) -> InputError:

@@ -37,6 +37,7 @@ flags.DEFINE_boolean("allow_absolute_paths", False, "Read absolute IMG_IDs as th
                      "they are skipped and listed, like IMG_IDs whose '..' leaves --images_dir).")
 flags.DEFINE_boolean("overwrite", False, "Start afresh over an --output_csv that another scene model, "
                      "--preprocess, input size or hierarchy wrote (resuming it would mix two classifiers' labels).")
+cli.define_photo_flags()
 flags.mark_flags_as_required(["images_dir", "meta_csv", "output_csv"])
 FLAGS = flags.FLAGS
 
@@ -51,10 +52,11 @@ def main(argv):
         model, hierarchy, FLAGS.images_dir, rows, FLAGS.output_csv,
         batch_size=FLAGS.batch_size, preprocess=FLAGS.preprocess,
         image_size=FLAGS.image_size, all_probs=FLAGS.all_probs, workers=FLAGS.workers,
-        allow_absolute_paths=FLAGS.allow_absolute_paths, overwrite=FLAGS.overwrite,
+        allow_absolute_paths=FLAGS.allow_absolute_paths, follow_links=FLAGS.follow_links, overwrite=FLAGS.overwrite,
         model_manifest=labeler.read_model_manifest(weights, model))
     print(f"{summary.output_csv}: {summary.labeled} images labelled, {summary.resumed} done "
-          f"before, {len(summary.failed)} unreadable")
+          f"before, {len(summary.failed)} unreadable"
+          + (f", {summary.links_followed} read through links out of --images_dir" if summary.links_followed else ""))
     for img_id, reason in summary.failed[:10]:
         print(f"  unreadable {img_id}: {reason}")
     if summary.failed:

@@ -6,7 +6,9 @@
 Each image is three-crop classified; with two or more partitionings the hierarchical f*
 prediction is the answer (lat, lon, cell), and every partitioning's own answer is listed too. With
 --isn_dirs, each photo goes to the ISN of its scene, predicted by --scene_model (an MTN model dir
-or a scene classifier). Unreadable files are listed and skipped; re-running resumes. Rows of
+or a scene classifier). Unreadable files are listed and skipped (a file is judged by its first
+bytes, so one that is no image is never read whole), and so are photos whose shorter side is below
+--min_side; re-running resumes. Rows of
 another model are never appended to --output, and an existing --output or --geojson that predict
 did not write for this model is replaced only with --overwrite.
 
@@ -45,6 +47,7 @@ flags.DEFINE_integer("top_k", 5, "Cells listed (and drawn) per photo.")
 flags.DEFINE_integer("batch_size", 16, "Images per batch.")
 flags.DEFINE_bool("overwrite", False, "Replace an --output / --geojson written for another model or not by "
                   "predict (instead of refusing).")
+cli.define_photo_flags(links=False, min_side=True)
 FLAGS = flags.FLAGS
 
 
@@ -81,7 +84,7 @@ def main(argv):
                              f"Places365 ResNet-152 in {labeler.default_weights_path()} (python -m geoest.convert_places365)")
         FLAGS.scene_model = labeler.PLACES365_MODEL
     (method,), image_size, _ = cli.methods_from_flags(FLAGS)
-    from geoest.data.pipeline import SkipLog, image_dataset
+    from geoest.data.pipeline import SkipLog, default_min_side, image_dataset
     from geoest.geo.confidence import Confidence
     from geoest.inference import prediction
 
@@ -99,8 +102,9 @@ def main(argv):
               "P(error <= R) is not given and radius_km_<p> is the region's outer radius (python -m "
               "geoest.within_weights writes W_R into the model dir)", file=sys.stderr)
     skip_log = SkipLog()
-    batches = lambda paths: image_dataset(paths, FLAGS.batch_size, image_size=image_size,
-                                          skip_log=skip_log).as_numpy_iterator()
+    min_side = default_min_side(image_size) if FLAGS.min_side is None else FLAGS.min_side
+    batches = lambda paths: image_dataset(paths, FLAGS.batch_size, image_size=image_size, skip_log=skip_log,
+                                          min_side=min_side).as_numpy_iterator()
     result = prediction.predict_images(method, paths, FLAGS.output, batches, top_k=FLAGS.top_k,
                                        confidence=confidence, geojson=FLAGS.geojson, overwrite=FLAGS.overwrite,
                                        within_weights=weights, distance_temperature=distance_temperature)

@@ -50,6 +50,17 @@ def test_bad_rows_are_named(tmp_path, body, expected):
         read_meta_csv(path)
 
 
+def test_a_column_named_twice_is_refused_naming_both(tmp_path):
+    """Two LAT columns: which one a reader takes is arbitrary, so neither is taken."""
+    path = tmp_path / "meta.csv"
+    path.write_text("IMG_ID,LAT,LON,LAT\na.jpg,1.0,2.0,45.0\n")
+    with pytest.raises(InputError, match=r"meta.csv: line 1: the column 'LAT' appears twice \(columns 2 and 4\)"):
+        read_meta_csv(path)
+    path.write_text("IMG_ID,LAT,LON,Prob_urban,Prob_indoor,Prob_natural,Prob_urban\na.jpg,1,2,0.1,0.2,0.7,0.1\n")
+    with pytest.raises(InputError, match=r"'Prob_urban' appears twice \(columns 4 and 7\)"):
+        read_meta_csv(path, scene=False)       # refused even where the column is not read
+
+
 def test_bad_probability_and_missing_columns(tmp_path):
     path = tmp_path / "meta.csv"
     path.write_text("IMG_ID,LAT,LON,Prob_indoor,Prob_natural,Prob_urban\n"

@@ -222,8 +222,37 @@ def test_label_scenes_stopped_by_sigterm_resumes_with_every_photo_once(tmp_path,
     status, _, err = _interrupt_when(args, lambda: output.exists() and output.stat().st_size > 2000)
     line = _one_interrupted_line(status, err)
     written = [row[0] for row in read_rows(output)[1:]]
-    assert f"{len(written)} of 800 photos done" in line and 0 < len(written) < 800
+    assert f"{len(written)} of {len(ids)} photos done" in line and 0 < len(written) < len(ids)
     done = subprocess.run(args, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     labelled = [row[0] for row in read_rows(output)[1:]]
     assert sorted(labelled) == sorted(ids) and len(set(labelled)) == len(labelled)
+
+
+@pytest.mark.slow
+def test_evaluate_stopped_by_sigterm_resumes_and_scores_every_photo_once(tmp_path):
+    import inference_helpers as helpers
+    from test_reliability import _results_ids, _write_shard
+
+    parts = helpers.partitionings(1500)
+    model_dir = tmp_path / "base_M"
+    helpers.save_model_dir(helpers.tiny_model({p.name: len(p) for p in parts}, 32), parts, model_dir)
+    lat, lon = helpers.clustered_points(600, seed=3)                  # 150 batches of 4
+    ids = [f"{k:05d}.jpg" for k in range(len(lat))]
+    _write_shard(tmp_path / "test-00000-of-00001.tfrecord", ids, lat, lon)
+    out = tmp_path / "eval"
+    args = [sys.executable, "-m", "geoest.evaluate", f"--model_dir={model_dir}", "--batch_size=4",
+            f"--test_records={tmp_path / 'test-*.tfrecord'}", f"--output_dir={out}"]
+    status, _, err = _interrupt_when(args, lambda: (out / "evaluate_partial.npz").exists())  # 20 batches scored
+    line = _one_interrupted_line(status, err)
+    with np.load(out / "evaluate_partial.npz") as partial:
+        scored = partial["id"].tolist()
+    assert f"{len(scored)} photos scored, saved in {out / 'evaluate_partial.npz'}" in line
+    assert 80 <= len(scored) < len(ids) and len(set(scored)) == len(scored)
+    assert not (out / "summary.json").exists() and not (out / "evaluate.lock").exists()
+    done = subprocess.run(args, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"resuming evaluation: {len(scored)} images already done" in done.stdout
+    resumed = _results_ids(out / "base_M" / "results_hierarchy.csv")
+    assert sorted(resumed) == ids                                  # none twice, none missing
+    assert not (out / "evaluate_partial.npz").exists()

@@ -149,9 +149,27 @@ def test_mixed_line_endings_and_the_summary_is_checked(tmp_path):
      "line 3: 3 fields"),
     ("img_id,gt_lat,predicted_lat,gt_long,predicted_long,great_circle_distance\na,1,2,3,4,5\n\nsomething else\n",
      "line 4: after the rows and an empty line expected the summary header"),
+    ("img_id,gt_lat,predicted_lat,gt_long,predicted_long,great_circle_distance\na,1,2,3,4,5\nb,1,2,3,4,5\na,1,2,3,4,5\n",
+     r"line 4: img_id 'a' appears again \(first on line 2\); each photo is scored once"),
+    ("img_id,gt_lat,predicted_lat,gt_long,predicted_long,great_circle_distance,gt_lat\na,1,2,3,4,5,9\n",
+     r"line 1: the column 'gt_lat' appears twice \(columns 2 and 7\)"),
 ])
 def test_malformed_results_files_name_the_line(tmp_path, text, message):
     path = tmp_path / "results.csv"
     path.write_text(text, newline="")
     with pytest.raises(InputError, match=message):
         read_results_csv(path)
+
+
+def test_a_photo_on_two_rows_is_one_line_from_score_predictions(tmp_path):
+    """A results file holding a photo twice would score it twice (count 301 of 300): refused."""
+    written = tmp_path / "results.csv"
+    write_results_csv(written, ["a.jpg", "b.jpg"], [0, 10], [0, 10], [0, 10.1], [0.001, 10])
+    lines = written.read_bytes().split(b"\r\n")
+    twice = tmp_path / "twice.csv"
+    twice.write_bytes(b"\r\n".join(lines[:3] + lines[1:2]) + b"\r\n")
+    out = _score_main(f"--predictions_csv={twice}")
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert errors == [f"error: {twice}: line 4: img_id 'a.jpg' appears again (first on line 2); each photo is "
+                      "scored once"]

@@ -7,7 +7,8 @@ the shards already there, after checking that the meta CSV's rows (a digest) and
 are those of the shards there; a build from other rows or options is refused (or, with
 `overwrite`, started afresh), never mixed in. A file that is missing, empty, not a JPEG (a PNG,
 say), truncated or corrupt is skipped, counted and reported with its IMG_ID; it never stops a
-build. An IMG_ID that is absolute or climbs out of images_dir is skipped and named, never opened.
+build. An IMG_ID that is absolute or climbs out of images_dir, or a symbolic link in images_dir to a
+file outside it (unless `follow_links`), is skipped and named, never opened.
 
 This module imports TensorFlow only when writing, so the worker processes stay light.
 """
@@ -34,7 +35,7 @@ from tqdm import tqdm
 from geoest import interrupt
 from geoest.data.meta_csv import read_meta_csv
 from geoest.errors import InputError
-from geoest.files import digest, write_text, writing
+from geoest.files import OUTSIDE_LINK, digest, link_leaves, write_text, writing
 
 SHORTER_SIDE = 320
 JPEG_QUALITY = 90
@@ -61,14 +62,16 @@ def prepare_image(path, shorter_side: int = SHORTER_SIDE, quality: int = JPEG_QU
       NOT_JPEG, CORRUPT (followed by details).
     """
     try:
-        data = pathlib.Path(path).read_bytes()
+        with open(path, "rb") as f:
+            head = f.read(4)             # the first bytes: a file that is no JPEG is never read whole
+            if not head:
+                return None, EMPTY
+            if not head.startswith(_JPEG_START):
+                kind = "PNG" if head == b"\x89PNG" else "unknown format"
+                return None, f"{NOT_JPEG} ({kind})"
+            data = head + f.read()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None, MISSING
-    if not data:
-        return None, EMPTY
-    if not data.startswith(_JPEG_START):
-        kind = "PNG" if data.startswith(b"\x89PNG") else "unknown format"
-        return None, f"{NOT_JPEG} ({kind})"
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
@@ -93,9 +96,14 @@ def prepare_image(path, shorter_side: int = SHORTER_SIDE, quality: int = JPEG_QU
 
 
 def prepare_task(task):
-    """`prepare_image` for a worker pool: (row, path, shorter_side) -> (row, jpeg, reason)."""
-    row, path, shorter_side = task
-    return (row,) + prepare_image(path, shorter_side)
+    """`prepare_image` for a worker pool: (row, path, shorter_side, links) -> (row, jpeg, reason,
+    followed). `links` is (images_dir, follow_links), or None for an absolute IMG_ID; a path that
+    leads out of images_dir through a link is refused (OUTSIDE_LINK) unless followed, and never opened."""
+    row, path, shorter_side, links = task
+    followed = links is not None and link_leaves(links[0], path)
+    if followed and not links[1]:
+        return row, None, OUTSIDE_LINK, False
+    return (row,) + prepare_image(path, shorter_side) + (followed,)
 
 
 def worker_pool(workers: int | None):
@@ -135,8 +143,8 @@ def thread_map(fn, tasks, workers: int | None, window: int = 256):
 
 
 def reason_kind(reason: str) -> str:
-    """The reason without its details: one of MISSING, EMPTY, NOT_JPEG, CORRUPT."""
-    return reason.split(" (")[0]
+    """The reason without its details: one of MISSING, EMPTY, NOT_JPEG, CORRUPT, or OUTSIDE_LINK."""
+    return reason if reason == OUTSIDE_LINK else reason.split(" (")[0]
 
 
 @dataclasses.dataclass
@@ -148,11 +156,13 @@ class BuildSummary:
       skipped: {reason: [IMG_ID, ...]}.
       shards: shard paths, in order.
       resumed_shards: shards found complete from an earlier run.
+      links_followed: photos read through a symbolic link out of images_dir (`follow_links`).
     """
     written: int = 0
     skipped: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
     shards: list = dataclasses.field(default_factory=list)
     resumed_shards: int = 0
+    links_followed: int = 0
 
     def num_skipped(self) -> int:
         return sum(len(ids) for ids in self.skipped.values())
@@ -160,7 +170,8 @@ class BuildSummary:
     def report(self, max_ids: int = 10) -> str:
         lines = [f"wrote {self.written} examples in {len(self.shards)} shards "
                  f"({self.resumed_shards} complete from an earlier run); "
-                 f"skipped {self.num_skipped()}"]
+                 f"skipped {self.num_skipped()}"
+                 + (f"; read {self.links_followed} through links out of images_dir" if self.links_followed else "")]
         for reason, ids in sorted(self.skipped.items()):
             shown = ", ".join(ids[:max_ids]) + (", ..." if len(ids) > max_ids else "")
             lines.append(f"  {len(ids)} skipped, {reason}: {shown}")
@@ -210,41 +221,42 @@ def check_build_options(options_path: pathlib.Path, options: dict, paths, overwr
 
 def _write_shard(tmp_path, rows, outside, meta, results, bar, records):
     """Writes one shard's photos (`rows` of the meta CSV) to `tmp_path`; returns (written,
-    {reason: [IMG_ID]}), or (None, None) when a signal arrived (`geoest.interrupt`)."""
+    {reason: [IMG_ID]}, links followed), or (None, None, None) when a signal arrived (`geoest.interrupt`)."""
     import tensorflow as tf
 
-    written, skipped = 0, collections.defaultdict(list)
+    written, skipped, followed = 0, collections.defaultdict(list), 0
     with tf.io.TFRecordWriter(str(tmp_path)) as writer:
         for row in rows:
             if interrupt.requested():
-                return None, None
+                return None, None, None
             if row in outside:                  # never opened
                 logging.warning("skipped %s: %s", meta.ids[row], outside[row])
                 skipped[outside[row]].append(meta.ids[row])
                 continue
             result = _next_result(results)
             if result is None:
-                return None, None
-            i, jpeg, reason = result
+                return None, None, None
+            i, jpeg, reason, link = result
             bar.update(1)
             if jpeg is None:
                 logging.warning("skipped %s: %s", meta.ids[i], reason)
                 skipped[reason_kind(reason)].append(meta.ids[i])
                 continue
+            followed += link
             writer.write(records.encode_example(
                 jpeg, meta.ids[i], meta.lat_deg[i], meta.lon_deg[i],
                 probs365=None if meta.probs365 is None else meta.probs365[i],
                 probs3=None if meta.probs3 is None else meta.probs3[i],
                 scene_labels=None if meta.scene_labels is None else meta.scene_labels[i]))
             written += 1
-    return written, skipped
+    return written, skipped, followed
 
 
 def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None = None,
                     shorter_side: int = SHORTER_SIDE, workers: int | None = None,
                     prefix: str | None = None, seed: int = 0,
                     progress: bool = True, overwrite: bool = False,
-                    allow_absolute_paths: bool = False) -> BuildSummary:
+                    allow_absolute_paths: bool = False, follow_links: bool = False) -> BuildSummary:
     """Writes the photos of `meta_csv` found under `images_dir` as TFRecord shards.
 
     Rows are spread over the shards in a fixed pseudo-random order (`seed`), so every shard
@@ -263,6 +275,8 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
       progress: show a tqdm bar with images/s.
       overwrite: rebuild an output_dir holding shards of this prefix from other rows or options.
       allow_absolute_paths: read absolute IMG_IDs as they are (else skipped and named).
+      follow_links: read photos through symbolic links in images_dir that lead outside it (else
+        skipped and named, never opened); the summary counts those followed.
 
     Returns:
       BuildSummary over all shards, including those of earlier runs.
@@ -291,7 +305,8 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
     check_build_options(output_dir / f"{prefix}-build.json", {
         "meta_csv_rows": len(meta), "meta_csv_digest": meta_digest(meta), "num_shards": num_shards,
         "shorter_side": shorter_side, "seed": seed, "images_dir": str(images_dir.resolve()),
-        "allow_absolute_paths": allow_absolute_paths}, sorted(set(earlier_shards) | set(paths)), overwrite)
+        "allow_absolute_paths": allow_absolute_paths, **({"follow_links": True} if follow_links else {})},
+        sorted(set(earlier_shards) | set(paths)), overwrite)
 
     rows_per_shard = shard_rows(len(meta), num_shards, seed)
     log_path = output_dir / f"{prefix}-build.jsonl"
@@ -308,6 +323,7 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
     for k in set(range(num_shards)) - set(todo):
         entry = finished.get(paths[k].name, {"written": 0, "skipped": {}})
         summary.written += entry["written"]
+        summary.links_followed += entry.get("links_followed", 0)
         for reason, ids in entry["skipped"].items():
             summary.skipped[reason].extend(ids)
     if summary.resumed_shards:
@@ -315,7 +331,8 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
                      summary.resumed_shards, num_shards, output_dir)
 
     image_paths, outside = meta.image_paths(images_dir, allow_absolute_paths)
-    tasks = [(int(i), image_paths[i], shorter_side)
+    links = (str(images_dir), follow_links)
+    tasks = [(int(i), image_paths[i], shorter_side, None if os.path.isabs(meta.ids[i]) else links)
              for k in todo for i in rows_per_shard[k] if i not in outside]
     bar = tqdm(total=len(tasks), unit="img", disable=not progress, smoothing=0.05,
                desc=f"{prefix}: {len(todo)} shards")
@@ -327,7 +344,8 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
             tmp_path = paths[k].with_name(paths[k].name + ".tmp")
             try:
                 with writing(paths[k], f"TFRecord shard {k + 1} of {num_shards}"):
-                    written, skipped = _write_shard(tmp_path, rows_per_shard[k], outside, meta, results, bar, records)
+                    written, skipped, followed = _write_shard(tmp_path, rows_per_shard[k], outside, meta, results,
+                                                              bar, records)
                     if written is None:             # stopped by a signal: the shard is dropped
                         tmp_path.unlink(missing_ok=True)
                         bar.close()
@@ -335,13 +353,14 @@ def build_tfrecords(images_dir, meta_csv, output_dir, *, num_shards: int | None 
                                                     f"complete in {output_dir}")
                 with writing(log_path, "the build log"):
                     with log_path.open("a") as log:
-                        log.write(json.dumps({"shard": paths[k].name, "written": written,
-                                              "skipped": skipped, "time": time.time()}) + "\n")
+                        log.write(json.dumps({"shard": paths[k].name, "written": written, "skipped": skipped,
+                                              "links_followed": followed, "time": time.time()}) + "\n")
             except BaseException:
                 tmp_path.unlink(missing_ok=True)       # a shard is whole or absent
                 raise
             os.replace(tmp_path, paths[k])          # complete: a resumed build skips it
             summary.written += written
+            summary.links_followed += followed
             for reason, ids in skipped.items():
                 summary.skipped[reason].extend(ids)
     bar.close()

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from pyarrow import csv as pacsv
 
 from geoest.errors import InputError
-from geoest.files import ENCODING, decode_error, path_inside
+from geoest.files import ENCODING, decode_error, path_inside, refuse_repeated_columns
 from geoest.scene.columns import (AUTHOR_COLUMN, ID_COLUMN, LABEL_COLUMNS, LAT_COLUMN, LON_COLUMN, PROB_COLUMNS,
                                   PROBS365_COLUMNS)
 from geoest.scene.places365 import LEVEL_CLASSES, LEVELS
@@ -103,10 +103,10 @@ def read_meta_csv(path, id_column: str = ID_COLUMN, lat_column: str = LAT_COLUMN
       A `Meta`.
     Raises:
       InputError naming the file, and the row and value where there is one: a missing file or
-        column (listing the header), a byte that is not UTF-8, an empty or duplicate IMG_ID, a
-        coordinate that is empty, not a number, NaN or out of range, a probability outside
-        [0, 1], only some of the S3 or of the 365 probability columns, or a scene label that is
-        not an integer class of its level.
+        column (listing the header), a column named twice, a byte that is not UTF-8, an empty or
+        duplicate IMG_ID, a coordinate that is empty, not a number, NaN or out of range, a
+        probability outside [0, 1], only some of the S3 or of the 365 probability columns, or a
+        scene label that is not an integer class of its level.
     """
     path = pathlib.Path(path)
     coordinates = (id_column, lat_column, lon_column)
@@ -180,7 +180,9 @@ def _header(path: pathlib.Path, coordinates) -> list:
         text = first.decode(ENCODING).lstrip("\ufeff")
     except UnicodeDecodeError:
         raise decode_error(path) from None
-    return [name.strip() for name in next(csv.reader([text]))]
+    header = [name.strip() for name in next(csv.reader([text]))]
+    refuse_repeated_columns(path, header)
+    return header
 
 
 def _read_table(path: pathlib.Path, types: dict):

@@ -17,6 +17,7 @@ per batch, and no per-pixel float work on the host beyond the resize.
 """
 import collections
 import collections.abc
+import concurrent.futures
 import logging
 import threading
 
@@ -24,6 +25,7 @@ import gin
 import numpy as np
 import simplejpeg
 import tensorflow as tf
+from PIL import Image
 
 from geoest.data import records
 from geoest.errors import InputError
@@ -49,6 +51,8 @@ NO_SCENE = "no scene probabilities"
 BELOW_TAU_S = "concept probability <= tau_S"
 _REASONS = (NOT_JPEG, TRUNCATED, NO_CELL, NO_SCENE, BELOW_TAU_S)
 _UNREADABLE = (NOT_JPEG, TRUNCATED)
+UNOPENABLE = "missing or unreadable file"
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")   # JPEG, PNG, GIF, BMP: what image_dataset reads
 DAMAGED_SHARD = "in a damaged shard (corrupt or truncated record)"
 
 
@@ -68,6 +72,7 @@ class SkipLog:
         self.shard_sizes = {}     # shard path -> bytes, of the shards a pipeline reads
         self.damaged = {}         # shard path -> (records read before the damage, bytes read)
         self.records_read = 0     # records read from shards, over all passes
+        self.links_followed = 0   # photos read through a link out of their folder (--follow_links)
         self.bytes_read = 0
         self._passes = {}         # shard path -> [records, bytes] read in the current pass
         self._lock = threading.Lock()
@@ -683,16 +688,55 @@ def eval_dataset(file_pattern, batch_size: int, *, image_size: int = 224, partit
     return ds.prefetch(AUTOTUNE).with_options(_options(True))
 
 
+def default_min_side(image_size: int) -> int:
+    """The smallest shorter side (px) a photo is answered at: a quarter of the model's crop side
+    (56 px for §4's 224 px crops). A smaller one would be enlarged more than 4x into its crops: a
+    thumbnail or an icon, answered as if it were a photo."""
+    return max(1, image_size // 4)
+
+
+def photo_problem(path, min_side: int = 0) -> str | None:
+    """Why an image file is not read: judged by its first bytes and header, nothing decoded, and a
+    file that is not a JPEG, PNG, GIF or BMP never read whole.
+
+    Returns:
+      UNOPENABLE, NOT_JPEG, small_reason(min_side) for a shorter side below `min_side` px (0: any
+      size), or None (a header the check cannot parse is left to the decoder, which names it).
+    """
+    try:
+        with open(path, "rb") as f:
+            if not f.read(4).startswith(_IMAGE_MAGIC):
+                return NOT_JPEG
+            if not min_side:
+                return None
+            f.seek(0)
+            try:
+                with Image.open(f) as image:          # reads the header alone
+                    width, height = image.size
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+                return None
+    except OSError:
+        return UNOPENABLE
+    return small_reason(min_side) if min(width, height) < min_side else None
+
+
+def small_reason(min_side: int) -> str:
+    """The SkipLog reason of a photo whose shorter side is below `min_side` px."""
+    return f"shorter side below {min_side} px (--min_side)"
+
+
 def image_dataset(paths, batch_size: int = 32, *, image_size: int = 224,
-                  skip_log: SkipLog | None = None) -> tf.data.Dataset:
+                  skip_log: SkipLog | None = None, min_side: int = 0) -> tf.data.Dataset:
     """Three-crop inputs (§3.4) from image files, for predicting on your own photos.
 
-    JPEG, PNG, BMP and GIF (first frame) are read. Empty, unknown or truncated files are
-    dropped and named in `skip_log`; a missing file is dropped with a logged warning (check
-    paths beforehand to name it).
+    JPEG, PNG, BMP and GIF (first frame) are read. A file is first checked by its first bytes and
+    header (`photo_problem`): one that cannot be opened, is of another kind (never read whole) or
+    whose shorter side is below `min_side` px is dropped and named in `skip_log`, like an empty or
+    truncated one.
 
     Args:
       paths: sequence of file paths.
+      min_side: smallest shorter side (px) of a photo answered; 0 answers any size.
     Returns:
       tf.data.Dataset of {"crops": uint8 [B, 3, S, S, 3], "id": string [B] (the
       path as given)}, in the order of `paths` less the dropped files.
@@ -701,21 +745,22 @@ def image_dataset(paths, batch_size: int = 32, *, image_size: int = 224,
     paths = [str(p) for p in paths]
     if not paths:
         raise InputError("image_dataset: no image paths given")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:     # file heads, in parallel on network disks
+        problems = list(pool.map(lambda p: photo_problem(p, min_side), paths))
+    for path, problem in zip(paths, problems):
+        if problem:
+            skip_log.add(path, problem)
+    paths = [p for p, problem in zip(paths, problems) if not problem]
+    if not paths:
+        return tf.data.Dataset.from_tensor_slices({"crops": tf.zeros([0, 3, image_size, image_size, 3], tf.uint8),
+                                                   "id": tf.zeros([0], tf.string)}).batch(batch_size)
 
-    def check(batch):
+    def check(batch):      # the kind is known (photo_problem): a JPEG without its end is truncated
         is_jpeg, has_end = _jpeg_looks_complete(batch["contents"])
-        head = tf.strings.substr(batch["contents"], tf.zeros_like(batch["size"]),
-                                 tf.minimum(batch["size"], 4))
-        known = is_jpeg | tf.reduce_any(tf.stack(
-            [tf.strings.substr(head, 0, len(magic)) == magic
-             for magic in (b"\x89PNG", b"GIF8", b"BM")]), axis=0)
-        reason = tf.where(known, tf.where(is_jpeg & ~has_end, _REASONS.index(TRUNCATED), -1),
-                          _REASONS.index(NOT_JPEG))
-        return _drop_logged(batch, reason, skip_log)
+        return _drop_logged(batch, tf.where(is_jpeg & ~has_end, _REASONS.index(TRUNCATED), -1), skip_log)
 
     def read(path):
-        contents = tf.io.read_file(path)
-        return {"id": path, "contents": contents, "size": tf.strings.length(contents)}
+        return {"id": path, "contents": tf.io.read_file(path)}
 
     ds = tf.data.Dataset.from_tensor_slices(paths).map(read, num_parallel_calls=AUTOTUNE,
                                                        deterministic=True)

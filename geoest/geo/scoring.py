@@ -17,6 +17,7 @@ import pathlib
 import numpy as np
 
 from geoest.errors import InputError
+from geoest.files import refuse_repeated_columns
 from geoest.geo.distance import THRESHOLDS_KM, accuracy_at, great_circle_km
 
 RESULTS_COLUMNS = ("img_id", "gt_lat", "predicted_lat", "gt_long", "predicted_long",
@@ -137,9 +138,10 @@ def read_results_csv(path) -> Results:
     """Reads a results file as published (or as `write_results_csv` writes it).
 
     Raises:
-      InputError naming the file (and line): a missing file, a header without the columns, no
-      rows, a row whose coordinates are not numbers, a summary block that is malformed or
-      disagrees with the rows (beyond the published rounding).
+      InputError naming the file (and line): a missing file, a header without the columns or
+      with a column twice, no rows, a row whose coordinates are not numbers, an img_id on two
+      rows, a summary block that is malformed or disagrees with the rows (beyond the published
+      rounding).
     """
     path = pathlib.Path(os.fspath(path))
     if not path.is_file():
@@ -158,12 +160,19 @@ def read_results_csv(path) -> Results:
     if short is not None:
         raise InputError(f"{path}: line {short + 2}: {len(rows[short])} fields, the header has "
                          f"{len(header)}")
+    refuse_repeated_columns(path, header)
     columns = [header.index(c) for c in RESULTS_COLUMNS]
     coords = _numbers(path, 2, [[row[i] for i in columns[1:5]] for row in rows], 4,
                       "gt_lat, predicted_lat, gt_long, predicted_long")
     # Recomputed from the coordinates, so a file is scored by the same haversine as evaluate.
     dist = great_circle_km(coords[:, 0], coords[:, 2], coords[:, 1], coords[:, 3])
-    results = Results(ids=[row[columns[0]] for row in rows], gt_lat_deg=coords[:, 0],
+    ids = [row[columns[0]] for row in rows]
+    first = {}
+    for k, image_id in enumerate(ids):
+        if first.setdefault(image_id, k) != k:     # a photo scored twice
+            raise InputError(f"{path}: line {k + 2}: img_id {image_id!r} appears again (first on line "
+                             f"{first[image_id] + 2}); each photo is scored once")
+    results = Results(ids=ids, gt_lat_deg=coords[:, 0],
                       pred_lat_deg=coords[:, 1], gt_lon_deg=coords[:, 2], pred_lon_deg=coords[:, 3],
                       dist_km=dist)
     block = [(k + 1, line) for k, line in enumerate(lines[end:], start=end) if line.strip()]

@@ -29,13 +29,16 @@ written under a temporary name and renamed.
 import dataclasses
 import json
 import logging
+import os
 import pathlib
 from typing import Callable
 
 import numpy as np
 
+from geoest import interrupt
 from geoest.errors import InputError
-from geoest.files import atomic_path, claim_outputs, digest, file_identity, write_text, writing
+from geoest.files import (OUTSIDE_LINK, atomic_path, claim_outputs, digest, file_identity, link_leaves, write_text,
+                          writing)
 from geoest.heads import SCENE_HEAD, output_sizes
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
 from geoest.inference.isn import SCENE_WIDTHS, IsnEnsemble, check_concepts
@@ -218,7 +221,7 @@ def record_batches(file_pattern, batch_size: int, image_size: int, scene_hierarc
 
 
 def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_hierarchy=None, skip_log=None,
-                  allow_absolute_paths: bool = False):
+                  allow_absolute_paths: bool = False, follow_links: bool = False, min_side: int | None = None):
     """Test batches from image files and a meta CSV (IMG_ID = path under images_dir, LAT, LON and
     optional scene columns), as numpy dicts; the number of images is `len(read_meta_csv(...))`.
 
@@ -226,7 +229,10 @@ def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_
     `scene_hierarchy`, else unknown (NaN). Scene labels ("scene_labels" int64 [B, 3], S3 / S16 /
     S365): the S*_Label columns, else the argmax of the probabilities at that level, else -1.
     An IMG_ID that is absolute (unless `allow_absolute_paths`) or whose ".." leaves images_dir is
-    never opened; it is skipped and named in `skip_log`, like a missing file.
+    never opened; it is skipped and named in `skip_log`, like a missing file, and so is a symbolic
+    link in images_dir to a file outside it unless `follow_links` (those followed are counted in
+    `skip_log.links_followed`). A photo whose shorter side is below `min_side` px (default
+    `pipeline.default_min_side(image_size)`; 0 answers any size) is skipped and named too.
     """
     from geoest.data import pipeline
     from geoest.data.meta_csv import read_meta_csv
@@ -244,15 +250,20 @@ def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_
         skip_log.add(meta.ids[k], reason)
     row_of = {}
     for k, path in paths.items():
-        if pathlib.Path(path).is_file():
+        leaves = not os.path.isabs(meta.ids[k]) and link_leaves(images_dir, path)
+        if leaves and not follow_links:
+            skip_log.add(meta.ids[k], OUTSIDE_LINK)        # never opened
+        elif pathlib.Path(path).is_file():
             row_of[path] = k
+            skip_log.links_followed += leaves
         else:
             skip_log.add(meta.ids[k], MISSING)
     if not row_of:
         return
     ids = np.array(meta.ids)
-    for batch in pipeline.image_dataset(list(row_of), batch_size, image_size=image_size,
-                                        skip_log=skip_log).as_numpy_iterator():
+    min_side = pipeline.default_min_side(image_size) if min_side is None else min_side
+    for batch in pipeline.image_dataset(list(row_of), batch_size, image_size=image_size, skip_log=skip_log,
+                                        min_side=min_side).as_numpy_iterator():
         rows = np.array([row_of[p.decode()] for p in batch["id"]])
         yield {"crops": batch["crops"], "id": ids[rows], "lat": meta.lat_deg[rows], "lon": meta.lon_deg[rows],
                "probs3": probs3[rows], "scene_labels": labels[rows]}
@@ -396,6 +407,17 @@ def _subset(batch: dict, keep: np.ndarray) -> dict:
     return {k: np.asarray(v)[keep] for k, v in batch.items()}
 
 
+def _stopping(batches, store):
+    """The batches, with a signal (`geoest.interrupt`) noted while one is scored: after it, the
+    photos scored so far are saved and the run stops whole, resumable."""
+    with interrupt.deferred():
+        for batch in batches:
+            yield batch
+            if interrupt.requested():
+                store.save()
+                interrupt.stop_if_requested(f"{len(store.done)} photos scored, saved in {store.path}")
+
+
 def evaluate(methods, batches, output_dir, *, total: int | None = None, reference: str | None = None,
              save_every: int = 20, masses=None, test_set: dict | None = None, overwrite: bool = False,
              skip_log=None, max_skipped: float = MAX_SKIPPED) -> dict:
@@ -454,7 +476,7 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     skipped_nan = []
     progress = tqdm(total=total, initial=len(store.done), unit="img", desc="evaluate")
     yielded = 0
-    for step, batch in enumerate(batches):
+    for step, batch in enumerate(_stopping(batches, store)):
         ids = _to_str(batch["id"])
         yielded += len(ids)
         keep = np.array([i not in store.done for i in ids], bool)

@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from geoest import interrupt
 from geoest.errors import InputError
-from geoest.files import ENCODING, check_output, claim_outputs, digest, manifest_path, path_inside, writing
+from geoest.files import (ENCODING, OUTSIDE_LINK, check_output, claim_outputs, digest, link_leaves, manifest_path,
+                          path_inside, writing)
 from geoest.scene import columns
 from geoest.scene.caffe import CAFFE_IMAGENET, weights_digest
 from geoest.scene.places365 import SceneHierarchy, default_cache_dir
@@ -156,6 +157,7 @@ class LabelSummary:
     labeled: int = 0            # rows written by this run
     resumed: int = 0            # rows already in output_csv / errors_csv, skipped
     failed: list = dataclasses.field(default_factory=list)  # (img_id, reason) of this run
+    links_followed: int = 0     # photos of this run read through a link out of images_dir (follow_links)
 
 
 def errors_path(output_csv) -> pathlib.Path:
@@ -205,7 +207,7 @@ def _format(values) -> list:
 def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv, *,
                  batch_size: int = 32, preprocess: str = "caffe", image_size: int = 224,
                  all_probs: bool = False, workers: int | None = None,
-                 allow_absolute_paths: bool = False, overwrite: bool = False,
+                 allow_absolute_paths: bool = False, follow_links: bool = False, overwrite: bool = False,
                  model_manifest: dict | None = None) -> LabelSummary:
     """§3.2: labels the images of a meta CSV's rows with S3 / S16 / S365 scene labels.
 
@@ -233,6 +235,8 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv,
       workers: image-decoding threads (default: CPU count).
       allow_absolute_paths: read absolute IMG_IDs as they are; otherwise they, and IMG_IDs
         whose ".." leaves images_dir, are listed as errors and never opened.
+      follow_links: read photos through symbolic links in images_dir that lead outside it;
+        otherwise they are listed as errors and never opened.
       overwrite: start afresh over an output written by another classifier (or by no recorded
         run) instead of refusing.
       model_manifest: the model's conversion manifest (`read_model_manifest`), recorded in the
@@ -282,13 +286,17 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv,
                  len(rows.ids))
 
     def load(row):
+        """(row, image or None, reason or None, whether read through a link out of images_dir)."""
         path, outside = path_inside(images_dir, row[0], allow_absolute_paths)
         if path is None:
-            return row, None, outside          # never opened
+            return row, None, outside, False          # never opened
+        leaves = not os.path.isabs(row[0]) and link_leaves(images_dir, path)
+        if leaves and not follow_links:
+            return row, None, OUTSIDE_LINK, False     # never opened
         try:
-            return row, load_image(path, size), None
+            return row, load_image(path, size), None, leaves
         except _UNREADABLE as e:
-            return row, None, f"{type(e).__name__}: {e}"
+            return row, None, f"{type(e).__name__}: {e}", False
 
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool, interrupt.deferred(), \
@@ -299,10 +307,11 @@ def label_images(model, hierarchy: SceneHierarchy, images_dir, rows, output_csv,
             loaded = list(pending)
             if i + 1 < len(batches):  # decode the next batch while the model runs
                 pending = pool.map(load, batches[i + 1])
-            for row, _, reason in (item for item in loaded if item[1] is None):
+            for row, _, reason, _ in (item for item in loaded if item[1] is None):
                 summary.failed.append((row[0], reason))
                 err_writer.writerow([row[0], reason])
-            good = [(row, image) for row, image, _ in loaded if image is not None]
+            good = [(row, image) for row, image, _, _ in loaded if image is not None]
+            summary.links_followed += sum(item[3] for item in loaded)
             if good:
                 probs365 = classify(model, np.stack([image for _, image in good]), preprocess)
                 probs3 = hierarchy.aggregate(probs365, "S3")

@@ -90,14 +90,15 @@ class _GeoPhotos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _generate_examples(self, images_dir, meta_csv):
         meta = meta_lib.read_meta_csv(meta_csv)
         paths, outside = meta.image_paths(images_dir)
-        tasks = [(i, path, self.SHORTER_SIDE) for i, path in paths.items()]
+        links = (str(images_dir), False)           # a link out of images/ is skipped and named
+        tasks = [(i, path, self.SHORTER_SIDE, links) for i, path in paths.items()]
         skipped = collections.Counter()
         for i, reason in outside.items():          # never opened
             logging.warning("%s: skipped %s: %s", self.name, meta.ids[i], reason)
             skipped[reason] += 1
         # Threads, not processes: TFDS may run inside a process that already holds TF and test
         # threads, where forking is unsafe; PIL releases the GIL while decoding and resizing.
-        for i, jpeg, reason in build.thread_map(build.prepare_task, tasks, self.WORKERS):
+        for i, jpeg, reason, _ in build.thread_map(build.prepare_task, tasks, self.WORKERS):
             if jpeg is None:
                 logging.warning("%s: skipped %s: %s", self.name, meta.ids[i], reason)
                 skipped[build.reason_kind(reason)] += 1
