@@ -21,7 +21,6 @@ output - point, region, map - to areas at least K km wide.
 """
 import glob
 import os
-import pathlib
 import sys
 
 from absl import flags
@@ -29,9 +28,7 @@ from absl import flags
 from geoest import cli
 from geoest.errors import InputError
 from geoest.files import check_output
-from geoest.geo import within
-from geoest.inference.calibration import model_fingerprint
-from geoest.inference.modeldir import model_file
+from geoest.inference.calibration import load_distance_events
 from geoest.scene import labeler
 
 cli.define_model_flags()
@@ -88,13 +85,8 @@ def main(argv):
     locator = method.locator
     confidence = Confidence(locator.partitionings, locator.hierarchy.parents if locator.hierarchy else None,
                             **settings)
-    weights, distance_temperature = None, None
-    weights_path = pathlib.Path(FLAGS.model_dir or "") / within.FILE_NAME
-    if FLAGS.model_dir and weights_path.is_file():
-        weights = within.WithinWeights.load(weights_path, locator.partitionings[-1])
-        distance_temperature = within.load_distance_temperature(
-            FLAGS.model_dir, weights, model_fingerprint(model_file(FLAGS.model_dir)))
-    else:
+    weights, distance_temperature = load_distance_events(FLAGS.model_dir, locator.partitionings[-1])
+    if weights is None:
         print(f"no distance weights W_R in {FLAGS.model_dir or 'the ISN dirs'} and no training coordinates: "
               "P(error <= R) is not given and radius_km_<p> is the region's outer radius (python -m "
               "geoest.within_weights writes W_R into the model dir)", file=sys.stderr)

@@ -296,3 +296,41 @@ def test_monotone_map_is_non_decreasing_and_fits_the_rate():
     mapped = within.apply_monotone(knots, np.linspace(0, 1, 50))
     assert np.all(np.diff(mapped) >= -1e-12)
     assert abs(within.apply_monotone(knots, [0.5])[0] - 0.25) < 0.1
+
+
+def test_tensorflow_outputs_equal_numpy_and_hold_the_cap(training, weights):
+    """Seeded random sweep of `outputs_tf` (the SavedModel's ops) against `within` / `radius`, with
+    and without a cap K, NaN photos and the distance temperature: equal within 1e-9, and under a cap no
+    radius below K and no P(error <= R) stated for R < K."""
+    import tensorflow as tf
+
+    fine, *_ = training
+    rng = np.random.default_rng(11)
+    radii, masses = within.THRESHOLDS_KM, (0.5, 0.9)
+    compute = tf.function(lambda p, a, cap: weights.outputs_tf(p, a, radii, masses, cap), reduce_retracing=True)
+    for trial in range(8):
+        cap = None if trial % 4 == 0 else float(np.exp(rng.uniform(np.log(1.0), np.log(3000.0))))
+        probs = within.sharpen(_distributions(rng, 30, len(fine)), rng.uniform(0.5, 2.0))
+        probs[rng.uniform(size=probs.shape) < 0.3] = 0.0
+        probs[3, 5] = np.nan
+        predicted = rng.integers(len(fine), size=30)
+        got = {k: v.numpy() for k, v in weights.outputs_tf(tf.constant(probs, tf.float32), tf.constant(predicted),
+                                                           radii, masses, cap).items()}
+        if trial == 1:     # the same ops traced into a graph
+            traced = {k: v.numpy() for k, v in compute(tf.constant(probs), tf.constant(predicted), cap).items()}
+            for k in got:
+                np.testing.assert_allclose(traced[k], got[k], rtol=1e-6, atol=1e-7)
+        f32 = probs.astype(np.float32)
+        p_within = weights.within(f32, predicted, radii, max_resolution_km=cap)
+        r = weights.radius(f32, predicted, masses, max_resolution_km=cap)
+        for k, radius in enumerate(radii):
+            np.testing.assert_allclose(got[within.within_key(radius)], p_within[:, k], rtol=1e-9, atol=1e-12)
+            if cap is not None and radius < cap:
+                assert np.isnan(got[within.within_key(radius)]).all()
+        for j, p in enumerate(masses):
+            np.testing.assert_allclose(got[within.radius_key(p)], r[:, j], rtol=1e-9)
+            assert np.isnan(got[within.radius_key(p)][3])
+            if cap is not None:
+                assert (np.delete(got[within.radius_key(p)], 3) >= cap).all()
+    tempered = within.sharpen_tf(tf.constant(probs), 1.7).numpy()
+    np.testing.assert_allclose(np.delete(tempered, 3, 0), np.delete(within.sharpen(probs, 1.7), 3, 0), rtol=1e-12)

@@ -315,6 +315,126 @@ class WithinWeights:
         return out if max_resolution_km is None else np.maximum(out, float(max_resolution_km))
 
 
+    # -- TensorFlow, for the SavedModel ---------------------------------------------------------------
+    def outputs_tf(self, probs_fine, predicted, radii_km=THRESHOLDS_KM, masses=(0.5, 0.9),
+                   max_resolution_km=None) -> dict:
+        """`within` and `radius` in TensorFlow (graph-safe, W_R as constants), for the serving signature.
+
+        Args:
+          probs_fine: float tensor [B, n] the fine distributions (normalised here).
+          predicted: int tensor [B] the answered fine cells.
+          radii_km: radii R of the P(error <= R) outputs; masses: p of the R_p outputs.
+          max_resolution_km: the resolution cap K, as in `within` and `radius`.
+        Returns:
+          {within_key(R): float64 [B] (NaN below the cap), radius_key(p): float64 [B] km (never below
+          the cap)}; NaN for a row of probs_fine holding NaN.
+        """
+        import tensorflow as tf
+
+        radii = check_radii(radii_km)
+        masses = tuple(float(m) for m in masses)
+        probs = tf.cast(probs_fine, tf.float64)
+        probs = probs / tf.maximum(tf.reduce_sum(probs, axis=-1, keepdims=True), 1e-300)
+        predicted = tf.cast(tf.reshape(predicted, [-1]), tf.int64)
+        table = self._on_grid_tf(probs, predicted)
+        grid = self.radii_km
+        finite = tf.reduce_all(tf.math.is_finite(probs), axis=-1)
+        nan = tf.constant(np.nan, tf.float64)
+        out = {}
+        within = _interpolate_tf(grid, table, radii)
+        for k, radius in enumerate(radii):
+            column = tf.where(finite, within[:, k], nan)
+            if max_resolution_km is not None and radius < float(max_resolution_km):
+                column = tf.fill(tf.shape(column), nan)
+            out[within_key(radius)] = column
+        quantiles = _quantile_radius_tf(grid, table, masses)
+        for j, p in enumerate(masses):
+            column = quantiles[:, j]
+            if max_resolution_km is not None:
+                column = tf.maximum(column, float(max_resolution_km))
+            out[radius_key(p)] = tf.where(finite, column, nan)
+        return out
+
+    def _on_grid_tf(self, probs, predicted):
+        """`_on_grid` in TensorFlow: float64 [B, K] P(error <= R) at every radius with weights."""
+        import tensorflow as tf
+
+        batch = tf.shape(probs, out_type=tf.int64)[0]
+        columns = []
+        for m in self.near:                  # the rows of W_R of the answered cells: a ragged gather
+            cols = tf.gather(tf.RaggedTensor.from_row_splits(tf.constant(m.indices.astype(np.int64)),
+                                                             tf.constant(m.indptr.astype(np.int64)), validate=False),
+                             predicted)
+            vals = tf.gather(tf.RaggedTensor.from_row_splits(tf.constant(m.data.astype(np.float64)),
+                                                             tf.constant(m.indptr.astype(np.int64)), validate=False),
+                             predicted)
+            rows = cols.value_rowids()
+            mass = tf.gather_nd(probs, tf.stack([rows, cols.flat_values], axis=-1)) * vals.flat_values
+            columns.append(tf.math.unsorted_segment_sum(mass, rows, batch))
+        if len(self.far_radii_km):
+            dots = tf.matmul(tf.gather(tf.constant(self._point_vectors), predicted),
+                             tf.constant(self.bin_vectors), transpose_b=True)          # [B, G]
+            mass = tf.gather(probs, tf.constant(self.bin_class), axis=1) * tf.constant(self.bin_share)[None, :]
+            dots_min = np.cos(np.minimum(self.far_radii_km, HALF_CIRCUMFERENCE_KM) / EARTH_RADIUS_KM)
+            for threshold in dots_min:
+                columns.append(tf.reduce_sum(tf.where(dots >= threshold - 1e-12, mass, tf.zeros_like(mass)), axis=-1))
+        running, out = None, []
+        for column in columns:             # clipped to [0, 1] and made non-decreasing along R
+            column = tf.clip_by_value(column, 0.0, 1.0)
+            running = column if running is None else tf.maximum(running, column)
+            out.append(running)
+        return tf.stack(out, axis=-1)
+
+
+def _interpolate_tf(grid, table, radii):
+    """`_interpolate` in TensorFlow: float64 [B, len(radii)]."""
+    import tensorflow as tf
+
+    log_grid = np.log(grid)
+    out = []
+    for r in radii:
+        if r <= grid[0]:
+            out.append(table[:, 0] * (r / grid[0]) ** 2)
+            continue
+        j = min(int(np.searchsorted(grid, r)), len(grid) - 1)
+        if grid[j] == r or r >= grid[-1]:
+            out.append(table[:, j])
+            continue
+        t = (math.log(r) - log_grid[j - 1]) / (log_grid[j] - log_grid[j - 1])
+        out.append((1 - t) * table[:, j - 1] + t * table[:, j])
+    return tf.stack(out, axis=-1)
+
+
+def _quantile_radius_tf(grid_km, table, masses):
+    """`quantile_radius` in TensorFlow: float64 [B, len(masses)] km."""
+    import tensorflow as tf
+
+    grid = tf.constant(np.asarray(grid_km, np.float64))
+    log_grid = tf.math.log(grid)
+    out = []
+    for p in masses:
+        j = tf.minimum(tf.reduce_sum(tf.cast(table < p, tf.int64), axis=-1), len(grid_km) - 1)
+        below_j = tf.maximum(j - 1, 0)
+        hi_p = tf.gather(table, j, batch_dims=1)
+        lo_p = tf.where(j > 0, tf.gather(table, below_j, batch_dims=1), tf.zeros_like(hi_p))
+        t = tf.math.divide_no_nan(p - lo_p, hi_p - lo_p)
+        t = tf.where(tf.equal(hi_p, lo_p), tf.ones_like(t), tf.clip_by_value(t, 0.0, 1.0))
+        log_r = (1 - t) * tf.gather(log_grid, below_j) + t * tf.gather(log_grid, j)
+        below = grid_km[0] * tf.sqrt(tf.clip_by_value(p / tf.maximum(hi_p, 1e-300), 0.0, 1.0))
+        out.append(tf.where(tf.equal(j, 0), below, tf.exp(log_r)))
+    return tf.stack(out, axis=-1)
+
+
+def sharpen_tf(probs, temperature: float):
+    """`sharpen` in TensorFlow: float [B, n] -> float64 [B, n]."""
+    import tensorflow as tf
+
+    probs = tf.cast(probs, tf.float64)
+    log_p = tf.math.log(tf.maximum(probs, 1e-300)) / float(temperature)
+    out = tf.exp(log_p - tf.reduce_max(log_p, axis=-1, keepdims=True)) * tf.cast(probs > 0, tf.float64)
+    return out / tf.maximum(tf.reduce_sum(out, axis=-1, keepdims=True), 1e-300)
+
+
 def _interpolate(grid, table, radii) -> np.ndarray:
     """P at `radii` from P on `grid` ([B, K]): log-linear between grid radii, ~R^2 below the first."""
     log_grid = np.log(grid)
@@ -610,4 +730,4 @@ __all__ = ["BACK_OFF_RADII_KM", "DISTANCE_TEMPERATURE_FILE", "EVENT_RADII_KM", "
            "HALF_CIRCUMFERENCE_KM", "NEAR_MAX_KM", "NEAR_RADII_KM", "THRESHOLDS_KM", "WithinWeights",
            "apply_monotone", "back_off", "check_radii", "event_figures", "fit_distance_temperature", "fit_monotone",
            "how_sure_figures", "how_sure_lines", "load_distance_temperature", "partitioning_digest",
-           "quantile_radius", "radius_key", "ranking_curves", "save_distance_temperature", "sharpen", "within_key"]
+           "quantile_radius", "radius_key", "ranking_curves", "save_distance_temperature", "sharpen", "sharpen_tf", "within_key"]

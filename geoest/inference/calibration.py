@@ -21,8 +21,10 @@ import numpy as np
 
 from geoest.errors import InputError
 from geoest.geo import confidence as conf
+from geoest.geo import within
 from geoest.geo.distance import great_circle_km
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities, model_outputs
+from geoest.inference.modeldir import model_file
 
 CALIBRATION_FILE = "calibration.json"
 RAW = "raw/"          # prefix of the uncalibrated outputs of `TemperedModel(keep_raw=True)`
@@ -218,6 +220,23 @@ def load_calibration(geo_model, path=None):
                          f"the model's heads {sorted(heads)} or {HIERARCHY!r}")
     calibration.temperatures = temperatures
     return calibration
+
+
+def load_distance_events(model_dir, fine_partitioning):
+    """The distance weights W_R of a model dir and its distance temperature (`geoest.geo.within`).
+
+    Args:
+      model_dir: the model dir (or None: no weights); fine_partitioning: the cells f* is over.
+    Returns:
+      (`WithinWeights` or None when the dir has no within_weights.npz, temperature or None).
+    Raises:
+      InputError naming the file: weights of other cells, a temperature fitted for another model.
+    """
+    path = pathlib.Path(model_dir) / within.FILE_NAME if model_dir else None
+    if path is None or not path.is_file():
+        return None, None
+    weights = within.WithinWeights.load(path, fine_partitioning)
+    return weights, within.load_distance_temperature(model_dir, weights, model_fingerprint(model_file(model_dir)))
 
 
 # -- per-image confidence scores (calibration report and evaluation) ------------------------------

@@ -14,6 +14,9 @@ plus `lat`, `lon` of the main output (f*, else the only partitioning). With a
   cell, probability        the predicted cell of the main output and its (calibrated) probability
   region_size_<p>, radius_km_<p>, region_cells_<p>    the confidence region of mass p
   level, answer_lat, answer_lon, answer_cell, answer_probability    the back-off answer
+and, with distance weights W_R (`geoest.geo.within.WithinWeights.outputs_tf`, W_R as constants),
+  p_within_<R>km           float64 [batch]   P(error <= R), R = 1 / 25 / 200 / 750 / 2500 km (NaN below the cap)
+  radius_km_<p>            float64 [batch]   R_p, the quantile radius (never below the cap)
 and, when it has a resolution cap, ONLY those (lat, lon, cell and regions of the capped areas):
 nothing finer than the cap leaves the model. Decoding, the three crops
 (uint8, the same function as the evaluation pipeline), the softmax mean, the hierarchy and
@@ -23,14 +26,18 @@ import pathlib
 
 from geoest.errors import InputError
 from geoest.files import atomic_folder
+from geoest.geo.within import THRESHOLDS_KM, sharpen_tf
 from geoest.inference.core import Locator, crop_probabilities
 
 
-def serving_function(model, locator: Locator, image_size: int, top_k: int = 5, confidence=None, calibration=None):
+def serving_function(model, locator: Locator, image_size: int, top_k: int = 5, confidence=None, calibration=None,
+                     within_weights=None, distance_temperature: float | None = None):
     """A tf.function: image_bytes string [B] -> dict of tensors (see the module docstring).
 
     `calibration` (`geoest.inference.calibration.Calibration`) divides the heads' logits by their
-    temperatures and tempers f*; `confidence` adds regions, back-off and the cap.
+    temperatures and tempers f*; `confidence` adds regions, back-off and the cap; `within_weights`
+    (`geoest.geo.within.WithinWeights` of the fine cells, with `confidence`) adds P(error <= R) and
+    makes radius_km_<p> the quantile R_p, on the calibrated f* tempered by `distance_temperature`.
     """
     import tensorflow as tf
 
@@ -56,7 +63,13 @@ def serving_function(model, locator: Locator, image_size: int, top_k: int = 5, c
         outputs["lon"] = located[locator.main]["lon"]
         if confidence is not None:
             predicted = tf.argmax(main_probabilities_tf(locator, raw), axis=-1)
-            sure = confidence.outputs_tf(main_probabilities_tf(locator, probs, calibration), predicted)
+            calibrated = main_probabilities_tf(locator, probs, calibration)
+            sure = confidence.outputs_tf(calibrated, predicted)
+            if within_weights is not None:      # the cap of `confidence` holds for these too
+                if distance_temperature is not None:
+                    calibrated = sharpen_tf(calibrated, distance_temperature)
+                cap = None if confidence.cap is None else confidence.cap.max_resolution_km
+                sure.update(within_weights.outputs_tf(calibrated, predicted, THRESHOLDS_KM, confidence.masses, cap))
             outputs = sure if confidence.cap is not None else {**outputs, **sure}
         return outputs
 
@@ -64,7 +77,8 @@ def serving_function(model, locator: Locator, image_size: int, top_k: int = 5, c
 
 
 def export_saved_model(geo_model, export_dir, *, image_size: int | None = None, top_k: int = 5,
-                       centers: str = "mean", confidence=None, calibration=None) -> pathlib.Path:
+                       centers: str = "mean", confidence=None, calibration=None, within_weights=None,
+                       distance_temperature: float | None = None) -> pathlib.Path:
     """Write a SavedModel of a trained model (`geoest.inference.modeldir.GeoModel`).
 
     Args:
@@ -76,6 +90,9 @@ def export_saved_model(geo_model, export_dir, *, image_size: int | None = None, 
       confidence: `geoest.geo.confidence.Confidence` of the model's partitionings (regions,
         back-off, the resolution cap baked into the graph), or None.
       calibration: the model's temperatures (`geoest.inference.calibration.Calibration`) or None.
+      within_weights: W_R of the fine cells (`geoest.geo.within.WithinWeights`, with `confidence`): adds
+        p_within_<R>km and makes radius_km_<p> the quantile R_p; distance_temperature: its extra
+        temperature on f* (`geoest.geo.within.load_distance_temperature`) or None.
     Returns:
       the export folder.
     """
@@ -91,8 +108,10 @@ def export_saved_model(geo_model, export_dir, *, image_size: int | None = None, 
     locator = Locator(geo_model.partitionings, centers)
     archive = keras.export.ExportArchive()
     archive.track(geo_model.model)
+    if within_weights is not None and confidence is None:
+        raise InputError("P(error <= R) needs the confidence settings (masses, cap) beside the weights")
     archive.add_endpoint("serve", serving_function(geo_model.model, locator, image_size, top_k, confidence,
-                                                   calibration))
+                                                   calibration, within_weights, distance_temperature))
     with atomic_folder(export_dir, "SavedModel") as tmp:    # absent or complete, never half-written
         archive.write_out(str(tmp), verbose=False)
     return export_dir
