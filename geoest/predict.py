@@ -28,7 +28,6 @@ from absl import flags
 from geoest import cli
 from geoest.errors import InputError
 from geoest.files import check_output
-from geoest.inference.calibration import load_distance_events
 from geoest.scene import labeler
 
 cli.define_model_flags()
@@ -85,7 +84,7 @@ def main(argv):
     locator = method.locator
     confidence = Confidence(locator.partitionings, locator.hierarchy.parents if locator.hierarchy else None,
                             **settings)
-    weights, distance_temperature = load_distance_events(FLAGS.model_dir, locator.partitionings[-1])
+    weights, distance_temperature = method.within_weights, method.distance_temperature   # the model dir's W_R
     if weights is None:
         print(f"no distance weights W_R in {FLAGS.model_dir or 'the ISN dirs'} and no training coordinates: "
               "P(error <= R) is not given and radius_km_<p> is the region's outer radius (python -m "

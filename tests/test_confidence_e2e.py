@@ -156,3 +156,66 @@ def test_temperature_file_of_another_model_is_refused(setup, tmp_path):
                    f"--output={tmp_path / 'p.csv'}", f"--temperatures={foreign}")
     assert result.returncode == 2
     assert f"temperature file {foreign} was fitted for another model" in result.stderr
+
+
+def test_evaluate_reports_p_within_radius_cells_and_back_off(setup, tmp_path):
+    """A model dir with distance weights W_R and a distance temperature: evaluate's confidence.json
+    holds <method>/within, each figure equal to the library's on the same photos, the photos in no cell
+    reported apart, and accuracy_coverage.png ranked by P(error <= R)."""
+    import shutil
+
+    from geoest.geo import within
+    from geoest.inference.calibration import model_fingerprint
+    from geoest.inference.evaluation import evaluate, load_methods
+
+    model_dir = tmp_path / "run"
+    shutil.copytree(setup["model_dir"], model_dir)
+    fine = setup["parts"][-1]
+    lat, lon = helpers.clustered_points(1500, seed=3)
+    weights = within.WithinWeights.build(fine, lat, lon)
+    weights.save(model_dir)
+    within.save_distance_temperature(model_dir, 1.5, weights, model_fingerprint(model_dir / "best.keras"))
+    (method,), _ = load_methods({"tiny": model_dir})
+    assert method.within_weights.digest == weights.digest and method.distance_temperature == 1.5
+    rng = np.random.default_rng(4)
+    truth = fine.centers[rng.integers(len(fine), size=16)] + rng.normal(size=(16, 2)) * 0.3
+    truth[:3] = [-50.0, -130.0]                       # in no cell: the South Pacific
+    crops = rng.integers(0, 256, (16, 3, SIZE, SIZE, 3)).astype(np.uint8)
+    batches = [{"crops": crops[i:i + 8], "id": np.array([f"img{j}" for j in range(i, i + 8)]),
+                "lat": truth[i:i + 8, 0], "lon": truth[i:i + 8, 1]} for i in range(0, 16, 8)]
+    evaluate([method], batches, tmp_path / "eval", total=16, min_confidence=0.3)
+    got = json.loads((tmp_path / "eval" / "confidence.json").read_text())["tiny"]["within"]
+
+    probs = method.probabilities({"crops": crops})
+    cells = method.distributions(probs, distance=True)
+    assert set(cells) == {"before", "after", "distance"}
+    predicted = np.argmax(cells["before"], axis=-1)
+    truth_class = fine.assign(truth[:, 0], truth[:, 1])
+    expected = {v: within.photo_scores(weights, c, predicted, truth_class, truth[:, 0], truth[:, 1], (0.5, 0.9))
+                for v, c in cells.items()}
+    want = within.evaluation_figures(expected, (0.5, 0.9), min_confidence=0.3)
+    assert got["in_no_cell"] == pytest.approx(np.mean(truth_class < 0)) and got["in_no_cell"] >= 3 / 16
+    assert got["ranked"] == "distance"
+    for radius in ("1", "25", "200", "750", "2500"):
+        for v in ("before", "after", "distance"):
+            for k in ("predicted", "observed", "ece"):
+                assert got["events"][radius][v][k] == pytest.approx(want["events"][radius][v][k], abs=1e-4)
+        assert got["ranking"][radius]["half"] == pytest.approx(want["ranking"][radius]["half"])
+    for v in ("before", "after", "distance"):
+        for p in ("50", "90"):
+            assert got["radius"][v][p]["coverage"] == pytest.approx(want["radius"][v][p]["coverage"])
+            assert got["radius"][v][p]["cell_coverage"] == pytest.approx(want["radius"][v][p]["cell_coverage"])
+            assert got["radius"][v][p]["median_km"] == pytest.approx(want["radius"][v][p]["median_km"], rel=1e-4)
+    assert got["back_off"]["no_answer"] == pytest.approx(want["back_off"]["no_answer"])
+    for name, level in want["back_off"]["levels"].items():
+        assert got["back_off"]["levels"][name]["answered"] == pytest.approx(level["answered"])
+    assert got["back_off"]["q"] == 0.3 and list(got["back_off"]["levels"]) == ["coarse", "middle", "fine"]
+    assert (tmp_path / "eval" / "tiny" / "accuracy_coverage.png").stat().st_size > 0
+
+
+def test_evaluate_refuses_a_bad_min_confidence(setup, tmp_path):
+    result = _main("geoest.evaluate", f"--model_dir={setup['model_dir']}", f"--test_records={tmp_path}/*.tfrecord",
+                   f"--output_dir={tmp_path / 'eval'}", "--min_confidence=1.5")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "--min_confidence=1.5" in lines[0], result.stderr[-2000:]

@@ -57,9 +57,13 @@ def check_masses(masses, flag: str = "--region_mass") -> tuple:
 
 def check_min_confidence(q, flag: str = "--min_confidence") -> float:
     """The back-off threshold q in [0, 1]."""
-    if q is None or not 0.0 <= float(q) <= 1.0:
+    try:
+        value = float(q)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
         raise InputError(f"{flag}={q!r}: expected a probability in [0, 1]")
-    return float(q)
+    return value
 
 
 def check_max_resolution(km, flag: str = "--max_resolution_km") -> float:

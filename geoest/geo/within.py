@@ -36,8 +36,9 @@ from scipy.optimize import isotonic_regression
 from geoest.errors import InputError
 from geoest.files import atomic_path, write_text
 from geoest.geo import s2cell
-from geoest.geo.confidence import expected_calibration_error
-from geoest.geo.distance import EARTH_RADIUS_KM, THRESHOLDS_KM
+from geoest.geo.confidence import (check_masses, check_min_confidence, expected_calibration_error, in_region,
+                                   level_names, region_sizes)
+from geoest.geo.distance import EARTH_RADIUS_KM, THRESHOLDS_KM, great_circle_km
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,15 @@ def radius_key(p: float) -> str:
     return "radius_km_" + f"{100 * p:g}".replace(".", "_")
 
 
-def check_radii(radii_km, flag: str = "--within_km") -> tuple:
-    """Radii R (km) as a tuple of floats, each > 0."""
+def _values(values) -> list:
+    """A number or a sequence of them as a list of plain Python values (for checks that name them)."""
+    return [v.item() if isinstance(v, np.generic) else v for v in np.asarray(values, dtype=object).ravel().tolist()]
+
+
+def check_radii(radii_km, flag: str = "R") -> tuple:
+    """Radii R (km) as a tuple of floats, each > 0 (one number or several)."""
     out = []
-    for r in radii_km:
+    for r in _values(radii_km):
         try:
             value = float(r)
         except (TypeError, ValueError):
@@ -273,7 +279,7 @@ class WithinWeights:
         predicted = np.asarray(predicted, np.int64).ravel()
         grid = self.radii_km
         table = self._on_grid(probs, predicted)
-        radii = grid if radii_km is None else np.asarray(check_radii(np.atleast_1d(radii_km)))
+        radii = grid if radii_km is None else np.asarray(check_radii(radii_km))
         out = table if radii_km is None else _interpolate(grid, table, radii)
         if max_resolution_km is not None:
             out = np.where(radii[None, :] < float(max_resolution_km), np.nan, out)
@@ -307,6 +313,7 @@ class WithinWeights:
           float64 [B, len(masses)] km, read log-linearly between the radii with weights; NaN for a
           row of probs_fine holding NaN (the caller reports and skips it).
         """
+        masses = check_masses(_values(masses), "p")
         probs = np.asarray(probs_fine, np.float64)
         probs = probs / np.maximum(probs.sum(axis=-1, keepdims=True), 1e-300)
         table = self._on_grid(probs, np.asarray(predicted, np.int64).ravel())
@@ -332,7 +339,7 @@ class WithinWeights:
         import tensorflow as tf
 
         radii = check_radii(radii_km)
-        masses = tuple(float(m) for m in masses)
+        masses = check_masses(_values(masses), "p")
         probs = tf.cast(probs_fine, tf.float64)
         probs = probs / tf.maximum(tf.reduce_sum(probs, axis=-1, keepdims=True), 1e-300)
         predicted = tf.cast(tf.reshape(predicted, [-1]), tf.int64)
@@ -461,6 +468,7 @@ def quantile_radius(grid_km, table, masses) -> np.ndarray:
     Returns:
       float64 [B, len(masses)] km (below the first radius: scaled as R^2; never above the last).
     """
+    masses = check_masses(_values(masses), "p")
     grid = np.asarray(grid_km, np.float64)
     table = np.asarray(table, np.float64)
     out = np.empty((len(table), len(masses)))
@@ -490,7 +498,7 @@ def back_off(within_at_levels, min_confidence: float) -> np.ndarray:
     Returns:
       int64 [B]: index of the answered level, -1 where no level reaches q (no answer).
     """
-    ok = np.asarray(within_at_levels, np.float64) >= float(min_confidence)
+    ok = np.asarray(within_at_levels, np.float64) >= check_min_confidence(min_confidence, "q")
     levels = np.arange(ok.shape[1])[None, :]
     return np.where(ok, levels, -1).max(axis=-1).astype(np.int64)
 
@@ -619,6 +627,8 @@ def how_sure_figures(weights: "WithinWeights", test: dict, validation: dict, mas
     def key(value):
         return f"{value:g}"
 
+    masses, min_confidence = check_masses(_values(masses), "p"), check_min_confidence(min_confidence, "q")
+    radii_km, ranking_radii_km = check_radii(radii_km, "R"), check_radii(ranking_radii_km, "R")
     fit = fit_distance_temperature(weights, validation["probs"], validation["predicted"], validation["dist_km"],
                                    radii_km)
     temperature = fit["temperature"]
@@ -660,6 +670,113 @@ def how_sure_figures(weights: "WithinWeights", test: dict, validation: dict, mas
             "weights": weights.source, "distance_temperature": temperature, "events": events, "radius": radius,
             "ranking": ranking, "back_off": {"q": float(min_confidence), "no_answer": float(np.mean(level < 0)),
                                              "levels": levels}}
+
+
+def photo_scores(weights: "WithinWeights", probs_fine, predicted, truth_class, lat_deg, lon_deg, masses=(0.5, 0.9),
+                 radii_km=THRESHOLDS_KM) -> dict:
+    """Per test photo, how sure its answer is said to be and what was true (evaluate stores these).
+
+    Args:
+      weights: W_R of the fine cells; probs_fine: float [B, n] the distribution the statements are
+        made from; predicted: int [B] the answered cells; truth_class: int [B] the fine cell holding
+        the true location (-1: none); lat_deg, lon_deg: float [B] true locations, degrees.
+      masses: p of R_p and of the cell sets; radii_km: the radii of P(error <= R).
+    Returns:
+      {"p_within": float64 [B, K], "radius_km": float64 [B, M] R_p km, "in_cells": bool [B, M] (the true
+       cell is among the smallest set of cells holding p), "in_cell": bool [B] (the true location lies
+       in a cell at all), "dist_km": float64 [B] the error of the answered point}.
+    """
+    probs = np.asarray(probs_fine, np.float64)
+    predicted = np.asarray(predicted, np.int64).ravel()
+    truth = np.asarray(truth_class, np.int64).ravel()
+    sets = []
+    for p in masses:
+        order, sizes = region_sizes(probs, p)
+        sets.append(in_region(order, sizes)[np.arange(len(truth)), np.maximum(truth, 0)] & (truth >= 0))
+    points = weights.points[predicted]
+    return {"p_within": weights.within(probs, predicted, radii_km), "radius_km": weights.radius(probs, predicted, masses),
+            "in_cells": np.stack(sets, axis=-1).reshape(len(truth), len(masses)), "in_cell": truth >= 0,
+            "dist_km": great_circle_km(lat_deg, lon_deg, points[:, 0], points[:, 1])}
+
+
+def evaluation_figures(scores: dict, masses=(0.5, 0.9), radii_km=THRESHOLDS_KM, back_off_radii_km=BACK_OFF_RADII_KM,
+                       min_confidence: float = 0.5, ranked: str | None = None, draws: int = 200) -> dict:
+    """What evaluate reports of P(error <= R) and R_p on test photos (confidence.json: <method>/within).
+
+    Args:
+      scores: {variant: `photo_scores` concatenated over the photos} (variants: "before" the raw f*,
+        "after" with the temperatures, "distance" with the distance temperature too); the photos and
+        their errors are the same in every variant.
+      masses, radii_km: as given to `photo_scores`; back_off_radii_km: R per back-off level, coarse to
+        fine (each one of radii_km); min_confidence: q of the back-off.
+      ranked: the variant ranking, back-off and curves use (default: the last one, the calibrated).
+    Returns:
+      {"photos": N, "in_no_cell": share of photos whose true location lies in no cell,
+       "events": {R: {variant: {"predicted", "observed", "ece"}}},
+       "radius": {variant: {p: {"coverage" (true location within R_p), "median_km", "cell_coverage" (true
+         cell among the region's cells, all photos), "cell_coverage_in_a_cell" (of the photos in a cell)}}},
+       "ranking": {R: {"half", "all", "area", "random_area_mean", "random_area_high", "oracle_area"}},
+       "back_off": {"q", "no_answer", "levels": {level name: {"radius_km", "answered", "accuracy"}}}};
+      keys of R and p are strings ("25", "50").
+    """
+    def key(value):
+        return f"{value:g}"
+
+    masses, min_confidence = check_masses(_values(masses), "p"), check_min_confidence(min_confidence, "q")
+    radii_km = check_radii(radii_km, "R")
+    variants = list(scores)
+    ranked = ranked or variants[-1]
+    first = scores[variants[0]]
+    dist, in_cell = np.asarray(first["dist_km"], np.float64), np.asarray(first["in_cell"], bool)
+    radii = [float(r) for r in radii_km]
+    events = {key(r): {v: event_figures(scores[v]["p_within"][:, k], dist <= r) for v in variants}
+              for k, r in enumerate(radii)}
+    radius = {v: {key(100 * p): {"coverage": float(np.mean(dist <= scores[v]["radius_km"][:, j])),
+                                 "median_km": float(np.median(scores[v]["radius_km"][:, j])),
+                                 "cell_coverage": float(np.mean(scores[v]["in_cells"][:, j])),
+                                 "cell_coverage_in_a_cell": float(np.mean(scores[v]["in_cells"][in_cell, j]))
+                                 if in_cell.any() else None}
+                  for j, p in enumerate(masses)} for v in variants}
+    ranking = {}
+    for k, r in enumerate(radii):
+        curves = ranking_curves(dist, scores[ranked]["p_within"][:, k], r, draws=draws)
+        ranking[key(r)] = {name: curves[name] for name in ("half", "all", "area", "random_area_mean",
+                                                           "random_area_high", "oracle_area")}
+    at_levels = scores[ranked]["p_within"][:, [radii.index(float(r)) for r in back_off_radii_km]]
+    level = back_off(at_levels, min_confidence)
+    names = level_names(len(back_off_radii_km))
+    levels = {}
+    for j, r in enumerate(back_off_radii_km):
+        chosen = level == j
+        levels[names[j]] = {"radius_km": float(r), "answered": float(chosen.mean()),
+                            "accuracy": float(np.mean(dist[chosen] <= r)) if chosen.any() else None}
+    return {"photos": int(len(dist)), "in_no_cell": float(1.0 - in_cell.mean()), "ranked": ranked, "events": events,
+            "radius": radius, "ranking": ranking,
+            "back_off": {"q": float(min_confidence), "no_answer": float(np.mean(level < 0)), "levels": levels}}
+
+
+def evaluation_lines(figures: dict) -> list:
+    """The figures of `evaluation_figures` as lines a person reads."""
+    lines = [f"{figures['photos']} photos, {figures['in_no_cell']:.1%} of them in no cell (counted as misses of "
+             f"every cell set); ranked, backed off: {figures['ranked']}"]
+    for radius, by in figures["events"].items():
+        lines.append(f"P(error <= {radius} km): " + "; ".join(
+            f"{v} {f['predicted']:.1%} predicted / {f['observed']:.1%} observed, ECE {f['ece']:.3f}"
+            for v, f in by.items()))
+    for v, by in figures["radius"].items():
+        lines.append(f"R_p ({v}): " + ", ".join(
+            f"R_{float(p) / 100:g} covers {f['coverage']:.1%} (median {f['median_km']:,.0f} km), its cells "
+            f"{f['cell_coverage']:.1%}" for p, f in by.items()))
+    for radius, r in figures["ranking"].items():
+        lines.append(f"within {radius} km: the most confident half {r['half']:.1%}, all photos {r['all']:.1%}; "
+                     f"area {r['area']:.1%} (random {r['random_area_mean']:.1%}, upper edge "
+                     f"{r['random_area_high']:.1%}; oracle {r['oracle_area']:.1%})")
+    b = figures["back_off"]
+    lines.append(f"back-off at q = {b['q']:g}: " + ", ".join(
+        f"{name} (within {f['radius_km']:g} km) {f['answered']:.1%}"
+        + ("" if f["accuracy"] is None else f", {f['accuracy']:.1%} right") for name, f in b["levels"].items())
+        + f"; no answer {b['no_answer']:.1%}")
+    return lines
 
 
 def how_sure_lines(figures: dict) -> list:
@@ -728,6 +845,6 @@ def load_distance_temperature(model_dir, weights: "WithinWeights", model: str):
 
 __all__ = ["BACK_OFF_RADII_KM", "DISTANCE_TEMPERATURE_FILE", "EVENT_RADII_KM", "FAR_RADII_KM", "FILE_NAME",
            "HALF_CIRCUMFERENCE_KM", "NEAR_MAX_KM", "NEAR_RADII_KM", "THRESHOLDS_KM", "WithinWeights",
-           "apply_monotone", "back_off", "check_radii", "event_figures", "fit_distance_temperature", "fit_monotone",
-           "how_sure_figures", "how_sure_lines", "load_distance_temperature", "partitioning_digest",
+           "apply_monotone", "back_off", "check_radii", "evaluation_figures", "evaluation_lines", "event_figures", "fit_distance_temperature", "fit_monotone",
+           "how_sure_figures", "how_sure_lines", "load_distance_temperature", "partitioning_digest", "photo_scores",
            "quantile_radius", "radius_key", "ranking_curves", "save_distance_temperature", "sharpen", "sharpen_tf", "within_key"]
