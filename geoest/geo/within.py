@@ -366,17 +366,17 @@ class WithinWeights:
         """`_on_grid` in TensorFlow: float64 [B, K] P(error <= R) at every radius with weights."""
         import tensorflow as tf
 
-        batch = tf.shape(probs, out_type=tf.int64)[0]
+        batch = tf.shape(probs)[0]
         columns = []
-        for m in self.near:                  # the rows of W_R of the answered cells: a ragged gather
-            cols = tf.gather(tf.RaggedTensor.from_row_splits(tf.constant(m.indices.astype(np.int64)),
-                                                             tf.constant(m.indptr.astype(np.int64)), validate=False),
-                             predicted)
-            vals = tf.gather(tf.RaggedTensor.from_row_splits(tf.constant(m.data.astype(np.float64)),
-                                                             tf.constant(m.indptr.astype(np.int64)), validate=False),
-                             predicted)
+        for m in self.near:     # the rows of W_R of the answered cells: a ragged gather (int32, float32 constants)
+            splits = tf.constant(m.indptr.astype(np.int32))
+            cols = tf.gather(tf.RaggedTensor.from_row_splits(tf.constant(m.indices.astype(np.int32)), splits,
+                                                             validate=False), predicted)
+            vals = tf.gather(tf.RaggedTensor.from_row_splits(tf.constant(m.data.astype(np.float32)), splits,
+                                                             validate=False), predicted)
             rows = cols.value_rowids()
-            mass = tf.gather_nd(probs, tf.stack([rows, cols.flat_values], axis=-1)) * vals.flat_values
+            mass = (tf.gather_nd(probs, tf.stack([rows, cols.flat_values], axis=-1))
+                    * tf.cast(vals.flat_values, tf.float64))
             columns.append(tf.math.unsorted_segment_sum(mass, rows, batch))
         if len(self.far_radii_km):
             dots = tf.matmul(tf.gather(tf.constant(self._point_vectors), predicted),
