@@ -24,6 +24,8 @@ cli.define_confidence_flags(answers=True)
 flags.DEFINE_string("export_dir", None, "New folder for the SavedModel (TF Serving: .../<name>/<version>).",
                     required=True)
 flags.DEFINE_integer("top_k", 5, "Top cells returned per output.")
+flags.DEFINE_bool("raw_probabilities", False, "With temperatures, also return the model's uncalibrated "
+                  "probabilities (O_raw_probability, O_raw_top_probabilities) beside the calibrated ones.")
 FLAGS = flags.FLAGS
 
 
@@ -43,7 +45,7 @@ def main(argv):
     weights, distance_temperature = load_distance_events(FLAGS.model_dir, parts[-1])
     path = export_saved_model(geo_model, FLAGS.export_dir, top_k=FLAGS.top_k, centers=FLAGS.centers,
                               confidence=confidence, calibration=calibration, within_weights=weights,
-                              distance_temperature=distance_temperature)
+                              distance_temperature=distance_temperature, raw_probabilities=FLAGS.raw_probabilities)
     cap_km = settings["max_resolution_km"]
     what = (f"capped at {cap_km:g} km: lat, lon, cell and regions of areas at least that wide" if cap_km else
             f"lat, lon, top cells per {', '.join(p.name for p in parts)} and hierarchy, regions")

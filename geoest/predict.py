@@ -16,7 +16,8 @@ covers them) and a back-off answer (--min_confidence=q: the finest of fine, midd
 predicted cell holds at least q, or "none"). With distance weights W_R in the model dir
 (python -m geoest.within_weights), every row also gets p_within_<R>km = P(error <= R) and
 radius_km_<p> is the radius R_p holding p of the error (docs/how_sure.md). Probabilities are temperature-scaled when the model
-dir holds a calibration.json (python -m geoest.calibrate). --max_resolution_km=K caps every
+dir holds a calibration.json (python -m geoest.calibrate): every probability in a row is then the
+calibrated one; --raw_probabilities adds the model's own beside them. --max_resolution_km=K caps every
 output - point, region, map - to areas at least K km wide.
 """
 import glob
@@ -41,6 +42,8 @@ flags.DEFINE_integer("top_k", 5, "Cells listed (and drawn) per photo.")
 flags.DEFINE_integer("batch_size", 16, "Images per batch.")
 flags.DEFINE_bool("overwrite", False, "Replace an --output / --geojson written for another model or not by "
                   "predict (instead of refusing).")
+flags.DEFINE_bool("raw_probabilities", False, "Also list the model's uncalibrated probabilities (raw_probability, "
+                  "raw_top_probabilities, <output>_raw_probability) beside the calibrated ones.")
 FLAGS = flags.FLAGS
 
 
@@ -94,7 +97,8 @@ def main(argv):
                                           skip_log=skip_log).as_numpy_iterator()
     result = prediction.predict_images(method, paths, FLAGS.output, batches, top_k=FLAGS.top_k,
                                        confidence=confidence, geojson=FLAGS.geojson, overwrite=FLAGS.overwrite,
-                                       within_weights=weights, distance_temperature=distance_temperature)
+                                       within_weights=weights, distance_temperature=distance_temperature,
+                                       raw_probabilities=FLAGS.raw_probabilities)
     reasons = dict(skip_log.unreadable)
     for path in result["unreadable"]:
         print(f"unreadable, skipped: {path} ({reasons.get(path, 'cannot be decoded')})", file=sys.stderr)

@@ -74,6 +74,12 @@ def runs(tmp_path_factory):
         assert predicted.returncode == 0, predicted.stderr[-3000:]
         with open(csv_path, newline="") as f:
             out[name] = {"dir": str(export_dir), "rows": list(csv.DictReader(f))}
+    raw_csv = root / "raw.csv"
+    predicted = _main("geoest.predict", f"--model_dir={model_dir}", f"--images={root}/p*.jpg", f"--output={raw_csv}",
+                      "--raw_probabilities")
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    with open(raw_csv, newline="") as f:
+        out["free"]["raw_rows"] = list(csv.DictReader(f))
     served_json = root / "served.json"
     result = subprocess.run([sys.executable, "-c", SERVE, str(served_json),
                              json.dumps([out[n]["dir"] for n in out]), *map(str, photos)],
@@ -122,3 +128,23 @@ def test_capped_saved_model_states_nothing_finer_than_the_cap(runs):
         assert np.isnan(values).all() if r < CAP_KM else np.isfinite(values).all()
     for p in MASSES:
         assert min(served[f"radius_km_{p}"]) >= CAP_KM
+
+
+def test_one_probability_per_thing_the_calibrated_one(runs):
+    """With temperatures every probability predict and the SavedModel show is the calibrated one (the
+    cells stay the model's answer); the uncalibrated ones appear only with --raw_probabilities."""
+    rows, served, raw_rows = runs["free"]["rows"], runs["free"]["served"], runs["free"]["raw_rows"]
+    assert not [k for k in rows[0] if "raw" in k] and not [k for k in served if "raw" in k]
+    for i, row in enumerate(rows):
+        top = [float(x) for x in row["top_probabilities"].split()]
+        assert top[0] == pytest.approx(float(row["probability"]), rel=1e-5)
+        assert float(row["hierarchy_probability"]) == pytest.approx(float(row["probability"]), rel=1e-5)
+        np.testing.assert_allclose(served["hierarchy_top_probabilities"][i], top, rtol=1e-4, atol=1e-7)
+        for name in ("coarse", "middle", "fine"):
+            assert served[f"{name}_probability"][i] == pytest.approx(float(row[f"{name}_probability"]), rel=1e-4)
+    assert served["hierarchy_probability"] == pytest.approx(served["probability"], rel=1e-5)
+    # asked for: the model's own beside them, for the same cells, and they differ (f* temperature 1.7)
+    for row, raw in zip(rows, raw_rows):
+        assert {k: v for k, v in raw.items() if "raw" not in k} == row
+        assert float(raw["raw_probability"]) == pytest.approx(float(raw["hierarchy_raw_probability"]), rel=1e-5)
+    assert any(abs(float(r["raw_probability"]) - float(r["probability"])) > 1e-3 for r in raw_rows)

@@ -5,9 +5,11 @@ The serving signature (`serving_default`, also the `serve` function of the loade
 output O (each partitioning's name, and "hierarchy" for f* when there are two or more):
   O_lat, O_lon             float64 [batch]   Class2GPS coordinate of the predicted cell (degrees)
   O_class                  int64 [batch]     predicted class
-  O_probability            float32 [batch]   its probability (f*: renormalised product)
+  O_probability            float32 [batch]   its probability (f*: renormalised product; with
+                                             temperatures the calibrated one)
   O_top_classes            int64 [batch, k]
-  O_top_probabilities      float32 [batch, k]
+  O_top_probabilities      float32 [batch, k] (with temperatures: calibrated; the uncalibrated
+                                             O_raw_probability / O_raw_top_probabilities only when asked)
   O_top_cells              string [batch, k] S2 cell tokens, best first
 plus `lat`, `lon` of the main output (f*, else the only partitioning). With a
 `geoest.geo.confidence.Confidence`, also how sure the answer is (`Confidence.outputs_tf`):
@@ -27,17 +29,20 @@ import pathlib
 from geoest.errors import InputError
 from geoest.files import atomic_folder
 from geoest.geo.within import THRESHOLDS_KM, sharpen_tf
-from geoest.inference.core import Locator, crop_probabilities
+from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
 
 
 def serving_function(model, locator: Locator, image_size: int, top_k: int = 5, confidence=None, calibration=None,
-                     within_weights=None, distance_temperature: float | None = None):
+                     within_weights=None, distance_temperature: float | None = None, raw_probabilities: bool = False):
     """A tf.function: image_bytes string [B] -> dict of tensors (see the module docstring).
 
     `calibration` (`geoest.inference.calibration.Calibration`) divides the heads' logits by their
     temperatures and tempers f*; `confidence` adds regions, back-off and the cap; `within_weights`
     (`geoest.geo.within.WithinWeights` of the fine cells, with `confidence`) adds P(error <= R) and
     makes radius_km_<p> the quantile R_p, on the calibrated f* tempered by `distance_temperature`.
+    With `calibration`, O_probability and O_top_probabilities are the calibrated ones (the classes stay
+    the model's answer); `raw_probabilities` adds the model's own as O_raw_probability and
+    O_raw_top_probabilities.
     """
     import tensorflow as tf
 
@@ -59,6 +64,15 @@ def serving_function(model, locator: Locator, image_size: int, top_k: int = 5, c
         raw = probs if calibration is None else {k[len(RAW):]: v for k, v in probs.items() if k.startswith(RAW)}
         located = locator.locate_tf(raw, top_k)     # the answer: the paper's, temperatures aside
         outputs = {f"{name}_{key}": value for name, result in located.items() for key, value in result.items()}
+        if calibration is not None:                 # one probability per thing: the calibrated one
+            for name, result in located.items():
+                shown = (main_probabilities_tf(locator, probs, calibration) if name == HIERARCHY
+                         else tf.cast(probs[name], tf.float32))
+                outputs[f"{name}_probability"] = tf.gather(shown, result["class"], batch_dims=1)
+                outputs[f"{name}_top_probabilities"] = tf.gather(shown, result["top_classes"], batch_dims=1)
+                if raw_probabilities:
+                    outputs[f"{name}_raw_probability"] = result["probability"]
+                    outputs[f"{name}_raw_top_probabilities"] = result["top_probabilities"]
         outputs["lat"] = located[locator.main]["lat"]
         outputs["lon"] = located[locator.main]["lon"]
         if confidence is not None:
@@ -78,7 +92,7 @@ def serving_function(model, locator: Locator, image_size: int, top_k: int = 5, c
 
 def export_saved_model(geo_model, export_dir, *, image_size: int | None = None, top_k: int = 5,
                        centers: str = "mean", confidence=None, calibration=None, within_weights=None,
-                       distance_temperature: float | None = None) -> pathlib.Path:
+                       distance_temperature: float | None = None, raw_probabilities: bool = False) -> pathlib.Path:
     """Write a SavedModel of a trained model (`geoest.inference.modeldir.GeoModel`).
 
     Args:
@@ -93,6 +107,8 @@ def export_saved_model(geo_model, export_dir, *, image_size: int | None = None, 
       within_weights: W_R of the fine cells (`geoest.geo.within.WithinWeights`, with `confidence`): adds
         p_within_<R>km and makes radius_km_<p> the quantile R_p; distance_temperature: its extra
         temperature on f* (`geoest.geo.within.load_distance_temperature`) or None.
+      raw_probabilities: with `calibration`, also return the uncalibrated O_raw_probability and
+        O_raw_top_probabilities (otherwise every probability returned is the calibrated one).
     Returns:
       the export folder.
     """
@@ -111,7 +127,8 @@ def export_saved_model(geo_model, export_dir, *, image_size: int | None = None, 
     if within_weights is not None and confidence is None:
         raise InputError("P(error <= R) needs the confidence settings (masses, cap) beside the weights")
     archive.add_endpoint("serve", serving_function(geo_model.model, locator, image_size, top_k, confidence,
-                                                   calibration, within_weights, distance_temperature))
+                                                   calibration, within_weights, distance_temperature,
+                                                   raw_probabilities))
     with atomic_folder(export_dir, "SavedModel") as tmp:    # absent or complete, never half-written
         archive.write_out(str(tmp), verbose=False)
     return export_dir
