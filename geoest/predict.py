@@ -11,11 +11,11 @@ another model are never appended to --output, and an existing --output or --geoj
 did not write for this model is replaced only with --overwrite.
 
 How sure a guess is: every row gets the confidence regions (--region_mass, default 0.5 and 0.9:
-the smallest set of cells holding that probability and the radius in km around the point that
-covers them) and a back-off answer (--min_confidence=q: the finest of fine, middle, coarse whose
-predicted cell holds at least q, or "none"). With distance weights W_R in the model dir
-(python -m geoest.within_weights), every row also gets p_within_<R>km = P(error <= R) and
-radius_km_<p> is the radius R_p holding p of the error (docs/how_sure.md). Probabilities are temperature-scaled when the model
+the smallest set of cells holding that probability, and R_p, the radius in km around the point
+holding p of the error) and a back-off answer (--min_confidence=q: the finest of fine, middle, coarse whose
+predicted cell holds at least q, or "none") and p_within_<R>km = P(error <= R), from the distance
+weights W_R in the model dir (python -m geoest.within_weights), else from the cell-mean
+approximation, which predict says (docs/how_sure.md). Probabilities are temperature-scaled when the model
 dir holds a calibration.json (python -m geoest.calibrate): every probability in a row is then the
 calibrated one; --raw_probabilities adds the model's own beside them. --max_resolution_km=K caps every
 output - point, region, map - to areas at least K km wide.
@@ -29,6 +29,7 @@ from absl import flags
 from geoest import cli
 from geoest.errors import InputError
 from geoest.files import check_output
+from geoest.geo import within
 from geoest.scene import labeler
 
 cli.define_model_flags()
@@ -89,9 +90,10 @@ def main(argv):
                             **settings)
     weights, distance_temperature = method.within_weights, method.distance_temperature   # the model dir's W_R
     if weights is None:
-        print(f"no distance weights W_R in {FLAGS.model_dir or 'the ISN dirs'} and no training coordinates: "
-              "P(error <= R) is not given and radius_km_<p> is the region's outer radius (python -m "
-              "geoest.within_weights writes W_R into the model dir)", file=sys.stderr)
+        weights = within.WithinWeights.from_means(locator.partitioning(locator.main), locator.centers)
+        print(f"no distance weights W_R in {FLAGS.model_dir or 'the ISN dirs'}: P(error <= R) and R_p take each "
+              "cell's photos to lie at its mean (the cell-mean approximation; python -m geoest.within_weights "
+              "writes W_R from the training coordinates into the model dir)", file=sys.stderr)
     skip_log = SkipLog()
     batches = lambda paths: image_dataset(paths, FLAGS.batch_size, image_size=image_size,
                                           skip_log=skip_log).as_numpy_iterator()

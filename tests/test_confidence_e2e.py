@@ -80,7 +80,7 @@ def test_capped_saved_model_never_answers_finer_than_the_cap(setup):
     for i in range(len(setup["photos"])):
         # the point is the capped area's own point (a partitioning cell's mean or the S2 centre)
         np.testing.assert_allclose([served["lat"][i], served["lon"][i]], node[served["cell"][i]], atol=1e-9)
-        assert served["radius_km_50"][i] >= CAP_KM / 2 and served["radius_km_90"][i] >= served["radius_km_50"][i]
+        assert served["radius_km_50"][i] >= CAP_KM and served["radius_km_90"][i] >= served["radius_km_50"][i]
         assert served["level"][i] in ("coarse", "middle", "fine", "none")
     assert len(centers) == len(tokens)
     assert len(set(served["cell"])) > 1      # the photos differ
@@ -117,9 +117,12 @@ def test_evaluate_reports_coverage_before_and_after_and_skips_nan(setup, tmp_pat
         for key in ("before", "after"):
             summary = report[name][key]
             assert summary["images"] == 11
-            assert set(summary["coverage"]) == {"50", "90"}
+            assert set(summary["cell_coverage"]) == {"50", "90"}
             assert 0 <= summary["ece"] <= 1
-            assert summary["coverage"]["90"] >= summary["coverage"]["50"]
+            assert summary["cell_coverage"]["90"] >= summary["cell_coverage"]["50"]
+        radius = report[name]["within"]["radius"]       # no weights in the model dir: the cell-mean approximation
+        assert report[name]["within"]["weights"] == "means"
+        assert set(radius) == {"before", "after"} and radius["after"]["90"]["coverage"] >= radius["after"]["50"]["coverage"]
         assert (tmp_path / name / "reliability.png").stat().st_size > 0
         assert (tmp_path / name / "accuracy_coverage.png").stat().st_size > 0
     results = (tmp_path / "tiny" / "results_hierarchy.csv").read_text()

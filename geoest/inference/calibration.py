@@ -245,7 +245,7 @@ CONFIDENCE_FIELDS = ("probability", "correct", "dist_km")
 
 def confidence_scores(probs_fine, lat_deg, lon_deg, confidence: conf.Confidence, predicted=None) -> dict:
     """Per photo: the predicted cell's probability, whether it holds the true location, the error
-    of its point (km) and R_p per mass; every array [B].
+    of its point (km) and, per mass, whether the true cell is among the region's cells; every array [B].
 
     Args:
       probs_fine: float [B, n_fine] distributions over the finest cells.
@@ -264,20 +264,19 @@ def confidence_scores(probs_fine, lat_deg, lon_deg, confidence: conf.Confidence,
         key = conf.mass_key(p)
         order, sizes = conf.region_sizes(probs_fine, p)
         inside = conf.in_region(order, sizes)[np.arange(len(truth)), np.maximum(truth, 0)] & (truth >= 0)
-        out[f"radius_km_{key}"] = answer[f"radius_km_{key}"]
         out[f"in_cells_{key}"] = inside
     return out
 
 
 def confidence_summary(scores: dict, masses) -> dict:
-    """Coverage of each R_p, ECE, reliability bins and the accuracy-coverage curve of many photos.
+    """Cell-set coverage of each region, ECE, reliability bins and the accuracy-coverage curve of many photos
+    (coverage of the radius R_p: `geoest.geo.within.evaluation_figures`).
 
     Args:
       scores: `confidence_scores` arrays concatenated over photos ([N] each).
       masses: the p of the radii.
     Returns:
-      {"images": N, "coverage": {"50": f, ...} (true location within R_p), "cell_coverage": {...} (true
-       cell among the region's cells), "median_radius_km": {...}, "ece": f,
+      {"images": N, "cell_coverage": {"50": f, ...} (true cell among the region's cells), "ece": f,
        "reliability": {...lists}, "accuracy_coverage_area": {"1": f, ...},
        "most_confident_half": {"1": f, ...}, "all": {"1": f, ...}}.
     """
@@ -289,9 +288,7 @@ def confidence_summary(scores: dict, masses) -> dict:
     bins = conf.calibration_bins(scores["probability"], scores["correct"])
     return {
         "images": int(len(scores["dist_km"])),
-        "coverage": {keys[p]: conf.coverage(scores["dist_km"], scores[f"radius_km_{keys[p]}"]) for p in masses},
         "cell_coverage": {keys[p]: float(np.mean(scores[f"in_cells_{keys[p]}"])) for p in masses},
-        "median_radius_km": {keys[p]: float(np.median(scores[f"radius_km_{keys[p]}"])) for p in masses},
         "ece": conf.expected_calibration_error(scores["probability"], scores["correct"]),
         "mean_probability": float(np.mean(scores["probability"])),
         "top_cell_accuracy": float(np.mean(scores["correct"])),
@@ -408,11 +405,9 @@ def report_lines(report: dict) -> list:
         if key not in report:
             continue
         s = report[key]
-        coverage = ", ".join(f"R_{int(k) / 100:g} {v:.1%}" for k, v in s["coverage"].items())
-        radius = ", ".join(f"R_{int(k) / 100:g} {v:,.0f} km" for k, v in s["median_radius_km"].items())
-        cells = ", ".join(f"{v:.1%}" for v in s["cell_coverage"].values())
-        lines.append(f"{key + ' temperature scaling:':28s} coverage {coverage} (median {radius}); "
-                     f"true cell in the region's cells {cells}; ECE {s['ece']:.3f}")
+        cells = ", ".join(f"{float(k.replace('_', '.')) / 100:g} {v:.1%}" for k, v in s["cell_coverage"].items())
+        lines.append(f"{key + ' temperature scaling:':28s} true cell in the region's cells (mass {cells}); "
+                     f"ECE of the top cell's probability {s['ece']:.3f}")
     return lines
 
 

@@ -10,14 +10,16 @@ writes, per method and output (each partitioning and the hierarchy f*):
   <output_dir>/accuracy.png                    accuracy against distance
   <output_dir>/<method>/reliability.png        reliability of the top cell's probability (before and
                                                after temperature scaling, when the model has one)
-  <output_dir>/<method>/accuracy_coverage.png  accuracy against the fraction of photos answered,
-                                               most confident first
+  <output_dir>/<method>/accuracy_coverage.png  accuracy within each R against the fraction of photos
+                                               answered, most confident first by P(error <= R), beside
+                                               random orders and the oracle
   <output_dir>/confidence.json                 {method: {"before": ..., "after": ..., "skipped_nan": [ids]}}:
-                                               coverage of R_p, ECE, accuracy-coverage areas and the
+                                               the cell sets' coverage, ECE, accuracy-coverage areas and the
                                                accuracy of the most confident half, before and (with
-                                               temperatures) after calibration (`calibration.confidence_summary`);
-                                               with distance weights W_R in the model dir, also
-                                               "within" (`geoest.geo.within.evaluation_figures`): ECE of
+                                               temperatures) after calibration (`calibration.confidence_summary`)
+                                               of the top cell's probability; and "within"
+                                               (`geoest.geo.within.evaluation_figures`, W_R from the model
+                                               dir, else the cell-mean approximation: "weights"): ECE of
                                                P(error <= R) per R, R_p radius and cell-set coverage, the
                                                share of photos in no cell, ranking curves against random
                                                orders and the oracle, back-off per level
@@ -44,7 +46,7 @@ from geoest.files import atomic_path, claim_outputs, digest, file_identity, writ
 from geoest.geo import within
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
 from geoest.inference.isn import IsnEnsemble, check_concepts
-from geoest.inference.report import plot_accuracy, plot_accuracy_coverage, plot_ranking_curves, table6
+from geoest.inference.report import plot_accuracy, plot_ranking_curves, table6
 from geoest.scene.places365 import CONCEPTS, scene_label
 
 PARTIAL = "evaluate_partial.npz"
@@ -468,12 +470,15 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     confidences = {m.name: conf.Confidence([m.locator.partitioning(m.locator.main)], masses=masses)
                    for m in methods}
     variants = {m.name: ["before"] + (["after"] if m.calibration else []) for m in methods}
-    fields = list(cal.CONFIDENCE_FIELDS) + [f"{f}_{conf.mass_key(p)}" for p in masses
-                                            for f in ("radius_km", "in_cells")]
+    fields = list(cal.CONFIDENCE_FIELDS) + [f"in_cells_{conf.mass_key(p)}" for p in masses]
     keys += [f"{m.name}/confidence/{v}/{f}" for m in methods for v in variants[m.name] for f in fields]
     keys += [f"{m.name}/scene_top" for m in methods if m.scene_level]
+    # P(error <= R) and R_p: from the model dir's W_R, else the cell-mean approximation (said once)
+    weights = {m.name: m.within_weights if m.within_weights is not None
+               else within.WithinWeights.from_means(m.locator.partitioning(m.locator.main), m.locator.centers)
+               for m in methods}
     within_variants = {m.name: variants[m.name] + (["distance"] if m.distance_temperature is not None else [])
-                       for m in methods if m.within_weights is not None}
+                       for m in methods}
     keys += [f"{name}/within/{v}/{f}" for name, vs in within_variants.items() for v in vs for f in WITHIN_FIELDS]
     keys += [f"{name}/within/{f}" for name in within_variants for f in ("in_cell", "dist_km")]
     min_confidence = conf.check_min_confidence(min_confidence)
@@ -514,14 +519,14 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
                 scores = cal.confidence_scores(distributions[variant], row["lat"], row["lon"], confidences[method.name],
                                                predicted)
                 row.update({f"{method.name}/confidence/{variant}/{f}": scores[f] for f in fields})
-            if method.name in within_variants:        # P(error <= R) and R_p from the distance weights
-                fine = method.locator.partitioning(method.locator.main)
-                truth = fine.assign(np.clip(row["lat"], -90, 90), np.clip(row["lon"], -180, 180))
-                for variant in within_variants[method.name]:
-                    scores = within.photo_scores(method.within_weights, distributions[variant], predicted, truth,
-                                                 row["lat"], row["lon"], masses)
-                    row.update({f"{method.name}/within/{variant}/{f}": scores[f] for f in WITHIN_FIELDS})
-                row.update({f"{method.name}/within/{f}": scores[f] for f in ("in_cell", "dist_km")})
+            # P(error <= R) and R_p (the quantile) per variant of the distribution
+            fine = method.locator.partitioning(method.locator.main)
+            truth = fine.assign(np.clip(row["lat"], -90, 90), np.clip(row["lon"], -180, 180))
+            for variant in within_variants[method.name]:
+                scores = within.photo_scores(weights[method.name], distributions[variant], predicted, truth,
+                                             row["lat"], row["lon"], masses)
+                row.update({f"{method.name}/within/{variant}/{f}": scores[f] for f in WITHIN_FIELDS})
+            row.update({f"{method.name}/within/{f}": scores[f] for f in ("in_cell", "dist_km")})
         if not finite.all():    # a photo whose probabilities hold NaN: reported, never scored
             skipped_nan += batch["id"][~finite].tolist()
             logging.warning("skipped %d photo(s) whose probabilities hold NaN: %s", (~finite).sum(),
@@ -569,24 +574,18 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
         with atomic_path(output_dir / method.name / "reliability.png") as tmp:
             cal.plot_reliability(confidence, tmp,
                                  title=f"{method.name} ({output_label(method.locator.main)}), {len(data['id'])} photos")
-        last = variants[method.name][-1]
         title = f"{method.name} ({output_label(method.locator.main)}), {len(data['id'])} photos"
-        if method.name in within_variants:
-            name = method.name
-            scores = {v: {f: data[f"{name}/within/{v}/{f}"] for f in WITHIN_FIELDS} for v in within_variants[name]}
-            for v in scores.values():
-                v.update({f: data[f"{name}/within/{f}"] for f in ("in_cell", "dist_km")})
-            how_sure[name]["within"] = within.evaluation_figures(scores, masses, min_confidence=min_confidence)
-            ranked = how_sure[name]["within"]["ranked"]
-            with atomic_path(output_dir / name / "accuracy_coverage.png") as tmp:
-                plot_ranking_curves(data[f"{name}/within/dist_km"], scores[ranked]["p_within"], within.THRESHOLDS_KM,
-                                    tmp, title=f"{title}, ranked by P(error <= R) ({ranked})")
-        else:
-            with atomic_path(output_dir / method.name / "accuracy_coverage.png") as tmp:
-                plot_accuracy_coverage(data[f"{method.name}/confidence/{last}/dist_km"],
-                                       data[f"{method.name}/confidence/{last}/probability"], tmp,
-                                       title=f"{title}, ranked by the top cell's probability ({last} temperature "
-                                             "scaling; no distance weights W_R)")
+        name = method.name
+        scores = {v: {f: data[f"{name}/within/{v}/{f}"] for f in WITHIN_FIELDS} for v in within_variants[name]}
+        for v in scores.values():
+            v.update({f: data[f"{name}/within/{f}"] for f in ("in_cell", "dist_km")})
+        how_sure[name]["within"] = {"weights": weights[name].source,
+                                    **within.evaluation_figures(scores, masses, min_confidence=min_confidence)}
+        ranked = how_sure[name]["within"]["ranked"]
+        with atomic_path(output_dir / name / "accuracy_coverage.png") as tmp:
+            plot_ranking_curves(data[f"{name}/within/dist_km"], scores[ranked]["p_within"], within.THRESHOLDS_KM,
+                                tmp, title=f"{title}, ranked by P(error <= R) ({ranked}; W_R from the "
+                                           f"{weights[name].source})")
 
     table = table6(rows, reference)
     scene_tables = [f"\n{concept} ({int((data['scene'] == i).sum())} images):\n"
@@ -607,11 +606,7 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     for method in methods:
         print(f"{method.name} ({output_label(method.locator.main)}), how sure:")
         print("\n".join("  " + line for line in cal.report_lines(how_sure[method.name])))
-        if "within" in how_sure[method.name]:
-            print("\n".join("  " + line for line in within.evaluation_lines(how_sure[method.name]["within"])))
-        else:
-            areas = how_sure[method.name][variants[method.name][-1]]["accuracy_coverage_area"]
-            print("  area under the accuracy-coverage curve: " + ", ".join(f"{k} km {v:.1%}" for k, v in areas.items()))
+        print("\n".join("  " + line for line in within.evaluation_lines(how_sure[method.name]["within"])))
     if skipped_nan:
         print(f"skipped {len(skipped_nan)} photo(s) whose probabilities hold NaN: {', '.join(skipped_nan[:20])}")
     print(skipped_line(len(data["id"]), skipped))

@@ -16,17 +16,16 @@ appended, and a file predict did not write for them is never replaced, unless `o
 With a `geoest.geo.confidence.Confidence` (how sure a guess is), `probability` is the main
 output's probability after temperature scaling (when the model has temperatures), and every row
 also holds
-  region_cells_<p>, radius_km_<p>      per mass p (50, 90): the smallest set of cells holding p of
-                                       the probability (S2 tokens) and the radius around (lat, lon)
-                                       covering them
+  region_cells_<p>                     per mass p (50, 90): the smallest set of cells holding p of
+                                       the probability (S2 tokens)
   level, answer_lat, answer_lon,       back-off: the finest level (fine, middle, coarse) whose
   answer_cell, answer_probability      predicted cell holds at least --min_confidence, or "none"
-With distance weights W_R of the fine cells (`geoest.geo.within.WithinWeights`, the model dir's
-within_weights.npz), every row also holds
+With distance weights W_R of the fine cells (`geoest.geo.within.WithinWeights`: the model dir's
+within_weights.npz, or the cell-mean approximation), every row also holds
+  radius_km_<p>                        R_p, the smallest radius around the fine answer with
+                                       P(error <= R_p) >= p (never below the cap)
   p_within_<R>km                       P(error <= R) for R = 1 / 25 / 200 / 750 / 2500 km, from the
                                        calibrated distribution (empty below the resolution cap)
-and radius_km_<p> is R_p, the smallest radius around the fine answer with P(error <= R_p) >= p
-(never below the cap); without them radius_km_<p> is the distance to the region's farthest outline.
 With a resolution cap, the row holds only what the cap allows: image, lat, lon, cell and
 probability of the capped area, the regions (of capped areas) and the back-off answer.
 """
@@ -56,13 +55,14 @@ def _columns(outputs, confidence=None, weights=None, raw_probabilities: bool = F
         return base
     from geoest.geo.confidence import mass_key
 
+    region = ("region_cells", "radius_km") if weights is not None else ("region_cells",)
     within_columns = [within_r.within_key(r) for r in within_r.THRESHOLDS_KM] if weights is not None else []
-    return base + [f"{c}_{mass_key(p)}" for p in confidence.masses for c in ("region_cells", "radius_km")] \
+    return base + [f"{c}_{mass_key(p)}" for p in confidence.masses for c in region] \
         + within_columns + list(ANSWER_COLUMNS)
 
 
 def _within_rows(rows, weights, probs_fine, predicted, confidence):
-    """Adds P(error <= R) per paper threshold and replaces radius_km_<p> by the quantile R_p."""
+    """Adds P(error <= R) per paper threshold and the quantile radius R_p (radius_km_<p>)."""
     from geoest.geo.confidence import mass_key
 
     cap = None if confidence.cap is None else float(confidence.cap.max_resolution_km)
@@ -88,7 +88,6 @@ def _confidence_rows(rows, answer, confidence):
         for p in confidence.masses:
             key = mass_key(p)
             row[f"region_cells_{key}"] = " ".join(answer[f"region_{key}"][i])
-            row[f"radius_km_{key}"] = f"{answer[f'radius_km_{key}'][i]:.3f}"
         answered = answer["level"][i] != "none"
         row.update({"level": answer["level"][i],
                     "answer_lat": f"{answer['answer_lat'][i]:.6f}" if answered else "",
@@ -250,7 +249,7 @@ def write_geojson(output_csv, locator, path, png: bool = True) -> int:
         region_keys = sorted((k[len("region_cells_"):] for k in row if k.startswith("region_cells_")), key=float)
         props = {"image": row["image"], "cell": row["cell"], "probability": float(row["probability"]),
                  "output": locator.main}
-        props.update({f"radius_km_{k}": float(row[f"radius_km_{k}"]) for k in region_keys})
+        props.update({f"radius_km_{k}": float(row[f"radius_km_{k}"]) for k in region_keys if f"radius_km_{k}" in row})
         props.update({c: row[c] for c in ANSWER_COLUMNS if c in row})
         features.append(geojson.point_feature(float(row["lat"]), float(row["lon"]), props))
         if region_keys:

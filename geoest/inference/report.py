@@ -172,35 +172,6 @@ def plot_cells(partitioning, path, points_per_edge: int = 4) -> None:
     plt.close(fig)
 
 
-def plot_accuracy_coverage(dist_km, confidence, path, title: str = "") -> None:
-    """PNG of the accuracy at each Table-6 radius against the fraction of photos answered, the
-    photos ranked by confidence (most confident answered first); the legend gives each area.
-
-    Args:
-      dist_km: float [N] errors in km; confidence: float [N] the ranking (top cell's probability).
-      path: output PNG file.
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from geoest.geo.confidence import accuracy_coverage
-
-    curve = accuracy_coverage(dist_km, confidence)
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for t, scale in zip(THRESHOLDS_KM, SCALES):
-        ax.plot(100 * curve["coverage"], 100 * curve["accuracy"][t],
-                label=f"{scale} {t:,} km (area {100 * curve['area'][t]:.1f} %)")
-    ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="photos answered, most confident first (%)",
-           ylabel="answered photos within the radius (%)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def plot_ranking_curves(dist_km, p_within, radii_km, path, title: str = "", draws: int = 200) -> None:
     """PNG of the accuracy within each R against the fraction of photos answered, ranked by P(error <= R)
     (most confident first), beside the band of random orders (2.5-97.5 %) and the oracle (ranked by
