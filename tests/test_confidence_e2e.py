@@ -34,15 +34,10 @@ json.dump({k: (np.char.decode(v.numpy().astype("S")) if v.dtype == tf.string els
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from geoest.inference.calibration import Calibration, model_fingerprint
-
     root = tmp_path_factory.mktemp("sure")
     parts = helpers.partitionings(1500)
     model_dir = root / "run"
-    model = helpers.tiny_model({p.name: len(p) for p in parts}, SIZE)
-    helpers.save_model_dir(model, parts, model_dir)
-    Calibration({"coarse": 1.3, "middle": 0.8, "fine": 2.0, "hierarchy": 1.7},
-                model_fingerprint(model_dir / "best.keras"), {p.name: len(p) for p in parts}).save(model_dir)
+    helpers.calibrated_model_dir(parts, model_dir, SIZE)
     photos = []
     for i in range(12):
         photos.append(root / f"p{i}.jpg")

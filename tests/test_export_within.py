@@ -44,16 +44,10 @@ def _main(module, *args):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from geoest.inference.calibration import Calibration, model_fingerprint
-
     root = tmp_path_factory.mktemp("export_within")
     parts = helpers.partitionings(1500)
     model_dir = root / "run"
-    model = helpers.tiny_model({p.name: len(p) for p in parts}, SIZE)
-    helpers.save_model_dir(model, parts, model_dir)
-    fingerprint = model_fingerprint(model_dir / "best.keras")
-    Calibration({"coarse": 1.3, "middle": 0.8, "fine": 2.0, "hierarchy": 1.7}, fingerprint,
-                {p.name: len(p) for p in parts}).save(model_dir)
+    fingerprint = helpers.calibrated_model_dir(parts, model_dir, SIZE)
     lat, lon = helpers.clustered_points(1500, seed=3)           # "training photos" of the cells
     weights = within.WithinWeights.build(parts[-1], lat, lon)
     weights.save(model_dir)

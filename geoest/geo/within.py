@@ -755,22 +755,28 @@ def evaluation_figures(scores: dict, masses=(0.5, 0.9), radii_km=THRESHOLDS_KM, 
             "back_off": {"q": float(min_confidence), "no_answer": float(np.mean(level < 0)), "levels": levels}}
 
 
+def _event_lines(events: dict) -> list:
+    return [f"P(error <= {radius} km): " + "; ".join(
+        f"{v} {f['predicted']:.1%} predicted / {f['observed']:.1%} observed, ECE {f['ece']:.3f}" for v, f in by.items())
+        for radius, by in events.items()]
+
+
+def _ranking_lines(ranking: dict) -> list:
+    return [f"within {radius} km: the most confident half {r['half']:.1%}, all photos {r['all']:.1%}; "
+            f"area {r['area']:.1%} (random {r['random_area_mean']:.1%}, upper edge {r['random_area_high']:.1%}; "
+            f"oracle {r['oracle_area']:.1%})" for radius, r in ranking.items()]
+
+
 def evaluation_lines(figures: dict) -> list:
     """The figures of `evaluation_figures` as lines a person reads."""
     lines = [f"{figures['photos']} photos, {figures['in_no_cell']:.1%} of them in no cell (counted as misses of "
              f"every cell set); ranked, backed off: {figures['ranked']}"]
-    for radius, by in figures["events"].items():
-        lines.append(f"P(error <= {radius} km): " + "; ".join(
-            f"{v} {f['predicted']:.1%} predicted / {f['observed']:.1%} observed, ECE {f['ece']:.3f}"
-            for v, f in by.items()))
+    lines += _event_lines(figures["events"])
     for v, by in figures["radius"].items():
         lines.append(f"R_p ({v}): " + ", ".join(
-            f"R_{float(p) / 100:g} covers {f['coverage']:.1%} (median {f['median_km']:,.0f} km), its cells "
+            f"R_{float(p.replace('_', '.')) / 100:g} covers {f['coverage']:.1%} (median {f['median_km']:,.0f} km), its cells "
             f"{f['cell_coverage']:.1%}" for p, f in by.items()))
-    for radius, r in figures["ranking"].items():
-        lines.append(f"within {radius} km: the most confident half {r['half']:.1%}, all photos {r['all']:.1%}; "
-                     f"area {r['area']:.1%} (random {r['random_area_mean']:.1%}, upper edge "
-                     f"{r['random_area_high']:.1%}; oracle {r['oracle_area']:.1%})")
+    lines += _ranking_lines(figures["ranking"])
     b = figures["back_off"]
     lines.append(f"back-off at q = {b['q']:g}: " + ", ".join(
         f"{name} (within {f['radius_km']:g} km) {f['answered']:.1%}"
@@ -783,17 +789,11 @@ def how_sure_lines(figures: dict) -> list:
     """The figures of `how_sure_figures` as lines a person reads."""
     lines = [f"distance temperature fitted on {figures['validation_photos']} validation photos (all, in a cell "
              f"or not): T = {figures['distance_temperature']:.2f}; weights W_R from the {figures['weights']}"]
-    for radius, by in figures["events"].items():
-        lines.append(f"P(error <= {radius} km): " + "; ".join(
-            f"{v} {f['predicted']:.1%} predicted / {f['observed']:.1%} observed, ECE {f['ece']:.3f}"
-            for v, f in by.items()))
+    lines += _event_lines(figures["events"])
     for v, by in figures["radius"].items():
         lines.append(f"R_p coverage ({v}): " + ", ".join(
             f"R_{int(p) / 100:g} {f['coverage']:.1%} (median {f['median_km']:,.0f} km)" for p, f in by.items()))
-    for radius, r in figures["ranking"].items():
-        lines.append(f"within {radius} km: the most confident half {r['half']:.1%}, all photos {r['all']:.1%}; "
-                     f"area {r['area']:.1%} (random {r['random_area_mean']:.1%}, upper edge "
-                     f"{r['random_area_high']:.1%}; oracle {r['oracle_area']:.1%})")
+    lines += _ranking_lines(figures["ranking"])
     b = figures["back_off"]
     lines.append(f"back-off at q = {b['q']:g}: " + ", ".join(
         f"within {radius} km answered {f['answered']:.1%}"
