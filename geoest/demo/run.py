@@ -427,11 +427,12 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
     done("train")
 
     stage("evaluate", "5/6 evaluation on the test photos (Table 6; trivial = every photo at the largest cell)")
+    # W_R and the distance temperature first: evaluate (and a re-run of it) then reads the same ones
+    within_figures = how_sure_distance(model_dir, patterns, photos.meta_csv["train"])
     summary = evaluate_models(output_dir / "evaluation", patterns["test"], photos.num_images["test"],
                               model_dir, isn_dirs, distance_dir)
     sure = how_sure(json.loads((output_dir / "evaluation" / "confidence.json").read_text())["base_M"])
     print("base(M, f*), how sure (beyond the paper):\n" + "\n".join(f"  {line}" for line in sure))
-    within_figures = how_sure_distance(model_dir, patterns, photos.meta_csv["train"])
     within_lines = within.how_sure_lines(within_figures)
     print("base(M, f*), how sure as P(error <= R) (beyond the paper):\n"
           + "\n".join(f"  {line}" for line in within_lines), flush=True)
