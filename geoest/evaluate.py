@@ -10,7 +10,11 @@ Writes per method (<name> = the model dir's folder name, or "ISNs") results_<out
 published format, plus summary.json, table6.txt and accuracy.png in --output_dir; and, per method,
 how sure its answers are: coverage of R_0.5 / R_0.9 before and after temperature scaling, the
 calibration error of the top cell's probability (reliability.png) and the accuracy-coverage curve
-(accuracy_coverage.png, with its area). Re-running the same command resumes; another test set or
+(accuracy_coverage.png, with its area). With distance weights W_R in a model dir (python -m
+geoest.within_weights), confidence.json also holds <method>/within: the ECE of P(error <= R) per R,
+coverage of the quantile R_p and of its cell set, the share of photos in no cell, the most confident
+half and the areas beside random orders and the oracle, and back-off at --min_confidence per level;
+accuracy_coverage.png then ranks by P(error <= R). Re-running the same command resumes; another test set or
 other models into the same --output_dir are refused, and files evaluate did not write there are
 never replaced (unless --overwrite). Unreadable photos and damaged shards are skipped and named;
 losing more than --max_skipped of the test set fails. SIGTERM or Ctrl-C stops it after the batch
@@ -49,6 +53,9 @@ flags.DEFINE_bool("allow_train_overlap", False, "Evaluate test records holding p
 flags.DEFINE_bool("allow_absolute_paths", False, "Read absolute IMG_IDs of --meta_csv as they are "
                   "(otherwise they are skipped and named, like IMG_IDs whose '..' leaves --images_dir).")
 cli.define_photo_flags(min_side=True)
+flags.DEFINE_float("min_confidence", 0.5, "Back-off measured (with distance weights W_R in a model dir): each photo "
+                   "answered at the finest level whose P(error <= R_level) reaches this q (fine 25 km, middle 200 km, "
+                   "coarse 750 km), else not; in [0, 1].")
 FLAGS = flags.FLAGS
 
 
@@ -60,9 +67,10 @@ def main(argv):
         raise InputError("give the test set as --test_records, or as --images_dir with --meta_csv")
     if FLAGS.images_dir and not FLAGS.meta_csv:
         raise InputError("--images_dir needs --meta_csv (the ground-truth coordinates)")
-    from geoest.geo.confidence import check_masses
+    from geoest.geo.confidence import check_masses, check_min_confidence
 
     masses = check_masses(FLAGS.region_mass)
+    min_confidence = check_min_confidence(FLAGS.min_confidence)
     methods, image_size, hierarchy = cli.methods_from_flags(FLAGS)
     from geoest.data.pipeline import SkipLog
     skip_log = SkipLog()
@@ -83,7 +91,7 @@ def main(argv):
         raise InputError(f"--output_dir={output_dir} is a file; expected a folder")
     output_dir.mkdir(parents=True, exist_ok=True)
     with hold_lock(output_dir / LOCK, f"evaluation folder {output_dir}", "--output_dir"):
-        _evaluate(evaluation, methods, batches, total, test_set, skip_log, masses)
+        _evaluate(evaluation, methods, batches, total, test_set, skip_log, masses, min_confidence)
     print(f"results, summary.json, table6.txt and accuracy.png in {FLAGS.output_dir}")
 
 
@@ -102,11 +110,11 @@ def _refuse_training_photos(test_records, model_specs) -> None:
                              "never saw, or pass --allow_train_overlap for a deliberate check")
 
 
-def _evaluate(evaluation, methods, batches, total, test_set, skip_log, masses) -> None:
+def _evaluate(evaluation, methods, batches, total, test_set, skip_log, masses, min_confidence) -> None:
     try:
         evaluation.evaluate(methods, batches, FLAGS.output_dir, total=total, reference=FLAGS.reference,
                             test_set=test_set, overwrite=FLAGS.overwrite, skip_log=skip_log,
-                            max_skipped=FLAGS.max_skipped, masses=masses)
+                            max_skipped=FLAGS.max_skipped, masses=masses, min_confidence=min_confidence)
     finally:
         for path, (records, size) in skip_log.damaged.items():
             print(f"damaged shard {path}: unreadable from record {records} (byte {size}); its earlier "

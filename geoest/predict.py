@@ -13,17 +13,17 @@ another model are never appended to --output, and an existing --output or --geoj
 did not write for this model is replaced only with --overwrite.
 
 How sure a guess is: every row gets the confidence regions (--region_mass, default 0.5 and 0.9:
-the smallest set of cells holding that probability and the radius in km around the point that
-covers them) and a back-off answer (--min_confidence=q: the finest of fine, middle, coarse whose
-predicted cell holds at least q, or "none"). With distance weights W_R in the model dir
-(python -m geoest.within_weights), every row also gets p_within_<R>km = P(error <= R) and
-radius_km_<p> is the radius R_p holding p of the error (docs/how_sure.md). Probabilities are temperature-scaled when the model
-dir holds a calibration.json (python -m geoest.calibrate). --max_resolution_km=K caps every
+the smallest set of cells holding that probability, and R_p, the radius in km around the point
+holding p of the error) and a back-off answer (--min_confidence=q: the finest of fine, middle, coarse whose
+predicted cell holds at least q, or "none") and p_within_<R>km = P(error <= R), from the distance
+weights W_R in the model dir (python -m geoest.within_weights), else from the cell-mean
+approximation, which predict says (docs/how_sure.md). Probabilities are temperature-scaled when the model
+dir holds a calibration.json (python -m geoest.calibrate): every probability in a row is then the
+calibrated one; --raw_probabilities adds the model's own beside them. --max_resolution_km=K caps every
 output - point, region, map - to areas at least K km wide.
 """
 import glob
 import os
-import pathlib
 import sys
 
 from absl import flags
@@ -32,8 +32,6 @@ from geoest import cli
 from geoest.errors import InputError
 from geoest.files import check_output
 from geoest.geo import within
-from geoest.inference.calibration import model_fingerprint
-from geoest.inference.modeldir import model_file
 from geoest.scene import labeler
 
 cli.define_model_flags()
@@ -48,6 +46,8 @@ flags.DEFINE_integer("batch_size", 16, "Images per batch.")
 flags.DEFINE_bool("overwrite", False, "Replace an --output / --geojson written for another model or not by "
                   "predict (instead of refusing).")
 cli.define_photo_flags(links=False, min_side=True)
+flags.DEFINE_bool("raw_probabilities", False, "Also list the model's uncalibrated probabilities (raw_probability, "
+                  "raw_top_probabilities, <output>_raw_probability) beside the calibrated ones.")
 FLAGS = flags.FLAGS
 
 
@@ -91,23 +91,20 @@ def main(argv):
     locator = method.locator
     confidence = Confidence(locator.partitionings, locator.hierarchy.parents if locator.hierarchy else None,
                             **settings)
-    weights, distance_temperature = None, None
-    weights_path = pathlib.Path(FLAGS.model_dir or "") / within.FILE_NAME
-    if FLAGS.model_dir and weights_path.is_file():
-        weights = within.WithinWeights.load(weights_path, locator.partitionings[-1])
-        distance_temperature = within.load_distance_temperature(
-            FLAGS.model_dir, weights, model_fingerprint(model_file(FLAGS.model_dir)))
-    else:
-        print(f"no distance weights W_R in {FLAGS.model_dir or 'the ISN dirs'} and no training coordinates: "
-              "P(error <= R) is not given and radius_km_<p> is the region's outer radius (python -m "
-              "geoest.within_weights writes W_R into the model dir)", file=sys.stderr)
+    weights, distance_temperature = method.within_weights, method.distance_temperature   # the model dir's W_R
+    if weights is None:
+        weights = within.WithinWeights.from_means(locator.partitioning(locator.main), locator.centers)
+        print(f"no distance weights W_R in {FLAGS.model_dir or 'the ISN dirs'}: P(error <= R) and R_p take each "
+              "cell's photos to lie at its mean (the cell-mean approximation; python -m geoest.within_weights "
+              "writes W_R from the training coordinates into the model dir)", file=sys.stderr)
     skip_log = SkipLog()
     min_side = default_min_side(image_size) if FLAGS.min_side is None else FLAGS.min_side
     batches = lambda paths: image_dataset(paths, FLAGS.batch_size, image_size=image_size, skip_log=skip_log,
                                           min_side=min_side).as_numpy_iterator()
     result = prediction.predict_images(method, paths, FLAGS.output, batches, top_k=FLAGS.top_k,
                                        confidence=confidence, geojson=FLAGS.geojson, overwrite=FLAGS.overwrite,
-                                       within_weights=weights, distance_temperature=distance_temperature)
+                                       within_weights=weights, distance_temperature=distance_temperature,
+                                       raw_probabilities=FLAGS.raw_probabilities)
     reasons = dict(skip_log.unreadable)
     for path in result["unreadable"]:
         print(f"unreadable, skipped: {path} ({reasons.get(path, 'cannot be decoded')})", file=sys.stderr)

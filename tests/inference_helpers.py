@@ -94,3 +94,15 @@ def save_model_dir(model, parts, model_dir):
     model.save(model_dir / "best.keras")
     for p in parts:
         p.to_csv(model_dir / "partitionings" / f"{p.name}.csv")
+
+
+def calibrated_model_dir(parts, model_dir, image_size: int = 32) -> str:
+    """A model dir of `tiny_model` with temperatures per head and f* (calibration.json); returns the
+    model file's fingerprint."""
+    from geoest.inference.calibration import Calibration, model_fingerprint
+
+    save_model_dir(tiny_model({p.name: len(p) for p in parts}, image_size), parts, model_dir)
+    fingerprint = model_fingerprint(model_dir / "best.keras")
+    Calibration({"coarse": 1.3, "middle": 0.8, "fine": 2.0, "hierarchy": 1.7}, fingerprint,
+                {p.name: len(p) for p in parts}).save(model_dir)
+    return fingerprint

@@ -34,15 +34,10 @@ json.dump({k: (np.char.decode(v.numpy().astype("S")) if v.dtype == tf.string els
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from geoest.inference.calibration import Calibration, model_fingerprint
-
     root = tmp_path_factory.mktemp("sure")
     parts = helpers.partitionings(1500)
     model_dir = root / "run"
-    model = helpers.tiny_model({p.name: len(p) for p in parts}, SIZE)
-    helpers.save_model_dir(model, parts, model_dir)
-    Calibration({"coarse": 1.3, "middle": 0.8, "fine": 2.0, "hierarchy": 1.7},
-                model_fingerprint(model_dir / "best.keras"), {p.name: len(p) for p in parts}).save(model_dir)
+    helpers.calibrated_model_dir(parts, model_dir, SIZE)
     photos = []
     for i in range(12):
         photos.append(root / f"p{i}.jpg")
@@ -80,7 +75,7 @@ def test_capped_saved_model_never_answers_finer_than_the_cap(setup):
     for i in range(len(setup["photos"])):
         # the point is the capped area's own point (a partitioning cell's mean or the S2 centre)
         np.testing.assert_allclose([served["lat"][i], served["lon"][i]], node[served["cell"][i]], atol=1e-9)
-        assert served["radius_km_50"][i] >= CAP_KM / 2 and served["radius_km_90"][i] >= served["radius_km_50"][i]
+        assert served["radius_km_50"][i] >= CAP_KM and served["radius_km_90"][i] >= served["radius_km_50"][i]
         assert served["level"][i] in ("coarse", "middle", "fine", "none")
     assert len(centers) == len(tokens)
     assert len(set(served["cell"])) > 1      # the photos differ
@@ -117,9 +112,12 @@ def test_evaluate_reports_coverage_before_and_after_and_skips_nan(setup, tmp_pat
         for key in ("before", "after"):
             summary = report[name][key]
             assert summary["images"] == 11
-            assert set(summary["coverage"]) == {"50", "90"}
+            assert set(summary["cell_coverage"]) == {"50", "90"}
             assert 0 <= summary["ece"] <= 1
-            assert summary["coverage"]["90"] >= summary["coverage"]["50"]
+            assert summary["cell_coverage"]["90"] >= summary["cell_coverage"]["50"]
+        radius = report[name]["within"]["radius"]       # no weights in the model dir: the cell-mean approximation
+        assert report[name]["within"]["weights"] == "means"
+        assert set(radius) == {"before", "after"} and radius["after"]["90"]["coverage"] >= radius["after"]["50"]["coverage"]
         assert (tmp_path / name / "reliability.png").stat().st_size > 0
         assert (tmp_path / name / "accuracy_coverage.png").stat().st_size > 0
     results = (tmp_path / "tiny" / "results_hierarchy.csv").read_text()
@@ -156,3 +154,66 @@ def test_temperature_file_of_another_model_is_refused(setup, tmp_path):
                    f"--output={tmp_path / 'p.csv'}", f"--temperatures={foreign}")
     assert result.returncode == 2
     assert f"temperature file {foreign} was fitted for another model" in result.stderr
+
+
+def test_evaluate_reports_p_within_radius_cells_and_back_off(setup, tmp_path):
+    """A model dir with distance weights W_R and a distance temperature: evaluate's confidence.json
+    holds <method>/within, each figure equal to the library's on the same photos, the photos in no cell
+    reported apart, and accuracy_coverage.png ranked by P(error <= R)."""
+    import shutil
+
+    from geoest.geo import within
+    from geoest.inference.calibration import model_fingerprint
+    from geoest.inference.evaluation import evaluate, load_methods
+
+    model_dir = tmp_path / "run"
+    shutil.copytree(setup["model_dir"], model_dir)
+    fine = setup["parts"][-1]
+    lat, lon = helpers.clustered_points(1500, seed=3)
+    weights = within.WithinWeights.build(fine, lat, lon)
+    weights.save(model_dir)
+    within.save_distance_temperature(model_dir, 1.5, weights, model_fingerprint(model_dir / "best.keras"))
+    (method,), _ = load_methods({"tiny": model_dir})
+    assert method.within_weights.digest == weights.digest and method.distance_temperature == 1.5
+    rng = np.random.default_rng(4)
+    truth = fine.centers[rng.integers(len(fine), size=16)] + rng.normal(size=(16, 2)) * 0.3
+    truth[:3] = [-50.0, -130.0]                       # in no cell: the South Pacific
+    crops = rng.integers(0, 256, (16, 3, SIZE, SIZE, 3)).astype(np.uint8)
+    batches = [{"crops": crops[i:i + 8], "id": np.array([f"img{j}" for j in range(i, i + 8)]),
+                "lat": truth[i:i + 8, 0], "lon": truth[i:i + 8, 1]} for i in range(0, 16, 8)]
+    evaluate([method], batches, tmp_path / "eval", total=16, min_confidence=0.3)
+    got = json.loads((tmp_path / "eval" / "confidence.json").read_text())["tiny"]["within"]
+
+    probs = method.probabilities({"crops": crops})
+    cells = method.distributions(probs, distance=True)
+    assert set(cells) == {"before", "after", "distance"}
+    predicted = np.argmax(cells["before"], axis=-1)
+    truth_class = fine.assign(truth[:, 0], truth[:, 1])
+    expected = {v: within.photo_scores(weights, c, predicted, truth_class, truth[:, 0], truth[:, 1], (0.5, 0.9))
+                for v, c in cells.items()}
+    want = within.evaluation_figures(expected, (0.5, 0.9), min_confidence=0.3)
+    assert got["in_no_cell"] == pytest.approx(np.mean(truth_class < 0)) and got["in_no_cell"] >= 3 / 16
+    assert got["ranked"] == "distance"
+    for radius in ("1", "25", "200", "750", "2500"):
+        for v in ("before", "after", "distance"):
+            for k in ("predicted", "observed", "ece"):
+                assert got["events"][radius][v][k] == pytest.approx(want["events"][radius][v][k], abs=1e-4)
+        assert got["ranking"][radius]["half"] == pytest.approx(want["ranking"][radius]["half"])
+    for v in ("before", "after", "distance"):
+        for p in ("50", "90"):
+            assert got["radius"][v][p]["coverage"] == pytest.approx(want["radius"][v][p]["coverage"])
+            assert got["radius"][v][p]["cell_coverage"] == pytest.approx(want["radius"][v][p]["cell_coverage"])
+            assert got["radius"][v][p]["median_km"] == pytest.approx(want["radius"][v][p]["median_km"], rel=1e-4)
+    assert got["back_off"]["no_answer"] == pytest.approx(want["back_off"]["no_answer"])
+    for name, level in want["back_off"]["levels"].items():
+        assert got["back_off"]["levels"][name]["answered"] == pytest.approx(level["answered"])
+    assert got["back_off"]["q"] == 0.3 and list(got["back_off"]["levels"]) == ["coarse", "middle", "fine"]
+    assert (tmp_path / "eval" / "tiny" / "accuracy_coverage.png").stat().st_size > 0
+
+
+def test_evaluate_refuses_a_bad_min_confidence(setup, tmp_path):
+    result = _main("geoest.evaluate", f"--model_dir={setup['model_dir']}", f"--test_records={tmp_path}/*.tfrecord",
+                   f"--output_dir={tmp_path / 'eval'}", "--min_confidence=1.5")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "--min_confidence=1.5" in lines[0], result.stderr[-2000:]

@@ -42,7 +42,7 @@ def test_hierarchical_prediction_equals_reference(parts):
     probs = {p.name: _dirichlet(rng, 6, len(p)) for p in parts}
     locator = Locator(parts[::-1])  # any order: sorted coarse to fine inside
     expected = _reference_hierarchy(parts, probs)
-    combined = locator.combine(probs)
+    combined = locator.cell_probabilities(probs)
     np.testing.assert_allclose(combined[HIERARCHY], expected, rtol=1e-4, atol=1e-9)
     located = locator.locate(probs, top_k_cells=3)
     np.testing.assert_array_equal(located[HIERARCHY].classes, expected.argmax(axis=1))
@@ -188,7 +188,7 @@ def test_uint8_images_give_the_old_float_paths_predictions(tmp_path):
         np.testing.assert_array_equal(new_located[name].top_classes, old_located[name].top_classes)
     for p in parts:
         np.testing.assert_allclose(new[p.name], old[p.name], atol=1e-3)
-    np.testing.assert_allclose(locator.combine(new)[HIERARCHY], locator.combine(old)[HIERARCHY], atol=1e-3)
+    np.testing.assert_allclose(locator.cell_probabilities(new)[HIERARCHY], locator.cell_probabilities(old)[HIERARCHY], atol=1e-3)
     # Not flat distributions: the coarse head is confident (0.35-0.52 here), and more so for some photos.
     confidence = new["coarse"].max(axis=1)
     assert confidence.min() > 0.3 and np.ptp(confidence) > 0.1

@@ -89,8 +89,10 @@ def test_how_sure_calibration_and_capped_prediction(demo):
     assert set(calibration["temperatures"]) == {p.stem for p in (out / "model" / "partitionings").glob("*.csv")} | {
         HIERARCHY}
     report = json.loads((out / "evaluation" / "confidence.json").read_text())
-    assert set(report["base_M"]) == {"before", "after", "skipped_nan"}
-    assert set(report[run.DISTANCE]) == {"before", "skipped_nan"}     # never calibrated
+    assert set(report["base_M"]) == {"before", "after", "skipped_nan", "within"}
+    assert set(report[run.DISTANCE]) == {"before", "skipped_nan", "within"}     # never calibrated
+    assert set(report["base_M"]["within"]["radius"]) == {"before", "after", "distance"}   # R_p: the quantile
+    assert report["base_M"]["within"]["weights"] == "photos" and report[run.DISTANCE]["within"]["weights"] == "means"
     for name in ("reliability.png", "accuracy_coverage.png"):
         assert (out / "evaluation" / "base_M" / name).stat().st_size > 0
     assert any("coverage of R_0.5 / R_0.9 after temperature scaling" in line for line in demo.findings)

@@ -47,8 +47,7 @@ PENDING = {
                                        "tqdm", "geoest.geo.confidence"},
     "geoest/inference/prediction.py": {"geoest.geo.confidence", "tqdm", "geoest.inference.report"},
     "geoest/inference/report.py": {"matplotlib", "matplotlib.pyplot", "matplotlib.colors", "geoest.geo.landmask",
-                                   "geoest.geo.distance", "matplotlib.collections", "geoest.inference.geojson",
-                                   "geoest.geo.confidence"},
+                                   "geoest.geo.distance", "matplotlib.collections", "geoest.inference.geojson"},
     "geoest/inference/serving.py": {"geoest.inference.calibration"},
     "geoest/predict.py": {"geoest.geo.confidence", "geoest.inference.prediction"},
 }

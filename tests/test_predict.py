@@ -160,7 +160,7 @@ def test_predict_with_distance_weights_gives_p_within_and_the_quantile_radius(se
     geo_model = load_geo_model(model_dir)
     (batch,) = list(image_dataset([r["image"] for r in rows], 8, image_size=SIZE).as_numpy_iterator())
     probs = {k: v.numpy() for k, v in crop_probabilities(geo_model.model, batch["crops"]).items()}
-    f_star = Locator(setup["parts"]).combine(probs)[HIERARCHY]
+    f_star = Locator(setup["parts"]).cell_probabilities(probs)[HIERARCHY]
     predicted = np.argmax(f_star, axis=1)
     expected = weights.within(f_star, predicted, within.THRESHOLDS_KM)
     radii = weights.radius(f_star, predicted, (0.5, 0.9))
@@ -187,6 +187,15 @@ def test_predict_with_distance_weights_gives_p_within_and_the_quantile_radius(se
     assert refused.returncode == 2 and "distance_temperature.json: fitted for other" in refused.stderr
     assert len(refused.stderr.strip().splitlines()[-1]) < 400 and "Traceback" not in refused.stderr
 
-    plain = _predict(setup, tmp_path / "plain.csv")           # no weights: one clear line, no columns
+    plain = _predict(setup, tmp_path / "plain.csv")           # no weights: one clear line, the cell-mean approximation
     assert plain.returncode == 0 and "no distance weights W_R in" in plain.stderr
-    assert not set(keys) & set(_rows(tmp_path / "plain.csv")[0])
+    assert "the cell-mean approximation" in plain.stderr
+    means = within.WithinWeights.from_means(fine)
+    plain_rows = _rows(tmp_path / "plain.csv")
+    probs = {k: v.numpy() for k, v in crop_probabilities(
+        geo_model.model, next(image_dataset([r["image"] for r in plain_rows], 8, image_size=SIZE)
+                              .as_numpy_iterator())["crops"]).items()}
+    f_star = Locator(setup["parts"]).cell_probabilities(probs)[HIERARCHY]
+    expected = means.within(f_star, f_star.argmax(axis=1), within.THRESHOLDS_KM)
+    for i, row in enumerate(plain_rows):
+        np.testing.assert_allclose([float(row[k]) for k in keys], expected[i], atol=1e-4)

@@ -157,7 +157,28 @@ def test_back_off_picks_the_finest_level_reaching_q():
 @pytest.mark.parametrize("bad", [0.0, -5.0, float("nan"), "x"])
 def test_bad_radius_named(bad):
     with pytest.raises(InputError, match="--within_km"):
-        within.check_radii([bad])
+        within.check_radii([bad], "--within_km")
+
+
+@pytest.mark.parametrize("call,named", [
+    (lambda w, p, a: w.within(p, a, [25.0, -5.0]), "R=-5.0"),
+    (lambda w, p, a: w.within(p, a, 0.0), "R=0.0"),
+    (lambda w, p, a: w.radius(p, a, (0.5, 1.0)), "p=1.0"),
+    (lambda w, p, a: w.radius(p, a, np.array([0.0])), "p=0.0"),
+    (lambda w, p, a: w.radius(p, a, [float("nan")]), "p=nan"),
+    (lambda w, p, a: within.quantile_radius(w.radii_km, w.within(p, a), [-0.2]), "p=-0.2"),
+    (lambda w, p, a: within.back_off(w.within(p, a, (750.0, 200.0, 25.0)), 1.5), "q=1.5"),
+    (lambda w, p, a: within.back_off(w.within(p, a, (750.0, 200.0, 25.0)), -0.1), "q=-0.1"),
+    (lambda w, p, a: w.outputs_tf(p, a, (25.0,), (0.5, 2.0)), "p=2.0"),
+])
+def test_bad_p_r_q_refused_in_one_line_naming_the_value(training, weights, call, named):
+    """p outside (0, 1), R <= 0 and q outside [0, 1] are refused, the message naming the value."""
+    fine, *_ = training
+    probs = _distributions(np.random.default_rng(2), 2, len(fine))
+    with pytest.raises(InputError) as raised:
+        call(weights, probs, probs.argmax(axis=1))
+    message = str(raised.value)
+    assert message.startswith(named) and "\n" not in message
 
 
 def test_names():
@@ -296,3 +317,83 @@ def test_monotone_map_is_non_decreasing_and_fits_the_rate():
     mapped = within.apply_monotone(knots, np.linspace(0, 1, 50))
     assert np.all(np.diff(mapped) >= -1e-12)
     assert abs(within.apply_monotone(knots, [0.5])[0] - 0.25) < 0.1
+
+
+def test_tensorflow_outputs_equal_numpy_and_hold_the_cap(training, weights):
+    """Seeded random sweep of `outputs_tf` (the SavedModel's ops) against `within` / `radius`, with
+    and without a cap K, NaN photos and the distance temperature: equal within 1e-9, and under a cap no
+    radius below K and no P(error <= R) stated for R < K."""
+    import tensorflow as tf
+
+    fine, *_ = training
+    rng = np.random.default_rng(11)
+    radii, masses = within.THRESHOLDS_KM, (0.5, 0.9)
+    compute = tf.function(lambda p, a, cap: weights.outputs_tf(p, a, radii, masses, cap), reduce_retracing=True)
+    for trial in range(8):
+        cap = None if trial % 4 == 0 else float(np.exp(rng.uniform(np.log(1.0), np.log(3000.0))))
+        probs = within.sharpen(_distributions(rng, 30, len(fine)), rng.uniform(0.5, 2.0))
+        probs[rng.uniform(size=probs.shape) < 0.3] = 0.0
+        probs[3, 5] = np.nan
+        predicted = rng.integers(len(fine), size=30)
+        got = {k: v.numpy() for k, v in weights.outputs_tf(tf.constant(probs, tf.float32), tf.constant(predicted),
+                                                           radii, masses, cap).items()}
+        if trial == 1:     # the same ops traced into a graph
+            traced = {k: v.numpy() for k, v in compute(tf.constant(probs), tf.constant(predicted), cap).items()}
+            for k in got:
+                np.testing.assert_allclose(traced[k], got[k], rtol=1e-6, atol=1e-7)
+        f32 = probs.astype(np.float32)
+        p_within = weights.within(f32, predicted, radii, max_resolution_km=cap)
+        r = weights.radius(f32, predicted, masses, max_resolution_km=cap)
+        for k, radius in enumerate(radii):
+            np.testing.assert_allclose(got[within.within_key(radius)], p_within[:, k], rtol=1e-9, atol=1e-12)
+            if cap is not None and radius < cap:
+                assert np.isnan(got[within.within_key(radius)]).all()
+        for j, p in enumerate(masses):
+            np.testing.assert_allclose(got[within.radius_key(p)], r[:, j], rtol=1e-9)
+            assert np.isnan(got[within.radius_key(p)][3])
+            if cap is not None:
+                assert (np.delete(got[within.radius_key(p)], 3) >= cap).all()
+    tempered = within.sharpen_tf(tf.constant(probs), 1.7).numpy()
+    np.testing.assert_allclose(np.delete(tempered, 3, 0), np.delete(within.sharpen(probs, 1.7), 3, 0), rtol=1e-12)
+
+
+def test_evaluation_figures_on_sampled_truth(training, weights):
+    """Truth drawn from the model's own distribution, 10 % of the photos moved into no cell (the open
+    ocean): P(error <= R) calibrated on the photos in a cell, R_p covering p of them, the cell sets
+    holding p of the photos in a cell (none of those in no cell), the photos in no cell reported
+    apart, ranking above the random band and below the oracle, back-off shares adding up."""
+    fine, lat, lon, classes = training
+    rng = np.random.default_rng(21)
+    n = 3000
+    probs = _distributions(rng, n, len(fine))
+    probs[:, np.bincount(classes[classes >= 0], minlength=len(fine)) == 0] = 0.0
+    probs /= probs.sum(axis=1, keepdims=True)
+    predicted = probs.argmax(axis=1)
+    true_lat, true_lon = _sample_truth(rng, probs, classes, lat, lon)
+    lost = rng.uniform(size=n) < 0.1
+    true_lat[lost], true_lon[lost] = -50.0, -130.0          # the South Pacific: no training photo, no cell
+    truth = fine.assign(true_lat, true_lon)
+    assert (truth[lost] < 0).all() and (truth[~lost] >= 0).all()
+    masses = (0.5, 0.9)
+    scores = {"model": within.photo_scores(weights, probs, predicted, truth, true_lat, true_lon, masses)}
+    got = within.evaluation_figures(scores, masses, min_confidence=0.4, draws=50)
+    assert got["photos"] == n and got["in_no_cell"] == pytest.approx(lost.mean())
+    assert set(got["events"]) == {"1", "25", "200", "750", "2500"} and set(got["radius"]["model"]) == {"50", "90"}
+    inside = {"model": {k: v[~lost] for k, v in scores["model"].items()}}
+    clean = within.evaluation_figures(inside, masses, min_confidence=0.4, draws=50)
+    for radius, by in clean["events"].items():
+        assert by["model"]["ece"] < 0.04 and abs(by["model"]["predicted"] - by["model"]["observed"]) < 0.025, radius
+    for key, p in (("50", 0.5), ("90", 0.9)):
+        assert abs(clean["radius"]["model"][key]["coverage"] - p) <= 0.03      # 2,700 photos: sd about 1 point
+        cells = got["radius"]["model"][key]
+        assert cells["cell_coverage_in_a_cell"] >= p - 0.03        # the set holds at least p of the probability
+        assert cells["cell_coverage"] == pytest.approx(cells["cell_coverage_in_a_cell"] * (1 - lost.mean()))
+    for r in got["ranking"].values():
+        assert r["oracle_area"] >= r["area"]
+    assert got["ranking"]["25"]["area"] > got["ranking"]["25"]["random_area_high"]
+    levels = got["back_off"]["levels"]
+    assert list(levels) == ["coarse", "middle", "fine"] and [v["radius_km"] for v in levels.values()] == [750, 200, 25]
+    assert sum(v["answered"] for v in levels.values()) + got["back_off"]["no_answer"] == pytest.approx(1.0)
+    expected = within.back_off(scores["model"]["p_within"][:, [3, 2, 1]], 0.4)
+    assert levels["fine"]["answered"] == pytest.approx(np.mean(expected == 2))
+    assert len(within.evaluation_lines(got)) == 1 + 5 + 1 + 5 + 1

@@ -167,11 +167,13 @@ def calibrate(model_dir, validation_pattern) -> list:
 def how_sure(confidence: dict) -> list:
     """The demo's lines on how sure base(M, f*) is, from evaluate's confidence.json entry."""
     lines = []
+    radius = confidence["within"]["radius"]        # R_p, the quantile of the error
     for key in ("before", "after"):
         if key in confidence:
-            c = confidence[key]["coverage"]
-            lines.append(f"coverage of R_0.5 / R_0.9 {key} temperature scaling: {c['50']:.1%} / {c['90']:.1%} "
-                         f"(ECE {confidence[key]['ece']:.3f})")
+            c = radius[key]
+            lines.append(f"coverage of R_0.5 / R_0.9 {key} temperature scaling: {c['50']['coverage']:.1%} / "
+                         f"{c['90']['coverage']:.1%} (W_R from the {confidence['within']['weights']}; ECE of the "
+                         f"top cell's probability {confidence[key]['ece']:.3f})")
     last = confidence.get("after", confidence["before"])
     lines.append(f"within 25 km: the most confident half {last['most_confident_half']['25']:.1%}, all photos "
                  f"{last['all']['25']:.1%} (area under the accuracy-coverage curve "
@@ -242,9 +244,7 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
     from geoest.data.pipeline import image_dataset
     from geoest.geo import great_circle_km
     from geoest.geo.confidence import Confidence
-    from geoest.inference.calibration import model_fingerprint
     from geoest.inference.evaluation import load_methods
-    from geoest.inference.modeldir import model_file
     from geoest.inference.prediction import predict_images, write_geojson
 
     meta = read_meta_csv(photos.meta_csv["test"], author=False, scene=False)
@@ -262,10 +262,9 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
     batches = lambda todo: image_dataset(todo, 16, image_size=image_size).as_numpy_iterator()   # noqa: E731
     parts = method.locator.partitionings
     sure = Confidence(parts, method.locator.hierarchy.parents)
-    weights_path = pathlib.Path(model_dir) / within.FILE_NAME     # written by how_sure_distance
-    weights = within.WithinWeights.load(weights_path, parts[-1]) if weights_path.exists() else None
-    temperature = None if weights is None else within.load_distance_temperature(
-        model_dir, weights, model_fingerprint(model_file(model_dir)))
+    weights, temperature = method.within_weights, method.distance_temperature    # written by how_sure_distance
+    if weights is None:
+        weights = within.WithinWeights.from_means(parts[-1])
     predict_images(method, paths, csv_path, batches, confidence=sure, geojson=geojson_path, within_weights=weights,
                    distance_temperature=temperature)
     write_geojson(csv_path, method.locator, geojson_path)
@@ -428,11 +427,12 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
     done("train")
 
     stage("evaluate", "5/6 evaluation on the test photos (Table 6; trivial = every photo at the largest cell)")
+    # W_R and the distance temperature first: evaluate (and a re-run of it) then reads the same ones
+    within_figures = how_sure_distance(model_dir, patterns, photos.meta_csv["train"])
     summary = evaluate_models(output_dir / "evaluation", patterns["test"], photos.num_images["test"],
                               model_dir, isn_dirs, distance_dir)
     sure = how_sure(json.loads((output_dir / "evaluation" / "confidence.json").read_text())["base_M"])
     print("base(M, f*), how sure (beyond the paper):\n" + "\n".join(f"  {line}" for line in sure))
-    within_figures = how_sure_distance(model_dir, patterns, photos.meta_csv["train"])
     within_lines = within.how_sure_lines(within_figures)
     print("base(M, f*), how sure as P(error <= R) (beyond the paper):\n"
           + "\n".join(f"  {line}" for line in within_lines), flush=True)

@@ -4,15 +4,15 @@ Everything here works on the distribution over the finest cells that §3.4 predi
 finest partitioning alone), in numpy and, where the exported SavedModel needs it, in TensorFlow:
 
   * the probability of the predicted cell, and for a mass p (0.5, 0.9) the smallest set of
-    cells holding at least p of the mass and the radius R_p (km) around the predicted point that
-    covers every cell of that set (`region_sizes`, `region_radius_km`);
+    cells holding at least p of the mass (`region_sizes`): the region drawn on a map. The radius
+    R_p a person reads is the quantile of the error (`geoest.geo.within`);
   * back-off (`back_off`): a photo whose predicted cell holds less than q answers at the finest
     level of the hierarchy (fine -> middle -> coarse) whose predicted cell holds at least q, or
     gives no answer; the coarser levels' probabilities are the fine distribution's marginals
     (`level_probabilities`), so a coarser cell never holds less than the cells inside it;
   * the resolution cap (`ResolutionCap`): no answer finer than K km, the cells replaced by the
     coarsest areas (partitioning cells or S2 ancestors) whose extent is at least K;
-  * scores of a set of such answers: coverage of R_p, the expected calibration error of the
+  * scores of a set of such answers: the expected calibration error of the
     predicted cell's probability, the accuracy-coverage curve (`calibration_bins`,
     `expected_calibration_error`, `accuracy_coverage`).
 
@@ -57,9 +57,13 @@ def check_masses(masses, flag: str = "--region_mass") -> tuple:
 
 def check_min_confidence(q, flag: str = "--min_confidence") -> float:
     """The back-off threshold q in [0, 1]."""
-    if q is None or not 0.0 <= float(q) <= 1.0:
+    try:
+        value = float(q)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
         raise InputError(f"{flag}={q!r}: expected a probability in [0, 1]")
-    return float(q)
+    return value
 
 
 def check_max_resolution(km, flag: str = "--max_resolution_km") -> float:
@@ -129,20 +133,6 @@ def extents_km(outlines) -> np.ndarray:
     return EARTH_RADIUS_KM * np.arccos(np.clip(dots, -1.0, 1.0))
 
 
-def farthest_km(lat_deg, lon_deg, outlines) -> np.ndarray:
-    """Distance from each point to the farthest outline point of each cell.
-
-    Args:
-      lat_deg, lon_deg: float [B] degrees.
-      outlines: float [n, S, 3] unit vectors (`cell_outlines`).
-    Returns:
-      float64 [B, n] km.
-    """
-    points = unit_vectors(lat_deg, lon_deg).reshape(-1, 3)
-    dots = np.einsum("bd,nsd->bns", points, np.asarray(outlines, np.float64)).min(axis=-1)
-    return EARTH_RADIUS_KM * np.arccos(np.clip(dots, -1.0, 1.0))
-
-
 # -- regions --------------------------------------------------------------------------------------
 def region_sizes(probs, mass: float):
     """Smallest set of cells holding at least `mass` of each distribution.
@@ -168,20 +158,6 @@ def in_region(order, sizes) -> np.ndarray:
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(order.shape[1])[None, :].repeat(len(order), 0), axis=-1)
     return rank < np.asarray(sizes)[:, None]
-
-
-def region_radius_km(order, sizes, lat_deg, lon_deg, outlines) -> np.ndarray:
-    """R_p: the radius around each predicted point that covers every cell of its region.
-
-    Args:
-      order, sizes: from `region_sizes` ([B, n], [B]).
-      lat_deg, lon_deg: float [B] the predicted points, degrees.
-      outlines: float [n, S, 3] (`cell_outlines`) of the same cells as the columns of `order`.
-    Returns:
-      float64 [B] km.
-    """
-    far = farthest_km(lat_deg, lon_deg, outlines)
-    return np.where(in_region(order, sizes), far, 0.0).max(axis=-1)
 
 
 # -- back-off -------------------------------------------------------------------------------------
@@ -339,13 +315,11 @@ class Confidence:
             self._centers = [np.asarray(p.class2gps(centers))
                              for p in self.partitionings]
             self._tokens = [p.tokens for p in self.partitionings]
-            self.outlines = cell_outlines(fine.cell_ids)
             self.answer_tokens = self._tokens[-1]
             self.answer_centers = self._centers[-1]
         else:
             self.answer_tokens = [self.cap.tokens[u] for u in self.cap.units.tolist()]
             self.answer_centers = self.cap.node_centers[self.cap.units]
-            self.outlines = self.cap.node_outlines[self.cap.units]
 
     def __call__(self, probs_fine, predicted=None) -> dict:
         """Answers for a batch of fine distributions (rows with NaN are the caller's to drop).
@@ -356,7 +330,7 @@ class Confidence:
             temperatures, the uncalibrated model's answer, whose calibrated probability is wanted.
         Returns:
           dict of numpy arrays [B]: "probability" of the predicted cell (capped: area) and its
-          "lat", "lon", "cell" (S2 token); per mass p: f"region_size_{key}", f"radius_km_{key}",
+          "lat", "lon", "cell" (S2 token); per mass p: f"region_size_{key}"
           and f"region_{key}" (a list of B lists of S2 tokens); back-off: "level" (name, "none" for no
           answer), "answer_cell", "answer_lat", "answer_lon", "answer_probability".
         """
@@ -374,7 +348,6 @@ class Confidence:
             order, sizes = region_sizes(probs, p)
             key = mass_key(p)
             out[f"region_size_{key}"] = sizes
-            out[f"radius_km_{key}"] = region_radius_km(order, sizes, lat, lon, self.outlines)
             out[f"region_{key}"] = [[tokens[c] for c in row[:size].tolist()]
                                     for row, size in zip(order, sizes.tolist())]
         out.update(self.answer(probs_fine))
@@ -417,7 +390,7 @@ class Confidence:
         Returns:
           dict of tensors: "lat", "lon" float64 [B] and "cell" string [B] of the predicted cell (capped:
           area), "probability" float64 [B]; per mass p: "region_size_<key>" int64 [B],
-          "radius_km_<key>" float64 [B], "region_cells_<key>" string [B, K] (padded with "");
+          "region_cells_<key>" string [B, K] (padded with "");
           back-off: "level" string [B] ("fine", ..., "none"), "answer_lat", "answer_lon" float64 [B]
           (NaN for no answer), "answer_cell" string [B], "answer_probability" float64 [B].
         """
@@ -440,20 +413,12 @@ class Confidence:
         order = tf.argsort(probs, axis=-1, direction="DESCENDING", stable=True)
         cumulative = tf.cumsum(tf.gather(probs, order, batch_dims=1), axis=-1) / total[:, None]
         support = tf.reduce_sum(tf.cast(probs > 0, tf.int64), axis=-1)
-        rank = tf.argsort(order, axis=-1, stable=True)
-        rad = np.pi / 180.0
-        points = tf.stack([tf.cos(lat * rad) * tf.cos(lon * rad), tf.cos(lat * rad) * tf.sin(lon * rad),
-                           tf.sin(lat * rad)], axis=-1)
-        dots = tf.reduce_min(tf.einsum("bd,nsd->bns", points, tf.constant(self.outlines, tf.float64)), axis=-1)
-        far_km = EARTH_RADIUS_KM * tf.acos(tf.clip_by_value(dots, -1.0, 1.0))
         width = min(region_cells, len(self.answer_tokens))
         for p in self.masses:
             key = mass_key(p)
             size = tf.reduce_sum(tf.cast(cumulative < p - 1e-12, tf.int64), axis=-1) + 1
             size = tf.clip_by_value(size, 1, tf.maximum(support, 1))
-            inside = tf.cast(rank, tf.int64) < size[:, None]
             out[f"region_size_{key}"] = size
-            out[f"radius_km_{key}"] = tf.reduce_max(tf.where(inside, far_km, 0.0), axis=-1)
             out[f"region_cells_{key}"] = tf.where(tf.range(width, dtype=tf.int64)[None, :] < size[:, None],
                                                   tf.gather(tokens, order[:, :width]), "")
         out.update(self._answer_tf(fine_probs))
@@ -503,12 +468,6 @@ class Confidence:
 
 
 # -- scores of many answers -----------------------------------------------------------------------
-def coverage(dist_km, radius_km) -> float:
-    """Fraction of photos whose true location lies within R_p of the predicted point."""
-    dist_km, radius_km = np.asarray(dist_km, np.float64), np.asarray(radius_km, np.float64)
-    return float(np.mean(dist_km <= radius_km)) if dist_km.size else float("nan")
-
-
 def calibration_bins(confidence, correct, bins: int = 15) -> dict:
     """Reliability of a predicted probability: equal-width bins over [0, 1].
 
@@ -567,6 +526,6 @@ def accuracy_of_most_confident(dist_km, confidence, fraction: float, km: float) 
 
 __all__ = ["DEFAULT_MASSES", "FACE_EXTENT_KM", "NO_ANSWER", "Confidence", "ResolutionCap", "accuracy_coverage",
            "accuracy_of_most_confident", "back_off", "calibration_bins", "cell_outlines", "check_masses",
-           "check_max_resolution", "check_min_confidence", "coverage", "expected_calibration_error",
-           "extents_km", "farthest_km", "finite_rows", "in_region", "level_names",
-           "level_probabilities", "mass_key", "region_radius_km", "region_sizes"]
+           "check_max_resolution", "check_min_confidence", "expected_calibration_error",
+           "extents_km", "finite_rows", "in_region", "level_names",
+           "level_probabilities", "mass_key", "region_sizes"]

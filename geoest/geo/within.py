@@ -36,8 +36,9 @@ from scipy.optimize import isotonic_regression
 from geoest.errors import InputError
 from geoest.files import atomic_path, write_text
 from geoest.geo import s2cell
-from geoest.geo.confidence import expected_calibration_error
-from geoest.geo.distance import EARTH_RADIUS_KM, THRESHOLDS_KM
+from geoest.geo.confidence import (check_masses, check_min_confidence, expected_calibration_error, in_region,
+                                   level_names, region_sizes)
+from geoest.geo.distance import EARTH_RADIUS_KM, THRESHOLDS_KM, great_circle_km
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,15 @@ def radius_key(p: float) -> str:
     return "radius_km_" + f"{100 * p:g}".replace(".", "_")
 
 
-def check_radii(radii_km, flag: str = "--within_km") -> tuple:
-    """Radii R (km) as a tuple of floats, each > 0."""
+def _values(values) -> list:
+    """A number or a sequence of them as a list of plain Python values (for checks that name them)."""
+    return [v.item() if isinstance(v, np.generic) else v for v in np.asarray(values, dtype=object).ravel().tolist()]
+
+
+def check_radii(radii_km, flag: str = "R") -> tuple:
+    """Radii R (km) as a tuple of floats, each > 0 (one number or several)."""
     out = []
-    for r in radii_km:
+    for r in _values(radii_km):
         try:
             value = float(r)
         except (TypeError, ValueError):
@@ -273,7 +279,7 @@ class WithinWeights:
         predicted = np.asarray(predicted, np.int64).ravel()
         grid = self.radii_km
         table = self._on_grid(probs, predicted)
-        radii = grid if radii_km is None else np.asarray(check_radii(np.atleast_1d(radii_km)))
+        radii = grid if radii_km is None else np.asarray(check_radii(radii_km))
         out = table if radii_km is None else _interpolate(grid, table, radii)
         if max_resolution_km is not None:
             out = np.where(radii[None, :] < float(max_resolution_km), np.nan, out)
@@ -307,12 +313,133 @@ class WithinWeights:
           float64 [B, len(masses)] km, read log-linearly between the radii with weights; NaN for a
           row of probs_fine holding NaN (the caller reports and skips it).
         """
+        masses = check_masses(_values(masses), "p")
         probs = np.asarray(probs_fine, np.float64)
         probs = probs / np.maximum(probs.sum(axis=-1, keepdims=True), 1e-300)
         table = self._on_grid(probs, np.asarray(predicted, np.int64).ravel())
         out = quantile_radius(self.radii_km, table, masses)
         out[~np.isfinite(table).all(axis=-1)] = np.nan      # a photo whose probabilities hold NaN
         return out if max_resolution_km is None else np.maximum(out, float(max_resolution_km))
+
+
+    # -- TensorFlow, for the SavedModel ---------------------------------------------------------------
+    def outputs_tf(self, probs_fine, predicted, radii_km=THRESHOLDS_KM, masses=(0.5, 0.9),
+                   max_resolution_km=None) -> dict:
+        """`within` and `radius` in TensorFlow (graph-safe, W_R as constants), for the serving signature.
+
+        Args:
+          probs_fine: float tensor [B, n] the fine distributions (normalised here).
+          predicted: int tensor [B] the answered fine cells.
+          radii_km: radii R of the P(error <= R) outputs; masses: p of the R_p outputs.
+          max_resolution_km: the resolution cap K, as in `within` and `radius`.
+        Returns:
+          {within_key(R): float64 [B] (NaN below the cap), radius_key(p): float64 [B] km (never below
+          the cap)}; NaN for a row of probs_fine holding NaN.
+        """
+        import tensorflow as tf
+
+        radii = check_radii(radii_km)
+        masses = check_masses(_values(masses), "p")
+        probs = tf.cast(probs_fine, tf.float64)
+        probs = probs / tf.maximum(tf.reduce_sum(probs, axis=-1, keepdims=True), 1e-300)
+        predicted = tf.cast(tf.reshape(predicted, [-1]), tf.int64)
+        table = self._on_grid_tf(probs, predicted)
+        grid = self.radii_km
+        finite = tf.reduce_all(tf.math.is_finite(probs), axis=-1)
+        nan = tf.constant(np.nan, tf.float64)
+        out = {}
+        within = _interpolate_tf(grid, table, radii)
+        for k, radius in enumerate(radii):
+            column = tf.where(finite, within[:, k], nan)
+            if max_resolution_km is not None and radius < float(max_resolution_km):
+                column = tf.fill(tf.shape(column), nan)
+            out[within_key(radius)] = column
+        quantiles = _quantile_radius_tf(grid, table, masses)
+        for j, p in enumerate(masses):
+            column = quantiles[:, j]
+            if max_resolution_km is not None:
+                column = tf.maximum(column, float(max_resolution_km))
+            out[radius_key(p)] = tf.where(finite, column, nan)
+        return out
+
+    def _on_grid_tf(self, probs, predicted):
+        """`_on_grid` in TensorFlow: float64 [B, K] P(error <= R) at every radius with weights."""
+        import tensorflow as tf
+
+        batch = tf.shape(probs)[0]
+        columns = []
+        for m in self.near:     # the rows of W_R of the answered cells: a ragged gather (int32, float32 constants)
+            splits = tf.constant(m.indptr.astype(np.int32))
+            cols = tf.gather(tf.RaggedTensor.from_row_splits(tf.constant(m.indices.astype(np.int32)), splits,
+                                                             validate=False), predicted)
+            vals = tf.gather(tf.RaggedTensor.from_row_splits(tf.constant(m.data.astype(np.float32)), splits,
+                                                             validate=False), predicted)
+            rows = cols.value_rowids()
+            mass = (tf.gather_nd(probs, tf.stack([rows, cols.flat_values], axis=-1))
+                    * tf.cast(vals.flat_values, tf.float64))
+            columns.append(tf.math.unsorted_segment_sum(mass, rows, batch))
+        if len(self.far_radii_km):
+            dots = tf.matmul(tf.gather(tf.constant(self._point_vectors), predicted),
+                             tf.constant(self.bin_vectors), transpose_b=True)          # [B, G]
+            mass = tf.gather(probs, tf.constant(self.bin_class), axis=1) * tf.constant(self.bin_share)[None, :]
+            dots_min = np.cos(np.minimum(self.far_radii_km, HALF_CIRCUMFERENCE_KM) / EARTH_RADIUS_KM)
+            for threshold in dots_min:
+                columns.append(tf.reduce_sum(tf.where(dots >= threshold - 1e-12, mass, tf.zeros_like(mass)), axis=-1))
+        running, out = None, []
+        for column in columns:             # clipped to [0, 1] and made non-decreasing along R
+            column = tf.clip_by_value(column, 0.0, 1.0)
+            running = column if running is None else tf.maximum(running, column)
+            out.append(running)
+        return tf.stack(out, axis=-1)
+
+
+def _interpolate_tf(grid, table, radii):
+    """`_interpolate` in TensorFlow: float64 [B, len(radii)]."""
+    import tensorflow as tf
+
+    log_grid = np.log(grid)
+    out = []
+    for r in radii:
+        if r <= grid[0]:
+            out.append(table[:, 0] * (r / grid[0]) ** 2)
+            continue
+        j = min(int(np.searchsorted(grid, r)), len(grid) - 1)
+        if grid[j] == r or r >= grid[-1]:
+            out.append(table[:, j])
+            continue
+        t = (math.log(r) - log_grid[j - 1]) / (log_grid[j] - log_grid[j - 1])
+        out.append((1 - t) * table[:, j - 1] + t * table[:, j])
+    return tf.stack(out, axis=-1)
+
+
+def _quantile_radius_tf(grid_km, table, masses):
+    """`quantile_radius` in TensorFlow: float64 [B, len(masses)] km."""
+    import tensorflow as tf
+
+    grid = tf.constant(np.asarray(grid_km, np.float64))
+    log_grid = tf.math.log(grid)
+    out = []
+    for p in masses:
+        j = tf.minimum(tf.reduce_sum(tf.cast(table < p, tf.int64), axis=-1), len(grid_km) - 1)
+        below_j = tf.maximum(j - 1, 0)
+        hi_p = tf.gather(table, j, batch_dims=1)
+        lo_p = tf.where(j > 0, tf.gather(table, below_j, batch_dims=1), tf.zeros_like(hi_p))
+        t = tf.math.divide_no_nan(p - lo_p, hi_p - lo_p)
+        t = tf.where(tf.equal(hi_p, lo_p), tf.ones_like(t), tf.clip_by_value(t, 0.0, 1.0))
+        log_r = (1 - t) * tf.gather(log_grid, below_j) + t * tf.gather(log_grid, j)
+        below = grid_km[0] * tf.sqrt(tf.clip_by_value(p / tf.maximum(hi_p, 1e-300), 0.0, 1.0))
+        out.append(tf.where(tf.equal(j, 0), below, tf.exp(log_r)))
+    return tf.stack(out, axis=-1)
+
+
+def sharpen_tf(probs, temperature: float):
+    """`sharpen` in TensorFlow: float [B, n] -> float64 [B, n]."""
+    import tensorflow as tf
+
+    probs = tf.cast(probs, tf.float64)
+    log_p = tf.math.log(tf.maximum(probs, 1e-300)) / float(temperature)
+    out = tf.exp(log_p - tf.reduce_max(log_p, axis=-1, keepdims=True)) * tf.cast(probs > 0, tf.float64)
+    return out / tf.maximum(tf.reduce_sum(out, axis=-1, keepdims=True), 1e-300)
 
 
 def _interpolate(grid, table, radii) -> np.ndarray:
@@ -341,6 +468,7 @@ def quantile_radius(grid_km, table, masses) -> np.ndarray:
     Returns:
       float64 [B, len(masses)] km (below the first radius: scaled as R^2; never above the last).
     """
+    masses = check_masses(_values(masses), "p")
     grid = np.asarray(grid_km, np.float64)
     table = np.asarray(table, np.float64)
     out = np.empty((len(table), len(masses)))
@@ -370,7 +498,7 @@ def back_off(within_at_levels, min_confidence: float) -> np.ndarray:
     Returns:
       int64 [B]: index of the answered level, -1 where no level reaches q (no answer).
     """
-    ok = np.asarray(within_at_levels, np.float64) >= float(min_confidence)
+    ok = np.asarray(within_at_levels, np.float64) >= check_min_confidence(min_confidence, "q")
     levels = np.arange(ok.shape[1])[None, :]
     return np.where(ok, levels, -1).max(axis=-1).astype(np.int64)
 
@@ -499,6 +627,8 @@ def how_sure_figures(weights: "WithinWeights", test: dict, validation: dict, mas
     def key(value):
         return f"{value:g}"
 
+    masses, min_confidence = check_masses(_values(masses), "p"), check_min_confidence(min_confidence, "q")
+    radii_km, ranking_radii_km = check_radii(radii_km, "R"), check_radii(ranking_radii_km, "R")
     fit = fit_distance_temperature(weights, validation["probs"], validation["predicted"], validation["dist_km"],
                                    radii_km)
     temperature = fit["temperature"]
@@ -542,21 +672,128 @@ def how_sure_figures(weights: "WithinWeights", test: dict, validation: dict, mas
                                              "levels": levels}}
 
 
+def photo_scores(weights: "WithinWeights", probs_fine, predicted, truth_class, lat_deg, lon_deg, masses=(0.5, 0.9),
+                 radii_km=THRESHOLDS_KM) -> dict:
+    """Per test photo, how sure its answer is said to be and what was true (evaluate stores these).
+
+    Args:
+      weights: W_R of the fine cells; probs_fine: float [B, n] the distribution the statements are
+        made from; predicted: int [B] the answered cells; truth_class: int [B] the fine cell holding
+        the true location (-1: none); lat_deg, lon_deg: float [B] true locations, degrees.
+      masses: p of R_p and of the cell sets; radii_km: the radii of P(error <= R).
+    Returns:
+      {"p_within": float64 [B, K], "radius_km": float64 [B, M] R_p km, "in_cells": bool [B, M] (the true
+       cell is among the smallest set of cells holding p), "in_cell": bool [B] (the true location lies
+       in a cell at all), "dist_km": float64 [B] the error of the answered point}.
+    """
+    probs = np.asarray(probs_fine, np.float64)
+    predicted = np.asarray(predicted, np.int64).ravel()
+    truth = np.asarray(truth_class, np.int64).ravel()
+    sets = []
+    for p in masses:
+        order, sizes = region_sizes(probs, p)
+        sets.append(in_region(order, sizes)[np.arange(len(truth)), np.maximum(truth, 0)] & (truth >= 0))
+    points = weights.points[predicted]
+    return {"p_within": weights.within(probs, predicted, radii_km), "radius_km": weights.radius(probs, predicted, masses),
+            "in_cells": np.stack(sets, axis=-1).reshape(len(truth), len(masses)), "in_cell": truth >= 0,
+            "dist_km": great_circle_km(lat_deg, lon_deg, points[:, 0], points[:, 1])}
+
+
+def evaluation_figures(scores: dict, masses=(0.5, 0.9), radii_km=THRESHOLDS_KM, back_off_radii_km=BACK_OFF_RADII_KM,
+                       min_confidence: float = 0.5, ranked: str | None = None, draws: int = 200) -> dict:
+    """What evaluate reports of P(error <= R) and R_p on test photos (confidence.json: <method>/within).
+
+    Args:
+      scores: {variant: `photo_scores` concatenated over the photos} (variants: "before" the raw f*,
+        "after" with the temperatures, "distance" with the distance temperature too); the photos and
+        their errors are the same in every variant.
+      masses, radii_km: as given to `photo_scores`; back_off_radii_km: R per back-off level, coarse to
+        fine (each one of radii_km); min_confidence: q of the back-off.
+      ranked: the variant ranking, back-off and curves use (default: the last one, the calibrated).
+    Returns:
+      {"photos": N, "in_no_cell": share of photos whose true location lies in no cell,
+       "events": {R: {variant: {"predicted", "observed", "ece"}}},
+       "radius": {variant: {p: {"coverage" (true location within R_p), "median_km", "cell_coverage" (true
+         cell among the region's cells, all photos), "cell_coverage_in_a_cell" (of the photos in a cell)}}},
+       "ranking": {R: {"half", "all", "area", "random_area_mean", "random_area_high", "oracle_area"}},
+       "back_off": {"q", "no_answer", "levels": {level name: {"radius_km", "answered", "accuracy"}}}};
+      keys of R and p are strings ("25", "50").
+    """
+    def key(value):
+        return f"{value:g}"
+
+    masses, min_confidence = check_masses(_values(masses), "p"), check_min_confidence(min_confidence, "q")
+    radii_km = check_radii(radii_km, "R")
+    variants = list(scores)
+    ranked = ranked or variants[-1]
+    first = scores[variants[0]]
+    dist, in_cell = np.asarray(first["dist_km"], np.float64), np.asarray(first["in_cell"], bool)
+    radii = [float(r) for r in radii_km]
+    events = {key(r): {v: event_figures(scores[v]["p_within"][:, k], dist <= r) for v in variants}
+              for k, r in enumerate(radii)}
+    radius = {v: {key(100 * p): {"coverage": float(np.mean(dist <= scores[v]["radius_km"][:, j])),
+                                 "median_km": float(np.median(scores[v]["radius_km"][:, j])),
+                                 "cell_coverage": float(np.mean(scores[v]["in_cells"][:, j])),
+                                 "cell_coverage_in_a_cell": float(np.mean(scores[v]["in_cells"][in_cell, j]))
+                                 if in_cell.any() else None}
+                  for j, p in enumerate(masses)} for v in variants}
+    ranking = {}
+    for k, r in enumerate(radii):
+        curves = ranking_curves(dist, scores[ranked]["p_within"][:, k], r, draws=draws)
+        ranking[key(r)] = {name: curves[name] for name in ("half", "all", "area", "random_area_mean",
+                                                           "random_area_high", "oracle_area")}
+    at_levels = scores[ranked]["p_within"][:, [radii.index(float(r)) for r in back_off_radii_km]]
+    level = back_off(at_levels, min_confidence)
+    names = level_names(len(back_off_radii_km))
+    levels = {}
+    for j, r in enumerate(back_off_radii_km):
+        chosen = level == j
+        levels[names[j]] = {"radius_km": float(r), "answered": float(chosen.mean()),
+                            "accuracy": float(np.mean(dist[chosen] <= r)) if chosen.any() else None}
+    return {"photos": int(len(dist)), "in_no_cell": float(1.0 - in_cell.mean()), "ranked": ranked, "events": events,
+            "radius": radius, "ranking": ranking,
+            "back_off": {"q": float(min_confidence), "no_answer": float(np.mean(level < 0)), "levels": levels}}
+
+
+def _event_lines(events: dict) -> list:
+    return [f"P(error <= {radius} km): " + "; ".join(
+        f"{v} {f['predicted']:.1%} predicted / {f['observed']:.1%} observed, ECE {f['ece']:.3f}" for v, f in by.items())
+        for radius, by in events.items()]
+
+
+def _ranking_lines(ranking: dict) -> list:
+    return [f"within {radius} km: the most confident half {r['half']:.1%}, all photos {r['all']:.1%}; "
+            f"area {r['area']:.1%} (random {r['random_area_mean']:.1%}, upper edge {r['random_area_high']:.1%}; "
+            f"oracle {r['oracle_area']:.1%})" for radius, r in ranking.items()]
+
+
+def evaluation_lines(figures: dict) -> list:
+    """The figures of `evaluation_figures` as lines a person reads."""
+    lines = [f"{figures['photos']} photos, {figures['in_no_cell']:.1%} of them in no cell (counted as misses of "
+             f"every cell set); ranked, backed off: {figures['ranked']}"]
+    lines += _event_lines(figures["events"])
+    for v, by in figures["radius"].items():
+        lines.append(f"R_p ({v}): " + ", ".join(
+            f"R_{float(p.replace('_', '.')) / 100:g} covers {f['coverage']:.1%} (median {f['median_km']:,.0f} km), its cells "
+            f"{f['cell_coverage']:.1%}" for p, f in by.items()))
+    lines += _ranking_lines(figures["ranking"])
+    b = figures["back_off"]
+    lines.append(f"back-off at q = {b['q']:g}: " + ", ".join(
+        f"{name} (within {f['radius_km']:g} km) {f['answered']:.1%}"
+        + ("" if f["accuracy"] is None else f", {f['accuracy']:.1%} right") for name, f in b["levels"].items())
+        + f"; no answer {b['no_answer']:.1%}")
+    return lines
+
+
 def how_sure_lines(figures: dict) -> list:
     """The figures of `how_sure_figures` as lines a person reads."""
     lines = [f"distance temperature fitted on {figures['validation_photos']} validation photos (all, in a cell "
              f"or not): T = {figures['distance_temperature']:.2f}; weights W_R from the {figures['weights']}"]
-    for radius, by in figures["events"].items():
-        lines.append(f"P(error <= {radius} km): " + "; ".join(
-            f"{v} {f['predicted']:.1%} predicted / {f['observed']:.1%} observed, ECE {f['ece']:.3f}"
-            for v, f in by.items()))
+    lines += _event_lines(figures["events"])
     for v, by in figures["radius"].items():
         lines.append(f"R_p coverage ({v}): " + ", ".join(
             f"R_{int(p) / 100:g} {f['coverage']:.1%} (median {f['median_km']:,.0f} km)" for p, f in by.items()))
-    for radius, r in figures["ranking"].items():
-        lines.append(f"within {radius} km: the most confident half {r['half']:.1%}, all photos {r['all']:.1%}; "
-                     f"area {r['area']:.1%} (random {r['random_area_mean']:.1%}, upper edge "
-                     f"{r['random_area_high']:.1%}; oracle {r['oracle_area']:.1%})")
+    lines += _ranking_lines(figures["ranking"])
     b = figures["back_off"]
     lines.append(f"back-off at q = {b['q']:g}: " + ", ".join(
         f"within {radius} km answered {f['answered']:.1%}"
@@ -608,6 +845,6 @@ def load_distance_temperature(model_dir, weights: "WithinWeights", model: str):
 
 __all__ = ["BACK_OFF_RADII_KM", "DISTANCE_TEMPERATURE_FILE", "EVENT_RADII_KM", "FAR_RADII_KM", "FILE_NAME",
            "HALF_CIRCUMFERENCE_KM", "NEAR_MAX_KM", "NEAR_RADII_KM", "THRESHOLDS_KM", "WithinWeights",
-           "apply_monotone", "back_off", "check_radii", "event_figures", "fit_distance_temperature", "fit_monotone",
-           "how_sure_figures", "how_sure_lines", "load_distance_temperature", "partitioning_digest",
-           "quantile_radius", "radius_key", "ranking_curves", "save_distance_temperature", "sharpen", "within_key"]
+           "apply_monotone", "back_off", "check_radii", "evaluation_figures", "evaluation_lines", "event_figures", "fit_distance_temperature", "fit_monotone",
+           "how_sure_figures", "how_sure_lines", "load_distance_temperature", "partitioning_digest", "photo_scores",
+           "quantile_radius", "radius_key", "ranking_curves", "save_distance_temperature", "sharpen", "sharpen_tf", "within_key"]

@@ -21,9 +21,11 @@ import numpy as np
 
 from geoest.errors import InputError
 from geoest.geo import confidence as conf
+from geoest.geo import within
 from geoest.geo.distance import great_circle_km
 from geoest.heads import output_sizes
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities, model_outputs
+from geoest.inference.modeldir import model_file
 
 CALIBRATION_FILE = "calibration.json"
 RAW = "raw/"          # prefix of the uncalibrated outputs of `TemperedModel(keep_raw=True)`
@@ -167,9 +169,9 @@ class Calibration:
         """The model with its heads' logits divided by their temperatures."""
         return TemperedModel(model, {k: v for k, v in self.temperatures.items() if k != HIERARCHY}, keep_raw)
 
-    def combine(self, locator: Locator, probs: dict) -> dict:
-        """`locator.combine` with f* tempered by its own temperature (heads: already by `wrap`)."""
-        out = locator.combine(probs)
+    def cell_probabilities(self, locator: Locator, probs: dict) -> dict:
+        """`locator.cell_probabilities` with f* tempered by its own temperature (heads: already by `wrap`)."""
+        out = locator.cell_probabilities(probs)
         if HIERARCHY in out and HIERARCHY in self.temperatures:
             out[HIERARCHY] = temper(out[HIERARCHY], self.temperatures[HIERARCHY]).astype(np.float32)
         return out
@@ -219,13 +221,30 @@ def load_calibration(geo_model, path=None):
     return calibration
 
 
+def load_distance_events(model_dir, fine_partitioning):
+    """The distance weights W_R of a model dir and its distance temperature (`geoest.geo.within`).
+
+    Args:
+      model_dir: the model dir (or None: no weights); fine_partitioning: the cells f* is over.
+    Returns:
+      (`WithinWeights` or None when the dir has no within_weights.npz, temperature or None).
+    Raises:
+      InputError naming the file: weights of other cells, a temperature fitted for another model.
+    """
+    path = pathlib.Path(model_dir) / within.FILE_NAME if model_dir else None
+    if path is None or not path.is_file():
+        return None, None
+    weights = within.WithinWeights.load(path, fine_partitioning)
+    return weights, within.load_distance_temperature(model_dir, weights, model_fingerprint(model_file(model_dir)))
+
+
 # -- per-image confidence scores (calibration report and evaluation) ------------------------------
 CONFIDENCE_FIELDS = ("probability", "correct", "dist_km")
 
 
 def confidence_scores(probs_fine, lat_deg, lon_deg, confidence: conf.Confidence, predicted=None) -> dict:
     """Per photo: the predicted cell's probability, whether it holds the true location, the error
-    of its point (km) and R_p per mass; every array [B].
+    of its point (km) and, per mass, whether the true cell is among the region's cells; every array [B].
 
     Args:
       probs_fine: float [B, n_fine] distributions over the finest cells.
@@ -244,20 +263,19 @@ def confidence_scores(probs_fine, lat_deg, lon_deg, confidence: conf.Confidence,
         key = conf.mass_key(p)
         order, sizes = conf.region_sizes(probs_fine, p)
         inside = conf.in_region(order, sizes)[np.arange(len(truth)), np.maximum(truth, 0)] & (truth >= 0)
-        out[f"radius_km_{key}"] = answer[f"radius_km_{key}"]
         out[f"in_cells_{key}"] = inside
     return out
 
 
 def confidence_summary(scores: dict, masses) -> dict:
-    """Coverage of each R_p, ECE, reliability bins and the accuracy-coverage curve of many photos.
+    """Cell-set coverage of each region, ECE, reliability bins and the accuracy-coverage curve of many photos
+    (coverage of the radius R_p: `geoest.geo.within.evaluation_figures`).
 
     Args:
       scores: `confidence_scores` arrays concatenated over photos ([N] each).
       masses: the p of the radii.
     Returns:
-      {"images": N, "coverage": {"50": f, ...} (true location within R_p), "cell_coverage": {...} (true
-       cell among the region's cells), "median_radius_km": {...}, "ece": f,
+      {"images": N, "cell_coverage": {"50": f, ...} (true cell among the region's cells), "ece": f,
        "reliability": {...lists}, "accuracy_coverage_area": {"1": f, ...},
        "most_confident_half": {"1": f, ...}, "all": {"1": f, ...}}.
     """
@@ -269,9 +287,7 @@ def confidence_summary(scores: dict, masses) -> dict:
     bins = conf.calibration_bins(scores["probability"], scores["correct"])
     return {
         "images": int(len(scores["dist_km"])),
-        "coverage": {keys[p]: conf.coverage(scores["dist_km"], scores[f"radius_km_{keys[p]}"]) for p in masses},
         "cell_coverage": {keys[p]: float(np.mean(scores[f"in_cells_{keys[p]}"])) for p in masses},
-        "median_radius_km": {keys[p]: float(np.median(scores[f"radius_km_{keys[p]}"])) for p in masses},
         "ece": conf.expected_calibration_error(scores["probability"], scores["correct"]),
         "mean_probability": float(np.mean(scores["probability"])),
         "top_cell_accuracy": float(np.mean(scores["correct"])),
@@ -315,7 +331,7 @@ def fit_calibration(geo_model, batches, masses=conf.DEFAULT_MASSES, centers: str
         curve = np.zeros(len(GRID))
         tempered = calibration.wrap(geo_model.model)
         for batch in batches():
-            probs = locator.combine({k: v.numpy() for k, v in crop_probabilities(tempered, batch["crops"]).items()})
+            probs = locator.cell_probabilities({k: v.numpy() for k, v in crop_probabilities(tempered, batch["crops"]).items()})
             log_p = np.log(np.maximum(np.asarray(probs[HIERARCHY], np.float64), _TINY))
             curve += nll_grid(log_p, _labels(fine, batch))
         calibration.temperatures[HIERARCHY] = best_temperature(curve)
@@ -324,8 +340,8 @@ def fit_calibration(geo_model, batches, masses=conf.DEFAULT_MASSES, centers: str
     wrapped = calibration.wrap(geo_model.model, keep_raw=True)
     for batch in batches():
         probs = {k: v.numpy() for k, v in crop_probabilities(wrapped, batch["crops"]).items()}
-        raw = locator.combine({k[len(RAW):]: v for k, v in probs.items() if k.startswith(RAW)})[locator.main]
-        calibrated = calibration.combine(locator, probs)[locator.main]
+        raw = locator.cell_probabilities({k[len(RAW):]: v for k, v in probs.items() if k.startswith(RAW)})[locator.main]
+        calibrated = calibration.cell_probabilities(locator, probs)[locator.main]
         for key, p in (("before", raw), ("after", calibrated)):    # the answer: the raw model's cell
             scores[key].append(confidence_scores(p, batch["lat"], batch["lon"], confidence, np.argmax(raw, -1)))
     calibration.report = {"images": images, "temperatures": dict(calibration.temperatures), **{
@@ -387,11 +403,9 @@ def report_lines(report: dict) -> list:
         if key not in report:
             continue
         s = report[key]
-        coverage = ", ".join(f"R_{int(k) / 100:g} {v:.1%}" for k, v in s["coverage"].items())
-        radius = ", ".join(f"R_{int(k) / 100:g} {v:,.0f} km" for k, v in s["median_radius_km"].items())
-        cells = ", ".join(f"{v:.1%}" for v in s["cell_coverage"].values())
-        lines.append(f"{key + ' temperature scaling:':28s} coverage {coverage} (median {radius}); "
-                     f"true cell in the region's cells {cells}; ECE {s['ece']:.3f}")
+        cells = ", ".join(f"{float(k.replace('_', '.')) / 100:g} {v:.1%}" for k, v in s["cell_coverage"].items())
+        lines.append(f"{key + ' temperature scaling:':28s} true cell in the region's cells (mass {cells}); "
+                     f"ECE of the top cell's probability {s['ece']:.3f}")
     return lines
 
 

@@ -124,7 +124,7 @@ class Locator:
                 raise InputError(f"output {p.name!r} has {n} classes but partitioning {p.name!r} "
                                  f"has {len(p)} cells")
 
-    def combine(self, probs) -> dict:
+    def cell_probabilities(self, probs) -> dict:
         """Per-output cell probabilities, numpy: the partitionings' own and, for HIERARCHY, §3.4's
         product along the hierarchy renormalised over the fine cells (`geoest.geo.hierarchy.f_star`).
 
@@ -143,7 +143,7 @@ class Locator:
     def locate(self, probs, top_k_cells: int = 5) -> dict:
         """Steps 2-4 of §3.4 in numpy: dict output name -> `Located`."""
         result = {}
-        for name, cell_probs in self.combine(probs).items():
+        for name, cell_probs in self.cell_probabilities(probs).items():
             classes, best = top_k(cell_probs, top_k_cells)
             centers = self._centers[self.partitioning(name).name]
             result[name] = Located(classes=classes[:, 0], probs=best[:, 0],

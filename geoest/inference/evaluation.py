@@ -10,12 +10,19 @@ writes, per method and output (each partitioning and the hierarchy f*):
   <output_dir>/accuracy.png                    accuracy against distance
   <output_dir>/<method>/reliability.png        reliability of the top cell's probability (before and
                                                after temperature scaling, when the model has one)
-  <output_dir>/<method>/accuracy_coverage.png  accuracy against the fraction of photos answered,
-                                               most confident first
+  <output_dir>/<method>/accuracy_coverage.png  accuracy within each R against the fraction of photos
+                                               answered, most confident first by P(error <= R), beside
+                                               random orders and the oracle
   <output_dir>/confidence.json                 {method: {"before": ..., "after": ..., "skipped_nan": [ids]}}:
-                                               coverage of R_p, ECE, accuracy-coverage areas and the
+                                               the cell sets' coverage, ECE, accuracy-coverage areas and the
                                                accuracy of the most confident half, before and (with
                                                temperatures) after calibration (`calibration.confidence_summary`)
+                                               of the top cell's probability; and "within"
+                                               (`geoest.geo.within.evaluation_figures`, W_R from the model
+                                               dir, else the cell-mean approximation: "weights"): ECE of
+                                               P(error <= R) per R, R_p radius and cell-set coverage, the
+                                               share of photos in no cell, ranking curves against random
+                                               orders and the oracle, back-off per level
 Photos whose probabilities hold NaN are reported and left out of every score.
 Per-scene rows (Table 4, Figure 5) group images by the S3 label of the test data (its S3_Label,
 else the argmax of its scene probabilities) when it has one. A model with a scene head (MTN, §3.3)
@@ -39,10 +46,11 @@ from geoest import interrupt
 from geoest.errors import InputError
 from geoest.files import (OUTSIDE_LINK, atomic_path, claim_outputs, digest, file_identity, link_leaves, write_text,
                           writing)
+from geoest.geo import within
 from geoest.heads import SCENE_HEAD, output_sizes
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
 from geoest.inference.isn import SCENE_WIDTHS, IsnEnsemble, check_concepts
-from geoest.inference.report import plot_accuracy, plot_accuracy_coverage, table6
+from geoest.inference.report import plot_accuracy, plot_ranking_curves, table6
 from geoest.scene.places365 import CONCEPTS, scene_label
 
 PARTIAL = "evaluate_partial.npz"
@@ -51,6 +59,7 @@ MISSING = "missing file"
 UNDECODABLE = "JPEG data that cannot be decoded"
 NAN_PROBABILITIES = "probabilities holding NaN"
 MAX_SKIPPED = 0.01     # the largest fraction of a test set evaluate skips without failing
+WITHIN_FIELDS = ("p_within", "radius_km", "in_cells")    # per photo and variant, `within.photo_scores`
 
 
 @dataclasses.dataclass
@@ -67,6 +76,8 @@ class Method:
       `probabilities` gives the calibrated outputs and the raw ones under "raw/<output>". The
       answers (cells, coordinates: Table 6) always come from the raw ones, the paper's method;
       temperatures change how sure an answer is, never the answer.
+    within_weights: W_R of its fine cells (`geoest.geo.within.WithinWeights`) or None; with them
+      evaluate reports P(error <= R) and R_p; distance_temperature: their extra temperature on f*.
     """
     name: str
     locator: Locator
@@ -75,6 +86,8 @@ class Method:
     scene_level: str | None = None
     calibration: object = None
     source: dict = dataclasses.field(default_factory=dict)
+    within_weights: object = None
+    distance_temperature: float | None = None
 
     def raw(self, probs: dict) -> dict:
         """The uncalibrated outputs of `probabilities`' result (the result itself without temperatures)."""
@@ -84,11 +97,14 @@ class Method:
             return probs
         return {k[len(RAW):]: v for k, v in probs.items() if k.startswith(RAW)}
 
-    def distributions(self, probs: dict) -> dict:
-        """{"before": cells' probabilities of the main output, and "after" when calibrated}, numpy [B, n]."""
-        out = {"before": self.locator.combine(self.raw(probs))[self.locator.main]}
+    def distributions(self, probs: dict, distance: bool = False) -> dict:
+        """{"before": cells' probabilities of the main output, and "after" when calibrated}, numpy [B, n];
+        with `distance` and a distance temperature, also "distance": the calibrated one tempered by it."""
+        out = {"before": self.locator.cell_probabilities(self.raw(probs))[self.locator.main]}
         if self.calibration is not None:
-            out["after"] = self.calibration.combine(self.locator, probs)[self.locator.main]
+            out["after"] = self.calibration.cell_probabilities(self.locator, probs)[self.locator.main]
+        if distance and self.distance_temperature is not None:
+            out["distance"] = within.sharpen(out.get("after", out["before"]), self.distance_temperature)
         return out
 
 
@@ -162,7 +178,7 @@ def load_methods(model_dirs: dict | None = None, isn_dirs: dict | None = None, *
     Returns:
       (list of Method, input image size S).
     """
-    from geoest.inference.calibration import load_calibration
+    from geoest.inference.calibration import load_calibration, load_distance_events
     from geoest.inference.isn import ModelScenes, data_scenes
     from geoest.inference.modeldir import load_geo_model, load_keras_model, model_file
 
@@ -177,6 +193,10 @@ def load_methods(model_dirs: dict | None = None, isn_dirs: dict | None = None, *
         sizes.add(geo_model.model.input_shape[1])
         methods.append(model_method(name, geo_model, (model_centers or {}).get(name, centers),
                                     load_calibration(geo_model, calibration)))
+        weights, temperature = load_distance_events(path, methods[-1].locator.partitioning(methods[-1].locator.main))
+        if weights is not None:
+            methods[-1].within_weights, methods[-1].distance_temperature = weights, temperature
+            methods[-1].source.update(within_weights=weights.digest, distance_temperature=temperature)
     if isn_dirs:
         geo_models = {concept: load_geo_model(path, partitioning_csvs) for concept, path in isn_dirs.items()}
         sizes.update(m.model.input_shape[1] for m in geo_models.values())
@@ -420,7 +440,7 @@ def _stopping(batches, store):
 
 def evaluate(methods, batches, output_dir, *, total: int | None = None, reference: str | None = None,
              save_every: int = 20, masses=None, test_set: dict | None = None, overwrite: bool = False,
-             skip_log=None, max_skipped: float = MAX_SKIPPED) -> dict:
+             skip_log=None, max_skipped: float = MAX_SKIPPED, min_confidence: float = 0.5) -> dict:
     """Evaluate methods on test batches and write results, summary, table and plot.
 
     Args:
@@ -438,6 +458,8 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
       skip_log: the batches' `SkipLog`: the photos skipped are reported by reason, and more than
         `max_skipped` of the test set (a fraction) fails the run before anything but the
         partial results is written.
+      min_confidence: q of the back-off measured for methods with distance weights (each photo
+        answered at the finest level whose P(error <= R_level) >= q, `geoest.geo.within.back_off`).
     Returns:
       the summary dict written to summary.json.
     Raises:
@@ -468,10 +490,18 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     confidences = {m.name: conf.Confidence([m.locator.partitioning(m.locator.main)], masses=masses)
                    for m in methods}
     variants = {m.name: ["before"] + (["after"] if m.calibration else []) for m in methods}
-    fields = list(cal.CONFIDENCE_FIELDS) + [f"{f}_{conf.mass_key(p)}" for p in masses
-                                            for f in ("radius_km", "in_cells")]
+    fields = list(cal.CONFIDENCE_FIELDS) + [f"in_cells_{conf.mass_key(p)}" for p in masses]
     keys += [f"{m.name}/confidence/{v}/{f}" for m in methods for v in variants[m.name] for f in fields]
     keys += [f"{m.name}/scene_top" for m in methods if m.scene_level]
+    # P(error <= R) and R_p: from the model dir's W_R, else the cell-mean approximation (said once)
+    weights = {m.name: m.within_weights if m.within_weights is not None
+               else within.WithinWeights.from_means(m.locator.partitioning(m.locator.main), m.locator.centers)
+               for m in methods}
+    within_variants = {m.name: variants[m.name] + (["distance"] if m.distance_temperature is not None else [])
+                       for m in methods}
+    keys += [f"{name}/within/{v}/{f}" for name, vs in within_variants.items() for v in vs for f in WITHIN_FIELDS]
+    keys += [f"{name}/within/{f}" for name in within_variants for f in ("in_cell", "dist_km")]
+    min_confidence = conf.check_min_confidence(min_confidence)
     store = _Store(output_dir / PARTIAL, keys, resume)
     skipped_nan = []
     progress = tqdm(total=total, initial=len(store.done), unit="img", desc="evaluate")
@@ -503,11 +533,20 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
             for output, located in method.locator.locate(method.raw(probs), top_k_cells=1).items():
                 row[f"{method.name}/{output}/lat"] = located.lat_deg
                 row[f"{method.name}/{output}/lon"] = located.lon_deg
-            distributions = method.distributions(probs)
+            distributions = method.distributions(probs, distance=True)
             predicted = np.argmax(distributions["before"], axis=-1)
-            for variant, cells in distributions.items():
-                scores = cal.confidence_scores(cells, row["lat"], row["lon"], confidences[method.name], predicted)
+            for variant in variants[method.name]:
+                scores = cal.confidence_scores(distributions[variant], row["lat"], row["lon"], confidences[method.name],
+                                               predicted)
                 row.update({f"{method.name}/confidence/{variant}/{f}": scores[f] for f in fields})
+            # P(error <= R) and R_p (the quantile) per variant of the distribution
+            fine = method.locator.partitioning(method.locator.main)
+            truth = fine.assign(np.clip(row["lat"], -90, 90), np.clip(row["lon"], -180, 180))
+            for variant in within_variants[method.name]:
+                scores = within.photo_scores(weights[method.name], distributions[variant], predicted, truth,
+                                             row["lat"], row["lon"], masses)
+                row.update({f"{method.name}/within/{variant}/{f}": scores[f] for f in WITHIN_FIELDS})
+            row.update({f"{method.name}/within/{f}": scores[f] for f in ("in_cell", "dist_km")})
         if not finite.all():    # a photo whose probabilities hold NaN: reported, never scored
             skipped_nan += batch["id"][~finite].tolist()
             logging.warning("skipped %d photo(s) whose probabilities hold NaN: %s", (~finite).sum(),
@@ -555,12 +594,18 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
         with atomic_path(output_dir / method.name / "reliability.png") as tmp:
             cal.plot_reliability(confidence, tmp,
                                  title=f"{method.name} ({output_label(method.locator.main)}), {len(data['id'])} photos")
-        last = variants[method.name][-1]
-        with atomic_path(output_dir / method.name / "accuracy_coverage.png") as tmp:
-            plot_accuracy_coverage(data[f"{method.name}/confidence/{last}/dist_km"],
-                                   data[f"{method.name}/confidence/{last}/probability"], tmp,
-                                   title=f"{method.name} ({output_label(method.locator.main)}), ranked by the "
-                                         f"top cell's probability ({last} temperature scaling)")
+        title = f"{method.name} ({output_label(method.locator.main)}), {len(data['id'])} photos"
+        name = method.name
+        scores = {v: {f: data[f"{name}/within/{v}/{f}"] for f in WITHIN_FIELDS} for v in within_variants[name]}
+        for v in scores.values():
+            v.update({f: data[f"{name}/within/{f}"] for f in ("in_cell", "dist_km")})
+        how_sure[name]["within"] = {"weights": weights[name].source,
+                                    **within.evaluation_figures(scores, masses, min_confidence=min_confidence)}
+        ranked = how_sure[name]["within"]["ranked"]
+        with atomic_path(output_dir / name / "accuracy_coverage.png") as tmp:
+            plot_ranking_curves(data[f"{name}/within/dist_km"], scores[ranked]["p_within"], within.THRESHOLDS_KM,
+                                tmp, title=f"{title}, ranked by P(error <= R) ({ranked}; W_R from the "
+                                           f"{weights[name].source})")
 
     table = table6(rows, reference)
     scene_tables = [f"\n{concept} ({int((data['scene'] == i).sum())} images):\n"
@@ -581,8 +626,7 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     for method in methods:
         print(f"{method.name} ({output_label(method.locator.main)}), how sure:")
         print("\n".join("  " + line for line in cal.report_lines(how_sure[method.name])))
-        areas = how_sure[method.name][variants[method.name][-1]]["accuracy_coverage_area"]
-        print("  area under the accuracy-coverage curve: " + ", ".join(f"{k} km {v:.1%}" for k, v in areas.items()))
+        print("\n".join("  " + line for line in within.evaluation_lines(how_sure[method.name]["within"])))
     if skipped_nan:
         print(f"skipped {len(skipped_nan)} photo(s) whose probabilities hold NaN: {', '.join(skipped_nan[:20])}")
     print(skipped_line(len(data["id"]), skipped))

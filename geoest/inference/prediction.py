@@ -4,7 +4,10 @@ The predictions CSV has one row per readable image:
   image, lat, lon, cell, probability, top_cells, top_probabilities     (the main output: f* when the
                                                                       model has 2+ partitionings)
   <output>_lat, <output>_lon, <output>_cell, <output>_probability     (every partitioning and f*)
-`top_cells` / `top_probabilities` list the k best cells, space-separated. Re-running the same
+`top_cells` / `top_probabilities` list the k best cells, space-separated. Every probability is the
+calibrated one when the model has temperatures (the cells are the model's answer either way); the
+uncalibrated ones only when asked (`raw_probabilities`: raw_probability, raw_top_probabilities,
+<output>_raw_probability). Re-running the same
 command appends only the images not yet in the CSV (resume). Unreadable files are reported and
 skipped, as are photos whose probabilities hold NaN. `<predictions CSV>.json` records the model
 and options that wrote the CSV (and the map): rows of another model or other options are never
@@ -13,17 +16,16 @@ appended, and a file predict did not write for them is never replaced, unless `o
 With a `geoest.geo.confidence.Confidence` (how sure a guess is), `probability` is the main
 output's probability after temperature scaling (when the model has temperatures), and every row
 also holds
-  region_cells_<p>, radius_km_<p>      per mass p (50, 90): the smallest set of cells holding p of
-                                       the probability (S2 tokens) and the radius around (lat, lon)
-                                       covering them
+  region_cells_<p>                     per mass p (50, 90): the smallest set of cells holding p of
+                                       the probability (S2 tokens)
   level, answer_lat, answer_lon,       back-off: the finest level (fine, middle, coarse) whose
   answer_cell, answer_probability      predicted cell holds at least --min_confidence, or "none"
-With distance weights W_R of the fine cells (`geoest.geo.within.WithinWeights`, the model dir's
-within_weights.npz), every row also holds
+With distance weights W_R of the fine cells (`geoest.geo.within.WithinWeights`: the model dir's
+within_weights.npz, or the cell-mean approximation), every row also holds
+  radius_km_<p>                        R_p, the smallest radius around the fine answer with
+                                       P(error <= R_p) >= p (never below the cap)
   p_within_<R>km                       P(error <= R) for R = 1 / 25 / 200 / 750 / 2500 km, from the
                                        calibrated distribution (empty below the resolution cap)
-and radius_km_<p> is R_p, the smallest radius around the fine answer with P(error <= R_p) >= p
-(never below the cap); without them radius_km_<p> is the distance to the region's farthest outline.
 With a resolution cap, the row holds only what the cap allows: image, lat, lon, cell and
 probability of the capped area, the regions (of capped areas) and the back-off answer.
 """
@@ -41,23 +43,26 @@ from geoest.inference import geojson
 ANSWER_COLUMNS = ("level", "answer_lat", "answer_lon", "answer_cell", "answer_probability")
 
 
-def _columns(outputs, confidence=None, weights=None):
+def _columns(outputs, confidence=None, weights=None, raw_probabilities: bool = False):
     if confidence is not None and confidence.cap is not None:
         base = ["image", "lat", "lon", "cell", "probability"]
     else:
         base = (["image", "lat", "lon", "cell", "probability", "top_cells", "top_probabilities"]
                 + [f"{o}_{c}" for o in outputs for c in ("lat", "lon", "cell", "probability")])
+        if raw_probabilities:
+            base += ["raw_probability", "raw_top_probabilities"] + [f"{o}_raw_probability" for o in outputs]
     if confidence is None:
         return base
     from geoest.geo.confidence import mass_key
 
+    region = ("region_cells", "radius_km") if weights is not None else ("region_cells",)
     within_columns = [within_r.within_key(r) for r in within_r.THRESHOLDS_KM] if weights is not None else []
-    return base + [f"{c}_{mass_key(p)}" for p in confidence.masses for c in ("region_cells", "radius_km")] \
+    return base + [f"{c}_{mass_key(p)}" for p in confidence.masses for c in region] \
         + within_columns + list(ANSWER_COLUMNS)
 
 
 def _within_rows(rows, weights, probs_fine, predicted, confidence):
-    """Adds P(error <= R) per paper threshold and replaces radius_km_<p> by the quantile R_p."""
+    """Adds P(error <= R) per paper threshold and the quantile radius R_p (radius_km_<p>)."""
     from geoest.geo.confidence import mass_key
 
     cap = None if confidence.cap is None else float(confidence.cap.max_resolution_km)
@@ -83,7 +88,6 @@ def _confidence_rows(rows, answer, confidence):
         for p in confidence.masses:
             key = mass_key(p)
             row[f"region_cells_{key}"] = " ".join(answer[f"region_{key}"][i])
-            row[f"radius_km_{key}"] = f"{answer[f'radius_km_{key}'][i]:.3f}"
         answered = answer["level"][i] != "none"
         row.update({"level": answer["level"][i],
                     "answer_lat": f"{answer['answer_lat'][i]:.6f}" if answered else "",
@@ -93,18 +97,37 @@ def _confidence_rows(rows, answer, confidence):
         yield row
 
 
-def _rows(ids, located, locator):
+def _rows(ids, located, locator, calibrated=None, raw_probabilities: bool = False):
+    """Rows of the answers `located` (the raw model's, §3.4); every probability shown is the one of
+    `calibrated` (output -> [B, n] with temperatures; None: the model's own) at the answered cells, and
+    with `raw_probabilities` the model's own beside it."""
     main = located[locator.main]
     tokens = {name: locator.partitioning(name).tokens for name in located}
+
+    def shown(name, classes):      # [B, ...] probabilities of the given classes
+        if calibrated is None:
+            return None
+        probs = np.asarray(calibrated[name])
+        return np.take_along_axis(probs, classes.reshape(len(probs), -1), axis=-1).reshape(classes.shape)
+
+    probability = {name: shown(name, result.classes) for name, result in located.items()}
+    probability = {name: result.probs if probability[name] is None else probability[name]
+                   for name, result in located.items()}
+    top = shown(locator.main, main.top_classes)
+    top = main.top_probs if top is None else top
     for i, image in enumerate(ids):
         row = {"image": image, "lat": f"{main.lat_deg[i]:.6f}", "lon": f"{main.lon_deg[i]:.6f}",
-               "cell": tokens[locator.main][main.classes[i]], "probability": f"{main.probs[i]:.6g}",
+               "cell": tokens[locator.main][main.classes[i]], "probability": f"{probability[locator.main][i]:.6g}",
                "top_cells": " ".join(tokens[locator.main][c] for c in main.top_classes[i]),
-               "top_probabilities": " ".join(f"{p:.6g}" for p in main.top_probs[i])}
+               "top_probabilities": " ".join(f"{p:.6g}" for p in top[i])}
         for name, result in located.items():
             row.update({f"{name}_lat": f"{result.lat_deg[i]:.6f}", f"{name}_lon": f"{result.lon_deg[i]:.6f}",
                         f"{name}_cell": tokens[name][result.classes[i]],
-                        f"{name}_probability": f"{result.probs[i]:.6g}"})
+                        f"{name}_probability": f"{probability[name][i]:.6g}"})
+        if raw_probabilities:
+            row.update({"raw_probability": f"{main.probs[i]:.6g}",
+                        "raw_top_probabilities": " ".join(f"{p:.6g}" for p in main.top_probs[i])})
+            row.update({f"{name}_raw_probability": f"{result.probs[i]:.6g}" for name, result in located.items()})
         yield row
 
 
@@ -121,7 +144,7 @@ def _done(output_csv: pathlib.Path, columns) -> set:
 
 def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confidence=None,
                    geojson=None, overwrite: bool = False, within_weights=None,
-                   distance_temperature: float | None = None) -> dict:
+                   distance_temperature: float | None = None, raw_probabilities: bool = False) -> dict:
     """Run a method (`geoest.inference.evaluation.Method`) over images and write the CSV.
 
     Args:
@@ -139,6 +162,9 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confid
         P(error <= R) columns and the quantile R_p.
       distance_temperature: the extra temperature on f* of the distance events
         (`geoest.geo.within.load_distance_temperature`), applied before P(error <= R) and R_p.
+      raw_probabilities: also list the model's uncalibrated probabilities (raw_probability,
+        raw_top_probabilities, <output>_raw_probability); otherwise every probability in a row is the
+        calibrated one (the model's own when it has no temperatures).
     Returns:
       {"predicted": n new rows, "skipped_done": n, "unreadable": [paths], "nan": [paths whose
       probabilities hold NaN, skipped]}.
@@ -151,7 +177,7 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confid
     output_csv = pathlib.Path(output_csv)
     if within_weights is not None and confidence is None:
         raise InputError("P(error <= R) needs the confidence settings (masses, cap) beside the weights")
-    columns = _columns(method.locator.names, confidence, within_weights)
+    columns = _columns(method.locator.names, confidence, within_weights, raw_probabilities)
     settings = None if confidence is None else {
         "masses": [float(m) for m in confidence.masses], "min_confidence": float(confidence.min_confidence),
         "max_resolution_km": None if confidence.cap is None else float(confidence.cap.max_resolution_km)}
@@ -159,7 +185,10 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confid
         settings["within_weights"] = within_weights.digest
         settings["distance_temperature"] = distance_temperature
     maps = [pathlib.Path(geojson), pathlib.Path(geojson).with_suffix(".png")] if geojson else []
-    resume = claim_outputs(manifest_path(output_csv), {"method": method.source, "top_k": top_k, "confidence": settings},
+    options = {"method": method.source, "top_k": top_k, "confidence": settings}
+    if raw_probabilities:
+        options["raw_probabilities"] = True
+    resume = claim_outputs(manifest_path(output_csv), options,
                            [output_csv, *maps], overwrite=overwrite, command="geoest.predict")
     done = _done(output_csv, columns) if resume else set()
     todo = [p for p in paths if p not in done]
@@ -182,7 +211,9 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confid
                 if not ids:
                     progress.update(len(finite))
                     continue
-                rows = _rows(ids, method.locator.locate(method.raw(probs), top_k), method.locator)
+                shown = None if method.calibration is None else method.calibration.cell_probabilities(method.locator, probs)
+                rows = _rows(ids, method.locator.locate(method.raw(probs), top_k), method.locator, shown,
+                             raw_probabilities)
                 if confidence is not None:
                     cells = method.distributions(probs)
                     calibrated, predicted = cells.get("after", cells["before"]), np.argmax(cells["before"], axis=-1)
@@ -218,7 +249,7 @@ def write_geojson(output_csv, locator, path, png: bool = True) -> int:
         region_keys = sorted((k[len("region_cells_"):] for k in row if k.startswith("region_cells_")), key=float)
         props = {"image": row["image"], "cell": row["cell"], "probability": float(row["probability"]),
                  "output": locator.main}
-        props.update({f"radius_km_{k}": float(row[f"radius_km_{k}"]) for k in region_keys})
+        props.update({f"radius_km_{k}": float(row[f"radius_km_{k}"]) for k in region_keys if f"radius_km_{k}" in row})
         props.update({c: row[c] for c in ANSWER_COLUMNS if c in row})
         features.append(geojson.point_feature(float(row["lat"]), float(row["lon"]), props))
         if region_keys:

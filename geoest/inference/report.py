@@ -2,6 +2,7 @@
 import numpy as np
 
 from geoest.geo.distance import THRESHOLDS_KM  # 1, 25, 200, 750, 2500 km (Table 6)
+from geoest.geo.within import ranking_curves
 
 SCALES = ("Street", "City", "Region", "Country", "Continent")
 
@@ -171,30 +172,33 @@ def plot_cells(partitioning, path, points_per_edge: int = 4) -> None:
     plt.close(fig)
 
 
-def plot_accuracy_coverage(dist_km, confidence, path, title: str = "") -> None:
-    """PNG of the accuracy at each Table-6 radius against the fraction of photos answered, the
-    photos ranked by confidence (most confident answered first); the legend gives each area.
+def plot_ranking_curves(dist_km, p_within, radii_km, path, title: str = "", draws: int = 200) -> None:
+    """PNG of the accuracy within each R against the fraction of photos answered, ranked by P(error <= R)
+    (most confident first), beside the band of random orders (2.5-97.5 %) and the oracle (ranked by
+    the true error); `geoest.geo.within.ranking_curves`.
 
     Args:
-      dist_km: float [N] errors in km; confidence: float [N] the ranking (top cell's probability).
+      dist_km: float [N] errors in km; p_within: float [N, K] P(error <= R) per radius; radii_km: [K].
       path: output PNG file.
     """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from geoest.geo.confidence import accuracy_coverage
-
-    curve = accuracy_coverage(dist_km, confidence)
     fig, ax = plt.subplots(figsize=(7, 5))
-    for t, scale in zip(THRESHOLDS_KM, SCALES):
-        ax.plot(100 * curve["coverage"], 100 * curve["accuracy"][t],
-                label=f"{scale} {t:,} km (area {100 * curve['area'][t]:.1f} %)")
-    ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="photos answered, most confident first (%)",
-           ylabel="answered photos within the radius (%)")
-    ax.set_title(title, fontsize=9)
+    for k, radius in enumerate(radii_km):
+        curves = ranking_curves(dist_km, np.asarray(p_within)[:, k], radius, draws=draws)
+        x = 100 * curves["coverage"]
+        line, = ax.plot(x, 100 * curves["accuracy"],
+                        label=f"{radius:,g} km (area {100 * curves['area']:.1f} %, random "
+                              f"{100 * curves['random_area_mean']:.1f} %, oracle {100 * curves['oracle_area']:.1f} %)")
+        ax.fill_between(x, 100 * curves["random_low"], 100 * curves["random_high"], color=line.get_color(), alpha=0.15)
+        ax.plot(x, 100 * curves["oracle"], color=line.get_color(), linestyle=":", linewidth=1)
+    ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="photos answered, most confident first by P(error <= R) (%)",
+           ylabel="answered photos within R (%)")
+    ax.set_title(title + "\nshaded: random orders (2.5-97.5 %); dotted: the oracle", fontsize=9)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

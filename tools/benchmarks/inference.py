@@ -77,13 +77,13 @@ def main(argv):
     probs = {p.name: rng.dirichlet(np.ones(len(p)), size=batch).astype(np.float32) for p in parts}
     vectorised = median_seconds(lambda: locator.locate(probs, top_k_cells=5), FLAGS.runs) / batch
     probs_list = [probs[p.name] for p in locator.partitionings]
-    combine = median_seconds(lambda: locator.hierarchy.f_star(probs_list).argmax(axis=1), FLAGS.runs) / batch
+    f_star = median_seconds(lambda: locator.hierarchy.f_star(probs_list).argmax(axis=1), FLAGS.runs) / batch
     loop = median_seconds(lambda: python_loop_hierarchy(locator.hierarchy, [x[:2] for x in probs_list]),
                           FLAGS.runs) / 2
     assert (python_loop_hierarchy(locator.hierarchy, [x[:4] for x in probs_list])
             == locator.locate({k: v[:4] for k, v in probs.items()})["hierarchy"].classes).all()
-    print(f"hierarchy f* (product + argmax), vectorised: {combine * 1e3:.3f} ms/image; per-cell Python loop: "
-          f"{loop * 1e3:.1f} ms/image ({loop / combine:.0f}x slower); all outputs with top-5 cells and "
+    print(f"hierarchy f* (product + argmax), vectorised: {f_star * 1e3:.3f} ms/image; per-cell Python loop: "
+          f"{loop * 1e3:.1f} ms/image ({loop / f_star:.0f}x slower); all outputs with top-5 cells and "
           f"Class2GPS (Locator.locate): {vectorised * 1e3:.3f} ms/image")
 
     if not FLAGS.batch_sizes and not FLAGS.saved_model:
