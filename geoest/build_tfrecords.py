@@ -28,9 +28,7 @@ flags.DEFINE_integer("workers", None, "Processes reading photos; default all CPU
 flags.DEFINE_string("prefix", None, "Shard file name prefix; default the meta CSV's stem.")
 flags.DEFINE_bool("overwrite", False, "Rebuild shards of this prefix in --output_dir that were built from "
                   "other meta CSV rows or options (instead of refusing).")
-flags.DEFINE_bool("allow_absolute_paths", False, "Read absolute IMG_IDs as they are (otherwise they are "
-                  "skipped and listed, like IMG_IDs whose '..' leaves --images_dir).")
-cli.define_photo_flags()
+cli.define_photo_flags(absolute_paths=True)
 flags.mark_flags_as_required(["images_dir", "meta_csv", "output_dir"])
 
 

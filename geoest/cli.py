@@ -246,9 +246,13 @@ def define_confidence_flags(*, answers: bool = False) -> None:
                            "(km).")
 
 
-def define_photo_flags(*, links: bool = True, min_side: bool = False) -> None:
+def define_photo_flags(*, links: bool = True, min_side: bool = False, absolute_paths: bool = False) -> None:
     """How photos are read: with `links`, --follow_links (symbolic links in --images_dir leading out
-    of it); with `min_side`, --min_side (photos too small to answer)."""
+    of it); with `min_side`, --min_side (photos too small to answer); with `absolute_paths`,
+    --allow_absolute_paths (absolute IMG_IDs of the meta CSV)."""
+    if absolute_paths:
+        flags.DEFINE_bool("allow_absolute_paths", False, "Read absolute IMG_IDs of --meta_csv as they are "
+                          "(otherwise they are skipped and named, like IMG_IDs whose '..' leaves --images_dir).")
     if links:
         flags.DEFINE_bool("follow_links", False, "Read photos through symbolic links in --images_dir that lead "
                           "outside it (otherwise they are skipped and named, like IMG_IDs whose '..' leaves it).")

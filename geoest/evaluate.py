@@ -50,9 +50,7 @@ flags.DEFINE_float("max_skipped", 0.01, "The largest fraction of the test set th
                    "(unreadable photos, damaged shards) before evaluate fails; 1 accepts any loss.")
 flags.DEFINE_bool("allow_train_overlap", False, "Evaluate test records holding photos a model was trained on "
                   "(its operative_config.gin's training files), e.g. as a deliberate check; refused otherwise.")
-flags.DEFINE_bool("allow_absolute_paths", False, "Read absolute IMG_IDs of --meta_csv as they are "
-                  "(otherwise they are skipped and named, like IMG_IDs whose '..' leaves --images_dir).")
-cli.define_photo_flags(min_side=True)
+cli.define_photo_flags(min_side=True, absolute_paths=True)
 flags.DEFINE_float("min_confidence", 0.5, "Back-off measured (with distance weights W_R in a model dir): each photo "
                    "answered at the finest level whose P(error <= R_level) reaches this q (fine 25 km, middle 200 km, "
                    "coarse 750 km), else not; in [0, 1].")

@@ -33,11 +33,9 @@ flags.DEFINE_string("places365_dir", None, "Directory with categories_places365.
 flags.DEFINE_boolean("download", False, "Fetch the two Places365 files from their official "
                      "sources into --places365_dir if they are not there.")
 flags.DEFINE_integer("workers", None, "Image-decoding threads (default: CPU count).")
-flags.DEFINE_boolean("allow_absolute_paths", False, "Read absolute IMG_IDs as they are (otherwise "
-                     "they are skipped and listed, like IMG_IDs whose '..' leaves --images_dir).")
 flags.DEFINE_boolean("overwrite", False, "Start afresh over an --output_csv that another scene model, "
                      "--preprocess, input size or hierarchy wrote (resuming it would mix two classifiers' labels).")
-cli.define_photo_flags()
+cli.define_photo_flags(absolute_paths=True)
 flags.mark_flags_as_required(["images_dir", "meta_csv", "output_csv"])
 FLAGS = flags.FLAGS
 

@@ -25,7 +25,6 @@ Units: degrees, km (sphere of radius 6371.0 km), probabilities in [0, 1].
 import hashlib
 import io
 import json
-import logging
 import math
 import pathlib
 
@@ -40,7 +39,6 @@ from geoest.geo.confidence import (check_masses, check_min_confidence, expected_
                                    level_names, region_sizes)
 from geoest.geo.distance import EARTH_RADIUS_KM, THRESHOLDS_KM, great_circle_km
 
-log = logging.getLogger(__name__)
 
 HALF_CIRCUMFERENCE_KM = float(math.pi * EARTH_RADIUS_KM)   # every point lies within this of every other
 NEAR_RADII_KM = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 350.0, 500.0, 750.0)
@@ -207,9 +205,8 @@ class WithinWeights:
 
     @classmethod
     def from_means(cls, partitioning, centers: str = "mean", radii_km=NEAR_RADII_KM + FAR_RADII_KM):
-        """The cell-mean approximation: each cell's photos all at its mean (no training coordinates)."""
-        log.warning("no training coordinates for %s: P(error <= R) takes every cell's photos to lie at its "
-                    "mean (the cell-mean approximation)", partitioning.name)
+        """The cell-mean approximation: each cell's photos all at its mean (no training coordinates;
+        the caller says so)."""
         means = np.asarray(partitioning.centers, np.float64)
         n = len(partitioning)
         return cls(partitioning_digest(partitioning), partitioning.class2gps(centers), [], [], sorted(radii_km),
@@ -767,39 +764,37 @@ def _ranking_lines(ranking: dict) -> list:
             f"oracle {r['oracle_area']:.1%})" for radius, r in ranking.items()]
 
 
+def _radius_lines(radius: dict) -> list:
+    """R_p's coverage per variant ("before", "after", ...): of the radius and, where given, of its cells."""
+    return [f"R_p ({v}): " + ", ".join(
+        f"R_{float(p.replace('_', '.')) / 100:g} covers {f['coverage']:.1%} (median {f['median_km']:,.0f} km)"
+        + (f", its cells {f['cell_coverage']:.1%}" if "cell_coverage" in f else "") for p, f in by.items())
+        for v, by in radius.items()]
+
+
+def _back_off_line(back_off: dict, levels: dict) -> str:
+    """Back-off at q: {label: {"answered", "accuracy"}} per level, then the share given no answer."""
+    return (f"back-off at q = {back_off['q']:g}: " + ", ".join(
+        f"{label} answered {f['answered']:.1%}" + ("" if f["accuracy"] is None else f" ({f['accuracy']:.1%} right)")
+        for label, f in levels.items()) + f"; no answer {back_off['no_answer']:.1%}")
+
+
 def evaluation_lines(figures: dict) -> list:
     """The figures of `evaluation_figures` as lines a person reads."""
     lines = [f"{figures['photos']} photos, {figures['in_no_cell']:.1%} of them in no cell (counted as misses of "
              f"every cell set); ranked, backed off: {figures['ranked']}"]
-    lines += _event_lines(figures["events"])
-    for v, by in figures["radius"].items():
-        lines.append(f"R_p ({v}): " + ", ".join(
-            f"R_{float(p.replace('_', '.')) / 100:g} covers {f['coverage']:.1%} (median {f['median_km']:,.0f} km), its cells "
-            f"{f['cell_coverage']:.1%}" for p, f in by.items()))
-    lines += _ranking_lines(figures["ranking"])
+    lines += _event_lines(figures["events"]) + _radius_lines(figures["radius"]) + _ranking_lines(figures["ranking"])
     b = figures["back_off"]
-    lines.append(f"back-off at q = {b['q']:g}: " + ", ".join(
-        f"{name} (within {f['radius_km']:g} km) {f['answered']:.1%}"
-        + ("" if f["accuracy"] is None else f", {f['accuracy']:.1%} right") for name, f in b["levels"].items())
-        + f"; no answer {b['no_answer']:.1%}")
-    return lines
+    return lines + [_back_off_line(b, {f"{name} (within {f['radius_km']:g} km)": f for name, f in b["levels"].items()})]
 
 
 def how_sure_lines(figures: dict) -> list:
     """The figures of `how_sure_figures` as lines a person reads."""
     lines = [f"distance temperature fitted on {figures['validation_photos']} validation photos (all, in a cell "
              f"or not): T = {figures['distance_temperature']:.2f}; weights W_R from the {figures['weights']}"]
-    lines += _event_lines(figures["events"])
-    for v, by in figures["radius"].items():
-        lines.append(f"R_p coverage ({v}): " + ", ".join(
-            f"R_{int(p) / 100:g} {f['coverage']:.1%} (median {f['median_km']:,.0f} km)" for p, f in by.items()))
-    lines += _ranking_lines(figures["ranking"])
+    lines += _event_lines(figures["events"]) + _radius_lines(figures["radius"]) + _ranking_lines(figures["ranking"])
     b = figures["back_off"]
-    lines.append(f"back-off at q = {b['q']:g}: " + ", ".join(
-        f"within {radius} km answered {f['answered']:.1%}"
-        + ("" if f["accuracy"] is None else f" ({f['accuracy']:.1%} right)") for radius, f in b["levels"].items())
-        + f", no answer {b['no_answer']:.1%}")
-    return lines
+    return lines + [_back_off_line(b, {f"within {radius} km": f for radius, f in b["levels"].items()})]
 
 
 DISTANCE_TEMPERATURE_FILE = "distance_temperature.json"

@@ -494,6 +494,11 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     keys += [f"{m.name}/confidence/{v}/{f}" for m in methods for v in variants[m.name] for f in fields]
     keys += [f"{m.name}/scene_top" for m in methods if m.scene_level]
     # P(error <= R) and R_p: from the model dir's W_R, else the cell-mean approximation (said once)
+    for m in methods:
+        if m.within_weights is None:
+            logging.warning("%s: no distance weights W_R in its model dir: P(error <= R) and R_p take each cell's "
+                            "photos to lie at its mean (the cell-mean approximation; python -m "
+                            "geoest.within_weights writes W_R)", m.name)
     weights = {m.name: m.within_weights if m.within_weights is not None
                else within.WithinWeights.from_means(m.locator.partitioning(m.locator.main), m.locator.centers)
                for m in methods}
