@@ -106,3 +106,16 @@ def calibrated_model_dir(parts, model_dir, image_size: int = 32) -> str:
     Calibration({"coarse": 1.3, "middle": 0.8, "fine": 2.0, "hierarchy": 1.7}, fingerprint,
                 {p.name: len(p) for p in parts}).save(model_dir)
     return fingerprint
+
+
+# The start of a script that serves an exported SavedModel from plain TensorFlow: importing geoest fails.
+SERVE_WITHOUT_GEOEST = """
+import importlib.abc, json, sys
+class NoGeoest(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "geoest":
+            raise ImportError("the served model must not need geoest")
+sys.meta_path.insert(0, NoGeoest())
+import numpy as np
+import tensorflow as tf
+"""

@@ -15,15 +15,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZE = 32
 CAP_KM = 200.0
 
-SERVE = """
-import importlib.abc, json, sys
-class NoGeoest(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "geoest":
-            raise ImportError("the served model must not need geoest")
-sys.meta_path.insert(0, NoGeoest())
-import numpy as np
-import tensorflow as tf
+SERVE = helpers.SERVE_WITHOUT_GEOEST + """
 loaded = tf.saved_model.load(sys.argv[1])
 out = loaded.signatures["serving_default"](image_bytes=tf.constant([open(p, "rb").read() for p in sys.argv[3:]]))
 assert not any(m.startswith("geoest") for m in sys.modules)

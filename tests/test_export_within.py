@@ -18,15 +18,7 @@ SIZE = 32
 CAP_KM = 200.0
 MASSES = ("50", "90")
 
-SERVE = """
-import importlib.abc, json, sys
-class NoGeoest(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "geoest":
-            raise ImportError("the served model must not need geoest")
-sys.meta_path.insert(0, NoGeoest())
-import numpy as np
-import tensorflow as tf
+SERVE = helpers.SERVE_WITHOUT_GEOEST + """
 images = tf.constant([open(p, "rb").read() for p in sys.argv[3:]])
 served = {}
 for name in json.loads(sys.argv[2]):
