@@ -54,6 +54,21 @@ def test_f_star_is_the_renormalised_product_along_ancestry(real_hierarchy):
     np.testing.assert_allclose(got_keras, combined, rtol=1e-4)
 
 
+def test_combine_is_the_product_along_ancestry_as_design_states(real_hierarchy):
+    parts, h = real_hierarchy
+    probs = _random_probs(np.random.default_rng(1), 3, [len(p) for p in parts])
+    product = h.combine(probs)
+    assert product.shape == (3, 12893)
+    np.testing.assert_allclose(product, probs[0][:, h.parents[:, 0]] * probs[1][:, h.parents[:, 1]] * probs[2],
+                               rtol=1e-12)
+    assert (product.sum(axis=1) < 1).all()      # not renormalised: that is f*
+    np.testing.assert_allclose(h.f_star(probs), product / product.sum(axis=1, keepdims=True), rtol=1e-12)
+    got_keras = h.combine([tf.constant(p, tf.float32) for p in probs], keras.ops).numpy()
+    np.testing.assert_allclose(got_keras, product, rtol=1e-4)
+    with pytest.raises(InputError, match="expected 3 probability arrays"):
+        h.combine(probs[:2])
+
+
 def test_orphan_fine_cell_names_the_cell():
     rng = np.random.default_rng(0)
     lat, lon = rng.uniform(40, 50, 500), rng.uniform(0, 10, 500)

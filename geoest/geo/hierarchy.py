@@ -60,13 +60,22 @@ class Hierarchy:
                 raise InputError(f"probabilities for {part.name!r} have {shape_of(p)[-1]} "
                                  f"classes, the partitioning has {len(part)}")
 
-    def f_star(self, probs: Sequence, ops=np):
-        """§3.4 f* over this hierarchy (`f_star`), after checking the probabilities' shapes.
+    def combine(self, probs: Sequence, ops=np):
+        """§3.4 the product along the hierarchy (`hierarchy_product`), after checking the shapes.
 
         Args:
           probs: one array per partitioning, coarse to fine, each [batch, n_cells_k] (softmax
             probabilities).
           ops: numpy, or keras.ops for tensors (inside a model or a tf.function, any backend).
+        Returns:
+          [batch, n_fine]: each fine cell's product of its ancestors' probabilities (not renormalised).
+        """
+        self._check(probs, np.shape if ops is np else (lambda t: t.shape))
+        return hierarchy_product(list(probs), self.parents, ops)
+
+    def f_star(self, probs: Sequence, ops=np):
+        """§3.4 f* over this hierarchy: `combine` renormalised over the fine cells (`f_star`).
+
         Returns:
           [batch, n_fine], each row summing to 1.
         """
@@ -77,22 +86,36 @@ class Hierarchy:
 _TINY = 1e-30   # a row whose product is 0 in every fine cell stays 0 (float32-safe)
 
 
-def f_star(probs: Sequence, parents, ops=np):
-    """§3.4 hierarchical geo-classification f*: p*(fine cell) = product over partitionings of
-    p(its ancestor cell), renormalised over the fine cells (the maximum is unchanged). The one f*
-    of geoest: numpy (evaluation, prediction, calibration) and Keras ops (the on-device locator,
-    validation during training, the SavedModel) call it.
+def hierarchy_product(probs: Sequence, parents, ops=np):
+    """§3.4 p(fine cell) x p(its ancestor) in every coarser partitioning.
 
     Args:
       probs: list of [batch, n_cells_k] probabilities, coarse to fine.
       parents: int [n_fine, len(probs)], the class of each fine cell's ancestor in each
         partitioning (`Hierarchy.parents`).
-      ops: numpy, or keras.ops (the same `take`, `sum` and `maximum`).
+      ops: numpy, or keras.ops (the same `take`).
     Returns:
-      [batch, n_fine], each row summing to 1, in the probabilities' dtype.
+      [batch, n_fine] in the probabilities' dtype (not renormalised).
     """
     parents = np.asarray(parents)
     joint = probs[-1]
     for k in range(len(probs) - 1):
         joint = joint * ops.take(probs[k], parents[:, k].astype(np.int32), axis=-1)
+    return joint
+
+
+def f_star(probs: Sequence, parents, ops=np):
+    """§3.4 hierarchical geo-classification f*: `hierarchy_product` renormalised over the fine
+    cells (the maximum is unchanged). The one f* of geoest: numpy (evaluation, prediction,
+    calibration) and Keras ops (the on-device locator, validation during training, the
+    SavedModel) call it.
+
+    Args:
+      probs: list of [batch, n_cells_k] probabilities, coarse to fine.
+      parents: int [n_fine, len(probs)] (`Hierarchy.parents`).
+      ops: numpy, or keras.ops (the same `take`, `sum` and `maximum`).
+    Returns:
+      [batch, n_fine], each row summing to 1, in the probabilities' dtype.
+    """
+    joint = hierarchy_product(probs, parents, ops)
     return joint / ops.maximum(ops.sum(joint, axis=-1, keepdims=True), _TINY)
