@@ -111,22 +111,6 @@ def test_top_k_is_sorted_best_first():
     assert top_k(probs[:, :3], 5)[0].shape == (7, 3)
 
 
-def test_three_crop_mean_of_softmax():
-    model = helpers.tiny_model({"a": 6, "b": 4}, image_size=16)
-    rng = np.random.default_rng(4)
-    crops = rng.integers(0, 256, size=(2, 3, 16, 16, 3), dtype=np.uint8)
-    got = {k: v.numpy() for k, v in crop_probabilities(model, crops).items()}
-    for name in ("a", "b"):
-        per_crop = []
-        for c in range(3):   # each crop on its own: softmax of the logits, then the mean
-            logits = model(crops[:, c], training=False)[name].numpy().astype(np.float64)
-            e = np.exp(logits - logits.max(axis=1, keepdims=True))
-            per_crop.append(e / e.sum(axis=1, keepdims=True))
-        np.testing.assert_allclose(got[name], np.mean(per_crop, axis=0), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(got[name].sum(axis=1), 1.0, rtol=1e-5)
-        assert not np.allclose(per_crop[0], per_crop[1])  # the crops really differ
-
-
 def test_locator_rejects_mismatched_heads(parts):
     locator = Locator(parts)
     probs = {p.name: np.ones((1, len(p)), np.float32) for p in parts}

@@ -62,7 +62,7 @@ def test_model_step_loads_no_tensorflow_outside_the_device_name():
                 else:
                     root = imported.split(".")[0]
                     assert root in third_party or root in sys.stdlib_module_names, (name, imported)
-    assert "geoest.models" in seen and "geoest.models.locator" in seen
+    assert "geoest.models" in seen and "geoest.models.inference_model" in seen
 
 
 def test_model_step_runs_at_a_tiny_size(tmp_path):

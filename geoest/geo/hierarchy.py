@@ -107,7 +107,7 @@ def hierarchy_product(probs: Sequence, parents, ops=np):
 def f_star(probs: Sequence, parents, ops=np):
     """§3.4 hierarchical geo-classification f*: `hierarchy_product` renormalised over the fine
     cells (the maximum is unchanged). The one f* of geoest: numpy (evaluation, prediction,
-    calibration) and Keras ops (the on-device locator, validation during training, the
+    calibration) and Keras ops (the on-device inference model, validation during training, the
     SavedModel) call it.
 
     Args:

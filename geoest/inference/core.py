@@ -29,19 +29,19 @@ from geoest.geo.partitioning import CENTERS  # Class2GPS points: "mean", "geomet
 
 
 def model_outputs(model, images):
-    """The model's outputs as a dict keyed by output name (`geoest.models.locator.model_outputs`)."""
-    from geoest.models import locator
+    """The model's outputs as a dict keyed by output name (`geoest.models.inference_model.model_outputs`)."""
+    from geoest.models import inference_model
 
-    return locator.model_outputs(model, images)
+    return inference_model.model_outputs(model, images)
 
 
 def crop_probabilities(model, crops):
     """Step 1 of §3.4, the function validation uses during training
-    (`geoest.models.locator.crop_probabilities`): crops [batch, num_crops, S, S, 3] -> dict output
+    (`geoest.models.inference_model.crop_probabilities`): crops [batch, num_crops, S, S, 3] -> dict output
     name -> float32 tensor [batch, n_classes] of mean crop probabilities."""
-    from geoest.models import locator
+    from geoest.models import inference_model
 
-    return locator.crop_probabilities(model, crops)
+    return inference_model.crop_probabilities(model, crops)
 
 
 @dataclasses.dataclass
@@ -153,10 +153,10 @@ class Locator:
 
     def device_model(self, model, top_k_cells: int = 5, num_crops: int = 3):
         """Steps 1-3 of §3.4 on the device: a Keras model, crops [B, num_crops, S, S, 3] -> each
-        output's top-k classes and probabilities (`geoest.models.build_locator`)."""
-        from geoest.models import build_locator
+        output's top-k classes and probabilities (`geoest.models.build_inference_model`)."""
+        from geoest.models import build_inference_model
 
-        return build_locator(model, [p.name for p in self.partitionings],
+        return build_inference_model(model, [p.name for p in self.partitionings],
                              self.hierarchy.parents if self.hierarchy else None,
                              top_k=top_k_cells, num_crops=num_crops)
 
@@ -179,7 +179,7 @@ class Locator:
         "top_classes" int64 [B, k], "top_probabilities" [B, k], "top_cells" string [B, k] (S2 tokens)."""
         import tensorflow as tf
 
-        from geoest.models.locator import TOP_CLASSES, TOP_PROBABILITIES
+        from geoest.models.inference_model import TOP_CLASSES, TOP_PROBABILITIES
 
         result = {}
         for name in self.names:

@@ -2,17 +2,17 @@
 
     from geoest.models import build_model, make_losses, BACKBONES
     model = build_model(partitionings, backbone="resnet101v2", image_size=224, scene_classes=None)
-    locator = build_locator(model, names, hierarchy.parents, top_k=5)   # §3.4 on the device
+    inference = build_inference_model(model, names, hierarchy.parents, top_k=5)   # §3.4 on the device
 
 Imports Keras, gin, numpy and the geo core only (no TensorFlow under another Keras backend).
 """
 from geoest.models.backbones import BACKBONES
 from geoest.models.geo_model import (IMAGE_DTYPE, SCENE_CLASSES, SCENE_HEAD, build_model, head_sizes, output_sizes,
                                      require_uint8_images)
-from geoest.models.locator import build_locator, locate_cells, mean_crop_probabilities
+from geoest.models.inference_model import build_inference_model, locate_cells, mean_crop_probabilities
 from geoest.models.losses import (DistanceAwareCrossEntropy, SparseCrossEntropy, Top1Accuracy, add_weight_decay,
                                   make_losses)
 
 __all__ = ["BACKBONES", "DistanceAwareCrossEntropy", "IMAGE_DTYPE", "SCENE_CLASSES", "SCENE_HEAD",
-           "SparseCrossEntropy", "Top1Accuracy", "add_weight_decay", "build_locator", "build_model", "head_sizes",
+           "SparseCrossEntropy", "Top1Accuracy", "add_weight_decay", "build_inference_model", "build_model", "head_sizes",
            "locate_cells", "make_losses", "mean_crop_probabilities", "output_sizes", "require_uint8_images"]

@@ -3,7 +3,7 @@
 Baseline: one fully-connected layer on the global pooling layer, |C| outputs. Multi-partitioning:
 one such layer per partitioning in P. MTN: one more layer with |S| scene outputs, all other
 weights shared. Heads output logits; losses take `from_logits=True`, and evaluation, prediction
-and export apply the softmax (`geoest.models.locator`).
+and export apply the softmax (`geoest.models.inference_model`).
 
 Input: uint8 RGB images [batch, S, S, 3] in [0, 255]; the backbone's first layer scales them
 (`geoest.models.backbones.ScaleImages`). Models saved before this convention took float32 images

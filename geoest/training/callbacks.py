@@ -12,7 +12,7 @@ from geoest.files import atomic_path, write_text
 from geoest.geo import THRESHOLDS_KM, accuracy_at
 from geoest.geo.hierarchy import HIERARCHY
 from geoest.geo.scoring import errors_km
-from geoest.models.locator import TOP_CLASSES, crop_probabilities, locate_cells
+from geoest.models.inference_model import TOP_CLASSES, crop_probabilities, locate_cells
 from geoest.training.inputs import LAT, LON
 
 _TINY = float(np.finfo(np.float32).tiny)   # floor of a probability before its log

@@ -8,7 +8,7 @@ Times, with the batches already on the device (no input pipeline, no host-to-dev
   * training: `train_on_batch` of `geoest.models.build_model` (heads for the three MP-16
     partitionings of Table 1 unless --heads says otherwise), §3.3 losses, §4 SGD with momentum
     and weight decay; images per second;
-  * three-crop inference (§3.4): the locator (`geoest.models.build_locator`: the network on
+  * three-crop inference (§3.4): the inference model (`geoest.models.build_inference_model`: the network on
     3 x batch crops, softmax, crop mean, f* and top-5 inside the model, so only [batch, 5]
     classes and probabilities leave the device), photos per second; and, for comparison, the
     network alone with every crop's logits leaving the device.
@@ -103,7 +103,7 @@ def measure(backbone: str, image_size: int, batch_size: int, policy: str, heads,
             warmup: int, jit_compile="auto", head_dtype=None) -> dict:
     """Training images/s and three-crop inference photos/s (see the module docstring)."""
     import keras
-    from geoest.models import add_weight_decay, build_locator, build_model, make_losses
+    from geoest.models import add_weight_decay, build_inference_model, build_model, make_losses
 
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
@@ -124,8 +124,8 @@ def measure(backbone: str, image_size: int, batch_size: int, policy: str, heads,
 
         crops = keras.ops.convert_to_tensor(
             rng.integers(0, 256, (batch_size, 3, image_size, image_size, 3), "uint8"))
-        locator = build_locator(model, list(sizes), synthetic_parents(list(sizes.values())), top_k=5)
-        located = _median_rate(lambda: locator.predict_on_batch(crops), batch_size, steps, runs, warmup)
+        inference = build_inference_model(model, list(sizes), synthetic_parents(list(sizes.values())), top_k=5)
+        located = _median_rate(lambda: inference.predict_on_batch(crops), batch_size, steps, runs, warmup)
         flat = keras.ops.reshape(crops, (3 * batch_size, image_size, image_size, 3))
         logits_out = _median_rate(lambda: model.predict_on_batch(flat), batch_size, steps, runs, warmup)
     finally:

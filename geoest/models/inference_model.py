@@ -1,6 +1,6 @@
 """§3.4 inside the network: photos' crops in, each output's best cells out.
 
-`build_locator` wraps a geo model (`build_model`) into a Keras model that does, on the device,
+`build_inference_model` wraps a geo model (`build_model`) into a Keras model that does, on the device,
 the §3.4 steps that touch the 23,393 class probabilities of the MP-16 heads:
   1. the softmax of every crop's logits (float32) and their mean per photo;
   2. standard geo-classification: the k most probable classes of each partitioning;
@@ -11,8 +11,8 @@ mean photo coordinate) is a table look-up after it (`geoest.inference.Locator.cl
 the exported SavedModel). Pure Keras ops: it runs under any Keras backend
 (`tools/benchmarks/model_step.py` times it under JAX).
 
-    locator = build_locator(model, ["coarse", "middle", "fine"], parents, top_k=5)
-    out = locator(crops)   # crops uint8 [B, 3, S, S, 3] -> {"fine/top_classes": int32 [B, k], ...}
+    inference = build_inference_model(model, ["coarse", "middle", "fine"], parents, top_k=5)
+    out = inference(crops)   # crops uint8 [B, 3, S, S, 3] -> {"fine/top_classes": int32 [B, k], ...}
 
 The same steps as functions (`crop_probabilities`, `locate_cells`) serve validation during training,
 evaluation, prediction and export alike.
@@ -132,7 +132,7 @@ class _LocateCells(keras.layers.Layer):
         return out
 
 
-def build_locator(model: keras.Model, names, parents=None, *, top_k: int = 5, num_crops: int = 3) -> keras.Model:
+def build_inference_model(model: keras.Model, names, parents=None, *, top_k: int = 5, num_crops: int = 3) -> keras.Model:
     """A Keras model: crops of photos -> the top-k cells of each partitioning and of f* (§3.4).
 
     Args:
@@ -153,4 +153,4 @@ def build_locator(model: keras.Model, names, parents=None, *, top_k: int = 5, nu
     if not isinstance(logits, dict):
         logits = dict(zip(model.output_names, logits if isinstance(logits, (list, tuple)) else [logits]))
     located = _LocateCells(names, parents, top_k, num_crops, name="locate_cells")({n: logits[n] for n in names})
-    return keras.Model(crops, located, name="locator")
+    return keras.Model(crops, located, name="inference_model")
