@@ -62,13 +62,6 @@ def test_resumes_and_regenerates_when_settings_change(small, tmp_path):
     assert _files(root)["train_000000.jpg"] != b"kept: not rewritten on resume"
 
 
-def test_land_mask_knows_land_from_sea():
-    land = [(48.86, 2.35), (-23.55, -46.63), (35.68, 139.65), (-1.29, 36.82), (40.0, -100.0), (-25.0, 134.0)]
-    sea = [(30.0, -40.0), (0.0, -140.0), (-30.0, 80.0), (50.0, -30.0), (10.0, 160.0), (-45.0, -120.0)]
-    assert is_land(*np.transpose(land)).all()
-    assert not is_land(*np.transpose(sea)).any()
-
-
 def test_photos_cluster_around_cities_on_land_on_every_continent():
     photos = data.sample_photos(20000, seed=0, split="train")
     assert is_land(photos.lat_deg, photos.lon_deg).all()

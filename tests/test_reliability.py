@@ -10,7 +10,6 @@ import struct
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import inference_helpers as helpers
@@ -229,25 +228,6 @@ def test_second_training_into_a_held_model_dir_is_refused(tmp_path):
     assert not (model_dir / LOCK).exists() and not (model_dir / "checkpoints").exists()
 
 
-def test_stale_lock_is_detected_by_process_and_host(tmp_path):
-    from geoest.files import hold_lock
-
-    ended = subprocess.Popen([sys.executable, "-c", "pass"])
-    ended.wait()
-    lock = tmp_path / "train.lock"
-    lock.write_text(json.dumps({"pid": ended.pid, "host": socket.gethostname(), "since": "earlier"}))
-    with hold_lock(lock):                       # its process is gone: taken over
-        assert json.loads(lock.read_text())["pid"] == os.getpid()
-        with pytest.raises(InputError, match=f"process {os.getpid()}"):
-            with hold_lock(lock):               # held by a running process
-                pass
-    assert not lock.exists()
-    lock.write_text(json.dumps({"pid": ended.pid, "host": "another-host.example", "since": "earlier"}))
-    with pytest.raises(InputError, match="another-host.example.*delete"):   # cannot be checked from here
-        with hold_lock(lock):
-            pass
-
-
 # 6. IMG_IDs that leave --images_dir are skipped and named, never read.
 def test_img_id_path_escapes_are_skipped_and_named(tmp_path):
     from geoest.data import build
@@ -363,18 +343,6 @@ def test_evaluate_never_replaces_a_users_file(world, tmp_path):
     run(overwrite=True)
     assert "mine" not in results.read_text() and "mine" not in table.read_text()
     run()                                   # now evaluate's own files, for the same inputs
-
-
-def test_writes_are_whole_or_not_at_all(tmp_path):
-    from geoest.files import atomic_path, write_text
-
-    target = tmp_path / "table6.txt"
-    write_text(target, "old\n")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("interrupted")
-    assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["table6.txt"]
 
 
 # 9. Smaller: a literal nan, duplicate IMG_IDs, an unused gin macro.
