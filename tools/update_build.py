@@ -11,6 +11,7 @@ import pathlib
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "tools" / "benchmarks"
 
 # Library targets in BUILD, one per package of geoest (the top-level modules form `geoest`, but for
 # `cli`, the mains' shared flags and flag parsing, which sits above the packages).
@@ -51,10 +52,13 @@ def imports_of(path: pathlib.Path) -> set[str]:
     """Every module a file imports, at any depth (function-level imports included; a module taken
     from its package, `from geoest import cli`, counts as geoest.cli).
 
-    Test helpers put on sys.path by a test (`import data_helpers`) are named `tests.<helper>`.
+    Test helpers put on sys.path by a test (`import data_helpers`) are named `tests.<helper>`, and
+    a benchmark's sibling (`import mp16_points`) `tools.benchmarks.<sibling>`.
     """
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    helpers = {p.stem for p in (REPO / "tests").glob("*.py")}
+    helpers = {p.stem: "tests" for p in (REPO / "tests").glob("*.py")}
+    if path.parent == BENCHMARKS:
+        helpers = {p.stem: "tools.benchmarks" for p in BENCHMARKS.glob("*.py")}
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -67,7 +71,7 @@ def imports_of(path: pathlib.Path) -> set[str]:
         else:
             continue
         for name in names:
-            found.add(f"tests.{name}" if name.split(".")[0] in helpers else name)
+            found.add(f"{helpers[name]}.{name}" if name in helpers else name)
     return found
 
 
@@ -99,6 +103,8 @@ def target_of(module: str) -> str | None:
     parts = module.split(".")
     if parts[0] == "tests" and len(parts) > 1:
         return "test_helpers"
+    if parts[:2] == ["tools", "benchmarks"] and len(parts) == 3:
+        return f"bench_{parts[2]}"
     if parts[0] != "geoest":
         return None
     if len(parts) == 1 or parts[1] == "errors":
@@ -115,7 +121,7 @@ def _deps(paths, own: str) -> list[str]:
     targets.discard(None)
     targets.discard(own)
     order = ["test_helpers", "geoest", *PACKAGES, "cli", *MAINS]
-    return [f":{t}" for t in sorted(targets, key=order.index)]
+    return [f":{t}" for t in sorted(targets, key=lambda t: (order.index(t) if t in order else len(order), t))]
 
 
 def _rule(kind: str, name: str, srcs: list[str], deps: list[str], **extra) -> str:
@@ -158,8 +164,9 @@ def render() -> str:
     rules.append(_rule("py_binary", "demo_main", [rel(demo_main)], _deps([demo_main], "demo_main"), gin=True))
     for path in sorted((REPO / "tools").rglob("*.py")):
         # a clone's wrapper of a main (tools/draw_cells.py runs geoest.draw_cells) is named after its folder
-        name = ("bench_" if path.parent.name == "benchmarks" else "tools_" if path.stem in MAINS else "") + path.stem
-        rules.append(_rule("py_binary", name, [rel(path)], _deps([path], name)))
+        name = ("bench_" if path.parent == BENCHMARKS else "tools_" if path.stem in MAINS else "") + path.stem
+        runs = path.parent != BENCHMARKS or '__name__ == "__main__"' in path.read_text(encoding="utf-8")
+        rules.append(_rule("py_binary" if runs else "py_library", name, [rel(path)], _deps([path], name)))
     helpers = sorted(p for p in (REPO / "tests").glob("*.py") if not p.name.startswith("test_"))
     rules.append(_rule("py_library", "test_helpers", [rel(p) for p in helpers],
                        _deps(helpers, "test_helpers"), testonly=True))

@@ -20,6 +20,7 @@ import time
 import pyarrow as pa
 from absl import flags
 
+import mp16_points
 from geoest import cli
 from geoest.data.meta_csv import read_meta_csv
 
@@ -27,7 +28,6 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 PUBLISHED = SHARED / "data" / "published" / "meta"
 FLAGS = flags.FLAGS
-flags.DEFINE_string("points_csv", "/tmp/mp16_points.csv", "IMG_ID,LAT,LON points (made if absent).")
 flags.DEFINE_integer("runs", 3, "Runs per figure; the median is printed.")
 flags.DEFINE_enum("read", None, ["nothing", "coordinates", "full", "im2gps", "im2gps3k"],
                   "Child mode: do this one read and exit.")
@@ -73,11 +73,7 @@ def main(argv):
     if FLAGS.read:
         _read(FLAGS.read)
         return
-    points = pathlib.Path(FLAGS.points_csv)
-    if not points.exists():
-        print(f"making {points} with make_points.py (about 1.5 minutes)")
-        subprocess.run([sys.executable, str(SHARED / "bench" / "make_points.py"),
-                        str(SHARED / "data" / "mp16_partitions" / "cells_50_1000.csv"), str(points)], check=True)
+    mp16_points.points_csv()
     cpu0, wall0, rss0 = _median("nothing")
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; start and import alone: "
           f"{cpu0:.2f} CPU-s, wall {wall0:.2f} s, {rss0:.0f} MiB")

@@ -18,6 +18,7 @@ import time
 import numpy as np
 from absl import flags
 
+import mp16_points
 from geoest import cli
 from geoest.data.meta_csv import read_meta_csv
 from geoest.geo import Partitioning
@@ -25,7 +26,6 @@ from geoest.geo import Partitioning
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 FLAGS = flags.FLAGS
-flags.DEFINE_string("points_csv", "/tmp/mp16_points.csv", "IMG_ID,LAT,LON points (made if absent).")
 flags.DEFINE_integer("runs", 3, "Runs per figure; the median is printed.")
 flags.DEFINE_list("tau_max", ["1000", "2000", "5000"], "tau_max values to partition with.")
 
@@ -42,12 +42,7 @@ def _timed_run(cmd):
 
 def main(argv):
     del argv
-    points = pathlib.Path(FLAGS.points_csv)
-    if not points.exists():
-        print(f"making {points} with make_points.py (about 1.5 minutes)")
-        subprocess.run([sys.executable, str(SHARED / "bench" / "make_points.py"),
-                        str(SHARED / "data" / "mp16_partitions" / "cells_50_1000.csv"),
-                        str(points)], check=True)
+    points = mp16_points.points_csv()
     print(f"machine: {os.cpu_count()} cores; points: {points}")
     out_dir = pathlib.Path(tempfile.mkdtemp())
     for tau_max in FLAGS.tau_max:

@@ -21,6 +21,7 @@ import time
 
 from absl import flags
 
+import mp16_points
 from geoest import cli
 from geoest.data.meta_csv import read_meta_csv
 from geoest.geo import Partitioning
@@ -29,7 +30,6 @@ from geoest.geo.within import WithinWeights
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 FLAGS = flags.FLAGS
-flags.DEFINE_string("points_csv", "/tmp/mp16_points.csv", "IMG_ID,LAT,LON points (made if absent).")
 flags.DEFINE_integer("runs", 3, "Runs per partitioning; the median is printed.")
 flags.DEFINE_list("partitionings", ["cells_50_1000", "cells_50_2000", "cells_50_5000"],
                   "Published partitionings (stems in ../shared/data/mp16_partitions).")
@@ -67,11 +67,7 @@ def main(argv):
     if FLAGS.child:
         _child(FLAGS.child)
         return
-    points = pathlib.Path(FLAGS.points_csv)
-    if not points.exists():
-        print(f"making {points} with make_points.py (about 1.5 minutes)")
-        subprocess.run([sys.executable, str(SHARED / "bench" / "make_points.py"),
-                        str(SHARED / "data" / "mp16_partitions" / "cells_50_1000.csv"), str(points)], check=True)
+    points = mp16_points.points_csv()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; points: {points}")
     for name in FLAGS.partitionings:
         csv = SHARED / "data" / "mp16_partitions" / f"{name}.csv"
