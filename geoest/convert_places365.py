@@ -14,16 +14,16 @@ use the model in the default place. Nothing is downloaded without --download.
 from absl import flags
 
 from geoest import cli
-from geoest.scene import caffe, labeler, places365
+from geoest.scene import conversion, labeler, places365
 
-flags.DEFINE_string("prototxt", None, f"The network definition. Default: {caffe.PROTOTXT_FILE} in --places365_dir.")
-flags.DEFINE_string("caffemodel", None, f"The weights. Default: {caffe.CAFFEMODEL_FILE} in --places365_dir.")
+flags.DEFINE_string("prototxt", None, f"The network definition. Default: {conversion.PROTOTXT_FILE} in --places365_dir.")
+flags.DEFINE_string("caffemodel", None, f"The weights. Default: {conversion.CAFFEMODEL_FILE} in --places365_dir.")
 flags.DEFINE_string("output", None, f"The .keras file to write. Default: {labeler.WEIGHTS_FILE} in --places365_dir.")
 flags.DEFINE_string("places365_dir", None, f"Folder of the release files. Default: {places365.default_cache_dir()}")
 flags.DEFINE_boolean("download", False, "Fetch the two files of the release from the CSAILVision sources into "
                      "--places365_dir if they are not there.")
-flags.DEFINE_string("prototxt_url", caffe.PROTOTXT_URL, "Where --download fetches the prototxt.")
-flags.DEFINE_string("caffemodel_url", caffe.CAFFEMODEL_URL, "Where --download fetches the caffemodel.")
+flags.DEFINE_string("prototxt_url", conversion.PROTOTXT_URL, "Where --download fetches the prototxt.")
+flags.DEFINE_string("caffemodel_url", conversion.CAFFEMODEL_URL, "Where --download fetches the caffemodel.")
 flags.DEFINE_boolean("overwrite", False, "Replace an --output that no conversion wrote (instead of refusing).")
 FLAGS = flags.FLAGS
 
@@ -32,11 +32,11 @@ def main(argv):
     del argv
     directory = FLAGS.places365_dir or places365.default_cache_dir()
     if FLAGS.download:
-        caffe.fetch_release(directory, prototxt_url=FLAGS.prototxt_url, caffemodel_url=FLAGS.caffemodel_url)
-    prototxt = FLAGS.prototxt or f"{directory}/{caffe.PROTOTXT_FILE}"
-    caffemodel = FLAGS.caffemodel or f"{directory}/{caffe.CAFFEMODEL_FILE}"
+        conversion.fetch_release(directory, prototxt_url=FLAGS.prototxt_url, caffemodel_url=FLAGS.caffemodel_url)
+    prototxt = FLAGS.prototxt or f"{directory}/{conversion.PROTOTXT_FILE}"
+    caffemodel = FLAGS.caffemodel or f"{directory}/{conversion.CAFFEMODEL_FILE}"
     output = FLAGS.output or labeler.default_weights_path(directory)
-    manifest = caffe.convert(prototxt, caffemodel, output, overwrite=FLAGS.overwrite)
+    manifest = conversion.convert(prototxt, caffemodel, output, overwrite=FLAGS.overwrite)
     print(f"{output}: {manifest['model']} in {manifest['seconds']:.1f} s (weights sha256 "
           f"{manifest['weights_sha256'][:12]}...)")
 

@@ -4,13 +4,20 @@ The published ``caffe.proto`` (../shared/data/places365) is compiled at test tim
 protoc into a descriptor set, and its message classes are made from that at run time (no generated
 code, so any protobuf runtime reads it). A caffemodel is a ``NetParameter`` whose layers carry their
 weight blobs; `write_random_caffemodel` fills one for a prototxt with random weights, random
-BatchNorm statistics (scale factor far from 1) and Scale parameters far from identity.
+BatchNorm statistics (scale factor far from 1) and Scale parameters far from identity. The
+fixtures `net_class` and `small` (the small ResNet with random weights) and `serving` (a loopback
+HTTP server standing in for the release's hosts) serve the scene-conversion tests.
 """
+import contextlib
+import http.server
 import pathlib
+import socket
 import subprocess
 import sys
+import threading
 
 import numpy as np
+import pytest
 
 LOGIT_SCALE = 6.0      # the classifier's weights: logits spread over a few units
 MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)   # the Caffe release's input blob: BGR - mean
@@ -175,3 +182,55 @@ def opencv_probabilities(prototxt, caffemodel, images_rgb) -> np.ndarray:
     blob = (np.asarray(images_rgb, np.float32)[..., ::-1] - MEAN_BGR).transpose(0, 3, 1, 2)
     net.setInput(np.ascontiguousarray(blob))
     return net.forward().reshape(len(blob), -1)
+
+
+@pytest.fixture
+def net_class(places365_dir, tmp_path):
+    return caffe_net_class(places365_dir / "caffe.proto", tmp_path)
+
+
+@pytest.fixture
+def small(net_class, tmp_path):
+    """(prototxt, caffemodel, blobs written) of the small ResNet with random weights."""
+    prototxt = tmp_path / "small.prototxt"
+    prototxt.write_text(SMALL_RESNET)
+    blobs = write_random_caffemodel(net_class, prototxt, tmp_path / "small.caffemodel")
+    return prototxt, tmp_path / "small.caffemodel", blobs
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]            # nobody listens there once it is closed
+
+
+@contextlib.contextmanager
+def serving(files: dict, max_requests: int = 4):
+    """A local HTTP server (127.0.0.1, this test's only) answering GET /NAME with files[NAME] (bytes),
+    at most `max_requests` times, stopped when the block ends; yields its base URL."""
+    served = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            served.append(self.path)
+            if len(served) > max_requests:
+                self.send_error(503)
+                return
+            body = files[self.path.lstrip("/")]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

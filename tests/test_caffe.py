@@ -5,43 +5,26 @@ download): a small ResNet of the same layer types (fast), and the exact publishe
 ResNet-152 definition (slow). The Keras model's probabilities must equal OpenCV's forward pass
 within 1e-4, with the same S3 / S16 labels, and conversions with a deliberate mistake must not.
 """
-import contextlib
-import http.server
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 
-from caffe_helpers import (SMALL_RESNET, caffe_net_class, opencv_probabilities, write_caffemodel,
+from caffe_helpers import (net_class, opencv_probabilities, serving, small, write_caffemodel,  # noqa: F401 (fixtures)
                            write_random_caffemodel)
 from geoest.errors import InputError
-from geoest.scene import caffe, labeler, places365
+from geoest.scene import caffe, conversion, labeler, places365
+from geoest.scene.prototxt import read_prototxt
 from scene_helpers import read_rows, write_meta, write_photos
 
 pytestmark = pytest.mark.shared_data
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ATOL = 1e-4
 PHOTO_SIZES = [(48, 48), (200, 120), (75, 310), (640, 480)]     # (width, height)
-
-
-@pytest.fixture
-def net_class(places365_dir, tmp_path):
-    return caffe_net_class(places365_dir / "caffe.proto", tmp_path)
-
-
-@pytest.fixture
-def small(net_class, tmp_path):
-    """(prototxt, caffemodel, blobs written) of the small ResNet with random weights."""
-    prototxt = tmp_path / "small.prototxt"
-    prototxt.write_text(SMALL_RESNET)
-    blobs = write_random_caffemodel(net_class, prototxt, tmp_path / "small.caffemodel")
-    return prototxt, tmp_path / "small.caffemodel", blobs
 
 
 def photos(tmp_path, size):
@@ -68,7 +51,7 @@ def assert_informative(probs):
 def assert_mistakes_are_caught(prototxt, caffemodel, images, reference):
     """Conversions with one deliberate mistake (RGB input instead of BGR; the Scale layers left out)
     fail the comparison."""
-    net = caffe.read_prototxt(prototxt)
+    net = read_prototxt(prototxt)
     blobs = caffe.read_blobs(net, caffemodel)
     rgb = caffe.Preprocessing("RGB", tuple(reversed(caffe.CAFFE_IMAGENET.mean)))
     for mistake in (caffe.build_model(net, blobs, rgb), caffe.build_model(net, blobs, fold_scale=False)):
@@ -77,7 +60,7 @@ def assert_mistakes_are_caught(prototxt, caffemodel, images, reference):
 
 def test_opencv_gives_back_every_blob_exactly(small):
     prototxt, caffemodel, written = small
-    read = caffe.read_blobs(caffe.read_prototxt(prototxt), caffemodel)
+    read = caffe.read_blobs(read_prototxt(prototxt), caffemodel)
     assert {name for name, arrays in read.items() if arrays} == set(written)
     for name, arrays in written.items():
         assert len(read[name]) == len(arrays)
@@ -93,9 +76,9 @@ def test_small_resnet_equals_opencv_and_mistakes_are_caught(small, tmp_path, pla
     assert_informative(reference)
 
     output = tmp_path / "small.keras"
-    manifest = caffe.convert(prototxt, caffemodel, output, places365=False)
+    manifest = conversion.convert(prototxt, caffemodel, output, places365=False)
     model = labeler.load_scene_classifier(output)
-    assert labeler.read_model_manifest(output, model)["caffemodel"]["sha256"] == caffe.file_sha256(caffemodel)
+    assert labeler.read_model_manifest(output, model)["caffemodel"]["sha256"] == conversion.file_sha256(caffemodel)
     assert manifest["preprocessing"]["channel_order"] == "BGR"
     diff, agree = compare(labeler.classify(model, images), reference, hierarchy)
     assert diff < ATOL and agree
@@ -103,31 +86,9 @@ def test_small_resnet_equals_opencv_and_mistakes_are_caught(small, tmp_path, pla
     assert_mistakes_are_caught(prototxt, caffemodel, images, reference)
 
 
-def test_the_published_definition_is_recognised_and_others_named_by_layer(places365_dir, small, tmp_path):
-    published = places365_dir / "deploy_resnet152_places365.prototxt"
-    net = caffe.read_prototxt(published)
-    caffe.check_resnet152_places365(net)
-    assert len(net.layers) == 670
-
-    with pytest.raises(InputError, match=r"small.prototxt: input 'data' of shape \(3, 48, 48\)"):
-        caffe.check_resnet152_places365(caffe.read_prototxt(small[0]))
-    text = published.read_text()
-    cut = tmp_path / "cut.prototxt"
-    cut.write_text(text[:text.rindex("layer {", 0, text.index('name: "res4b10_branch2a"'))])  # at a layer's start
-    with pytest.raises(InputError, match=r"cut.prototxt: ends after \d+ layers.*'res4b10_branch2a'"):
-        caffe.check_resnet152_places365(caffe.read_prototxt(cut))
-    cut.write_text(text[:text.index("num_output: 365")])                    # ends inside a layer
-    with pytest.raises(InputError, match=r"cut.prototxt: not a whole Caffe prototxt \(a cut or foreign file\?\) at line:column \d+:\d+"):
-        caffe.read_prototxt(cut)
-    other = tmp_path / "other.prototxt"
-    other.write_text(text.replace("num_output: 128", "num_output: 64", 1))     # res3a_branch2a, narrower
-    with pytest.raises(InputError, match=r"other.prototxt: layer 51 is 'res3a_branch2a' \(Convolution.*64"):
-        caffe.check_resnet152_places365(caffe.read_prototxt(other))
-
-
 def test_bad_caffemodels_are_named_with_their_first_wrong_layer(small, net_class, tmp_path):
     prototxt, caffemodel, written = small
-    net = caffe.read_prototxt(prototxt)
+    net = read_prototxt(prototxt)
     wrong = dict(written, res2a_branch2b=[np.zeros((4, 4, 1, 1), np.float32)])
     write_caffemodel(net_class, prototxt, tmp_path / "wrong.caffemodel", wrong)
     with pytest.raises(InputError, match=r"wrong.caffemodel.*layer 'res2a_branch2b' \(Convolution\).*\(4, 4, 3, 3\)"):
@@ -136,7 +97,7 @@ def test_bad_caffemodels_are_named_with_their_first_wrong_layer(small, net_class
     write_caffemodel(net_class, prototxt, tmp_path / "missing.caffemodel",
                      {k: v for k, v in written.items() if k != "scale_res3a_branch1"})
     with pytest.raises(InputError, match=r"missing.caffemodel.*layer 'scale_res3a_branch1' \(Scale\)"):
-        caffe.convert(prototxt, tmp_path / "missing.caffemodel", tmp_path / "m.keras", places365=False)
+        conversion.convert(prototxt, tmp_path / "missing.caffemodel", tmp_path / "m.keras", places365=False)
     (tmp_path / "page.caffemodel").write_text("<!DOCTYPE html><html><body>404 Not Found</body></html>")
     with pytest.raises(InputError, match="page.caffemodel: an HTML page"):
         caffe.read_blobs(net, tmp_path / "page.caffemodel")
@@ -144,95 +105,6 @@ def test_bad_caffemodels_are_named_with_their_first_wrong_layer(small, net_class
     with pytest.raises(InputError, match="cut.caffemodel: OpenCV cannot read it"):
         caffe.read_blobs(net, tmp_path / "cut.caffemodel")
     assert not list(tmp_path.glob("*.keras")), "a failed conversion leaves no output"
-
-
-def test_an_interrupted_conversion_leaves_no_file(small, tmp_path, monkeypatch):
-    import keras
-
-    prototxt, caffemodel, _ = small
-
-    def interrupted_save(model, path, *args, **kwargs):
-        pathlib.Path(path).write_bytes(b"half a model")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(keras.Model, "save", interrupted_save)
-    with pytest.raises(KeyboardInterrupt):
-        caffe.convert(prototxt, caffemodel, tmp_path / "out.keras", places365=False)
-    assert sorted(p.name for p in tmp_path.iterdir() if "out" in p.name) == []
-
-
-def test_an_output_no_conversion_wrote_is_kept(small, tmp_path):
-    prototxt, caffemodel, _ = small
-    output = tmp_path / "mine.keras"
-    output.write_bytes(b"someone's model")
-    with pytest.raises(InputError, match="mine.keras exists and was not written by a conversion"):
-        caffe.convert(prototxt, caffemodel, output, places365=False)
-    assert output.read_bytes() == b"someone's model"
-    first = caffe.convert(prototxt, caffemodel, output, places365=False, overwrite=True)
-    again = caffe.convert(prototxt, caffemodel, output, places365=False)        # its own: replaced
-    assert again["weights_sha256"] == first["weights_sha256"]
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]            # nobody listens there once it is closed
-
-
-@contextlib.contextmanager
-def serving(files: dict, max_requests: int = 4):
-    """A local HTTP server (127.0.0.1, this test's only) answering GET /NAME with files[NAME] (bytes),
-    at most `max_requests` times, stopped when the block ends; yields its base URL."""
-    served = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            served.append(self.path)
-            if len(served) > max_requests:
-                self.send_error(503)
-                return
-            body = files[self.path.lstrip("/")]
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-def test_downloaded_files_that_are_not_the_release_are_refused_and_removed(tmp_path):
-    page = b"<!DOCTYPE html><html><body>Moved</body></html>"
-    with serving({"p": page, "c": page}) as url:
-        with pytest.raises(InputError, match=r"could not fetch .*cache.*sha256 .* is not the published"):
-            caffe.fetch_release(tmp_path / "cache", prototxt_url=f"{url}/p", caffemodel_url=f"{url}/c")
-    assert not list((tmp_path / "cache").iterdir())
-
-
-def test_download_offline_is_one_clear_line(tmp_path):
-    port = _closed_port()
-    env = dict(os.environ, GEOEST_CACHE=str(tmp_path / "cache"))
-    result = subprocess.run(
-        [sys.executable, "-m", "geoest.convert_places365", "--download",
-         f"--prototxt_url=http://127.0.0.1:{port}/deploy.prototxt",
-         f"--caffemodel_url=http://127.0.0.1:{port}/weights.caffemodel"],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: could not fetch"), result.stderr[-2000:]
-    for name in (caffe.PROTOTXT_FILE, caffe.CAFFEMODEL_FILE, str(tmp_path / "cache" / "places365")):
-        assert name in lines[0]
-    assert not list((tmp_path / "cache" / "places365").iterdir())
 
 
 def test_label_scenes_uses_the_converted_model_by_default(small, tmp_path, places365_dir):
@@ -243,8 +115,8 @@ def test_label_scenes_uses_the_converted_model_by_default(small, tmp_path, place
         (cache / name).symlink_to(places365_dir / name)
     env = dict(os.environ, GEOEST_CACHE=str(tmp_path / "cache"))
     converted = subprocess.run(
-        [sys.executable, "-c", "from geoest.scene import caffe, labeler; "
-         f"caffe.convert({str(prototxt)!r}, {str(caffemodel)!r}, labeler.default_weights_path(), places365=False)"],
+        [sys.executable, "-c", "from geoest.scene import conversion, labeler; "
+         f"conversion.convert({str(prototxt)!r}, {str(caffemodel)!r}, labeler.default_weights_path(), places365=False)"],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert converted.returncode == 0, converted.stderr[-2000:]
     ids = ["a.jpg", "b.jpg", "c.jpg"]
@@ -258,26 +130,26 @@ def test_label_scenes_uses_the_converted_model_by_default(small, tmp_path, place
     assert result.returncode == 0, result.stderr[-3000:]
     assert [r[0] for r in read_rows(output)[1:]] == ids
     recorded = json.loads((output.parent / (output.name + ".json")).read_text())["inputs"]
-    assert recorded["scene model"]["caffemodel"]["sha256"] == caffe.file_sha256(caffemodel)
+    assert recorded["scene model"]["caffemodel"]["sha256"] == conversion.file_sha256(caffemodel)
     assert recorded["preprocess"].startswith("inside the model")
 
 
 @pytest.mark.slow
 def test_published_resnet152_equals_opencv(places365_dir, net_class, tmp_path):
-    published = places365_dir / caffe.PROTOTXT_FILE
+    published = places365_dir / conversion.PROTOTXT_FILE
     served = tmp_path / "served.caffemodel"
     write_random_caffemodel(net_class, published, served, seed=3)
     with serving({"p": published.read_bytes(), "c": served.read_bytes()}) as url:    # --download, locally
-        prototxt, caffemodel = caffe.fetch_release(tmp_path / "cache", prototxt_url=f"{url}/p",
+        prototxt, caffemodel = conversion.fetch_release(tmp_path / "cache", prototxt_url=f"{url}/p",
                                                    caffemodel_url=f"{url}/c")
-    assert caffe.file_sha256(caffemodel) == caffe.file_sha256(served)
+    assert conversion.file_sha256(caffemodel) == conversion.file_sha256(served)
     hierarchy = places365.load_default_hierarchy(places365_dir)
     images = photos(tmp_path, 224)
     reference = opencv_probabilities(prototxt, caffemodel, images)
     assert_informative(reference)
 
     output = tmp_path / labeler.WEIGHTS_FILE
-    caffe.convert(prototxt, caffemodel, output)
+    conversion.convert(prototxt, caffemodel, output)
     model = labeler.load_scene_classifier(output)
     diff, agree = compare(labeler.classify(model, images), reference, hierarchy)
     assert diff < ATOL and agree
@@ -296,7 +168,7 @@ def test_isns_are_routed_by_the_converted_model_by_name(small, tmp_path, places3
     cache.mkdir(parents=True)
     for name in (places365.CATEGORIES_FILE, places365.HIERARCHY_FILE):       # the hierarchy beside it
         (cache / name).symlink_to(places365_dir / name)
-    caffe.convert(prototxt, caffemodel, labeler.default_weights_path(), places365=False)
+    conversion.convert(prototxt, caffemodel, labeler.default_weights_path(), places365=False)
     parts = helpers.partitionings(300)
     sizes = {p.name: len(p) for p in parts}
     isn_dirs = {}

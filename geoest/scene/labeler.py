@@ -82,7 +82,7 @@ def load_scene_classifier(weights, *, num_categories: int = NUM_CATEGORIES):
 
 
 def read_model_manifest(weights, model) -> dict | None:
-    """The conversion manifest beside a scene classifier file (`geoest.scene.caffe.convert`), when it
+    """The conversion manifest beside a scene classifier file (`geoest.scene.conversion.convert`), when it
     describes these weights (its weights digest is `model`'s); None otherwise."""
     path = manifest_path(weights)
     try:

@@ -3,7 +3,7 @@
 python tools/benchmarks/convert_places365.py --prototxt=deploy_resnet152_places365.prototxt \
     --caffemodel=resnet152_places365.caffemodel [--runs=3]
 
-Each run converts in a fresh process (`geoest.scene.caffe.convert`: read the prototxt, the weights
+Each run converts in a fresh process (`geoest.scene.conversion.convert`: read the prototxt, the weights
 through OpenCV, build and fill the Keras model, save the .keras file and its manifest) and reports
 its wall seconds and its peak resident memory (ru_maxrss, which includes importing TensorFlow);
 printed: the median over --runs, the load average and os.cpu_count().
@@ -28,9 +28,9 @@ FLAGS = flags.FLAGS
 
 _CHILD = """import json, resource, sys, time
 start = time.perf_counter()
-from geoest.scene import caffe
+from geoest.scene import conversion
 imported = time.perf_counter()
-caffe.convert(sys.argv[1], sys.argv[2], sys.argv[3])
+conversion.convert(sys.argv[1], sys.argv[2], sys.argv[3])
 print(json.dumps({"convert_s": time.perf_counter() - imported, "total_s": time.perf_counter() - start,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
