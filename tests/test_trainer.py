@@ -1,4 +1,4 @@
-"""§4 training: learning-rate schedule, learning, resume, fine-tuning and the errors of the trainer."""
+"""§4 training: learning, resume, fine-tuning and the errors of the trainer."""
 import json
 import os
 import subprocess
@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from geoest.errors import InputError
 from geoest.geo import Partitioning
-from geoest.training import make_optimizer, train
+from geoest.training import train
 from geoest.training.config import parse_gin
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,14 +63,6 @@ class Record(keras.callbacks.Callback):
         if self.stop_at is not None and int(self.model.optimizer.iterations.numpy()) == self.stop_at:
             self.weights_at_stop = [np.array(w) for w in self.model.get_weights()]
             raise KeyboardInterrupt("interrupted by the test")
-
-
-def test_learning_rate_halves_every_five_epochs():
-    optimizer = make_optimizer(steps_per_epoch=10)
-    schedule = optimizer._learning_rate  # §4: 0.01, x 0.5 after every five epochs (staircase)
-    at = {step: float(schedule(step)) for step in (0, 49, 50, 99, 100, 149)}
-    assert at == pytest.approx({0: 0.01, 49: 0.01, 50: 0.005, 99: 0.005, 100: 0.0025, 149: 0.0025})
-    assert optimizer.momentum == 0.9
 
 
 def test_a_few_steps_lower_the_loss(cells, tmp_path):
