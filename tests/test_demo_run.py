@@ -1,5 +1,6 @@
-"""geoest.demo.run, the demo's whole path at a small size: photos -> partitionings -> TFRecords -> base(M) and ISNs
--> Table 6 beside the trivial predictor -> GeoJSON predictions, and a re-run that resumes."""
+"""geoest.demo.run, the demo's whole path at a small size: photos -> partitionings -> TFRecords ->
+base(M) and ISNs -> Table 6 beside the trivial predictor -> GeoJSON predictions, and a re-run that
+resumes."""
 import json
 
 import pandas as pd
