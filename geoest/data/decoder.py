@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from geoest.data import records
 from geoest.data.photo_checks import jpeg_looks_complete
-from geoest.data.skip_log import BELOW_TAU_S, NO_CELL, NO_SCENE, NOT_JPEG, REASONS, TRUNCATED, SkipLog, drop_logged
+from geoest.data.skip_log import (BELOW_TAU_S, NO_CELL, NO_SCENE, NOT_JPEG, REASONS, TRUNCATED, SkipLog,
+                                  drop_logged)
 from geoest.errors import InputError
 from geoest.scene.places365 import CONCEPTS     # S3 order (§3.2)
 from geoest.scene.places365 import LEVELS as SCENE_LEVELS
@@ -25,6 +26,7 @@ def _matrix(scene_matrices, level: str):
 
 
 def check_scene_args(scene_level, concept, tau_s, scene_matrices):
+    """Raises InputError for a scene level, concept or tau_S the pipelines do not know."""
     if scene_level is not None and scene_level not in SCENE_LEVELS:
         raise InputError(f"scene_level {scene_level!r}: expected one of {list(SCENE_LEVELS)}")
     if concept is not None and concept not in CONCEPTS:

@@ -108,7 +108,6 @@ class SkipLog:
         return f"SkipLog({dict(self.counts)})"
 
 
-
 def drop_logged(batch, reason, skip_log):
     """Drops the rows of a dict of [N, ...] tensors whose reason is >= 0, logging their ids."""
     keep = reason < 0
