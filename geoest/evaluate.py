@@ -70,7 +70,7 @@ def main(argv):
     masses = check_masses(FLAGS.region_mass)
     min_confidence = check_min_confidence(FLAGS.min_confidence)
     methods, image_size, hierarchy = cli.methods_from_flags(FLAGS)
-    from geoest.data.pipeline import SkipLog
+    from geoest.data.skip_log import SkipLog
     skip_log = SkipLog()
     if FLAGS.test_records:
         total = None

@@ -84,7 +84,9 @@ def main(argv):
                              f"Places365 ResNet-152 in {labeler.default_weights_path()} (python -m geoest.convert_places365)")
         FLAGS.scene_model = labeler.PLACES365_MODEL
     (method,), image_size, _ = cli.methods_from_flags(FLAGS)
-    from geoest.data.pipeline import SkipLog, default_min_side, image_dataset
+    from geoest.data.photo_checks import default_min_side
+    from geoest.data.pipeline import image_dataset
+    from geoest.data.skip_log import SkipLog
     from geoest.geo.confidence import Confidence
     from geoest.inference import prediction
 

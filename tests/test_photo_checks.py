@@ -1,14 +1,16 @@
 """How photos are let in: links out of --images_dir, files judged by their first bytes, photos too
-small to answer (build_tfrecords, evaluate, label_scenes, predict)."""
+small to answer (build_tfrecords, evaluate, label_scenes, predict), strict JPEG decoding
+(geoest.data.photo_checks)."""
 import os
 import pathlib
 import subprocess
 import sys
 import tracemalloc
 
+import numpy as np
 import pytest
 
-from data_helpers import jpeg_bytes, png_bytes
+from data_helpers import coordinate_image, encode_jpeg, jpeg_bytes, png_bytes
 from geoest.files import OUTSIDE_LINK, link_leaves
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -92,7 +94,7 @@ def test_build_tfrecords_main_takes_follow_links(linked, tmp_path):
 
 
 def test_evaluation_batches_refuse_links_out_unless_followed(linked):
-    from geoest.data.pipeline import SkipLog
+    from geoest.data.skip_log import SkipLog
     from geoest.inference.evaluation import MISSING, image_batches
 
     images, meta = linked
@@ -133,7 +135,9 @@ def test_label_scenes_refuses_links_out_unless_followed(linked, tmp_path, places
 def test_files_are_judged_by_their_first_bytes_never_read_whole(tmp_path):
     """A 256 MB file named .jpg that is no image is refused from its first four bytes (build and
     evaluate/predict); Python's allocations stay far below its size."""
-    from geoest.data import build, pipeline
+    from geoest.data import build
+    from geoest.data.photo_checks import photo_problem
+    from geoest.data.skip_log import NOT_JPEG, UNOPENABLE
 
     big = tmp_path / "big.jpg"
     with open(big, "wb") as f:
@@ -142,7 +146,7 @@ def test_files_are_judged_by_their_first_bytes_never_read_whole(tmp_path):
     tracemalloc.start()
     try:
         assert build.prepare_image(big) == (None, f"{build.NOT_JPEG} (unknown format)")
-        assert pipeline.photo_problem(big, min_side=8) == pipeline.NOT_JPEG
+        assert photo_problem(big, min_side=8) == NOT_JPEG
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -151,13 +155,15 @@ def test_files_are_judged_by_their_first_bytes_never_read_whole(tmp_path):
     (tmp_path / "empty.jpg").write_bytes(b"")
     assert build.prepare_image(tmp_path / "png.jpg") == (None, f"{build.NOT_JPEG} (PNG)")
     assert build.prepare_image(tmp_path / "empty.jpg") == (None, build.EMPTY)
-    assert pipeline.photo_problem(tmp_path / "png.jpg") is None        # image_dataset reads PNGs
-    assert pipeline.photo_problem(tmp_path / "empty.jpg") == pipeline.NOT_JPEG
-    assert pipeline.photo_problem(tmp_path / "missing.jpg") == pipeline.UNOPENABLE
+    assert photo_problem(tmp_path / "png.jpg") is None        # image_dataset reads PNGs
+    assert photo_problem(tmp_path / "empty.jpg") == NOT_JPEG
+    assert photo_problem(tmp_path / "missing.jpg") == UNOPENABLE
 
 
 def test_photos_below_min_side_are_skipped_and_named(tmp_path):
-    from geoest.data.pipeline import SkipLog, default_min_side, image_dataset, small_reason
+    from geoest.data.photo_checks import default_min_side
+    from geoest.data.pipeline import image_dataset
+    from geoest.data.skip_log import SkipLog, small_reason
     from geoest.inference.evaluation import image_batches
 
     sizes = {"tiny.jpg": (1, 1), "strip.jpg": (200, 7), "edge.jpg": (8, 40), "photo.jpg": (24, 32)}
@@ -222,3 +228,20 @@ def test_evaluate_main_counts_the_links_it_followed(linked, model_dir, tmp_path)
     followed = _main(*args, f"--output_dir={tmp_path / 'b'}", "--follow_links")
     assert "5 test photos scored, 1 skipped: 1 missing file" in followed.stdout
     assert "read 2 photo(s) through links out of --images_dir (--follow_links)" in followed.stdout
+
+
+def test_strict_decoding_flags_corrupt_data_instead_of_raising():
+    import tensorflow as tf
+
+    from geoest.data.photo_checks import decode_jpeg_strict
+
+    good = encode_jpeg(coordinate_image(48, 64))
+    start = good.find(b"\xff\xda") + 20
+    body = np.frombuffer(good[start:-2], np.uint8).copy()
+    np.random.default_rng(0).shuffle(body)
+    corrupt = good[:start] + body.tobytes() + good[-2:]        # markers intact, entropy data garbage
+    calls = []
+    image, decoded = decode_jpeg_strict(tf.constant(good), lambda: calls.append(1))
+    assert bool(decoded) and image.shape == (48, 64, 3) and not calls
+    image, decoded = decode_jpeg_strict(tf.constant(corrupt), lambda: calls.append(1))
+    assert not bool(decoded) and image.shape == (1, 1, 3) and calls == [1]

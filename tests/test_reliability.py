@@ -126,6 +126,7 @@ def test_corrupt_shard_keeps_every_good_photo_and_names_the_shard(world, tmp_pat
 # 1b. A shard cut to half its bytes: its whole records are kept, by evaluation and training.
 def test_half_cut_shard_keeps_its_whole_records(world, tmp_path):
     from geoest.data import pipeline
+    from geoest.data.skip_log import NO_CELL, SkipLog
 
     whole = world["shards"] / "test-00000-of-00003.tfrecord"
     cut = tmp_path / "cut-00000-of-00001.tfrecord"
@@ -134,17 +135,17 @@ def test_half_cut_shard_keeps_its_whole_records(world, tmp_path):
     kept = sum(end <= len(data) // 2 for end in _record_ends(whole))
     assert 0 < kept < PER_SHARD
 
-    log = pipeline.SkipLog()
+    log = SkipLog()
     ids = [i for batch in pipeline.eval_dataset(str(cut), 64, image_size=SIZE, skip_log=log).as_numpy_iterator()
            for i in batch["id"]]
     assert [i.decode() for i in ids] == [f"{k:05d}.jpg" for k in range(kept)]
     assert list(log.damaged) == [str(cut)] and log.damaged[str(cut)][0] == kept
 
-    log = pipeline.SkipLog()
+    log = SkipLog()
     train = pipeline.train_dataset(str(cut), world["parts"][:1], 50, image_size=SIZE, repeat=False,
                                    deterministic=True, skip_log=log, shuffle_buffer=1)
     labels = sum(len(y[world["parts"][0].name]) for _, y in train.as_numpy_iterator())
-    assert labels + log.counts[pipeline.NO_CELL] == kept and list(log.damaged) == [str(cut)]
+    assert labels + log.counts[NO_CELL] == kept and list(log.damaged) == [str(cut)]
 
 
 # 2. Resuming an evaluation on another test set is refused, not mixed in.
@@ -231,7 +232,7 @@ def test_second_training_into_a_held_model_dir_is_refused(tmp_path):
 # 6. IMG_IDs that leave --images_dir are skipped and named, never read.
 def test_img_id_path_escapes_are_skipped_and_named(tmp_path):
     from geoest.data import build
-    from geoest.data.pipeline import SkipLog
+    from geoest.data.skip_log import SkipLog
     from geoest.files import OUTSIDE_ABSOLUTE, OUTSIDE_PARENT
     from geoest.inference.evaluation import image_batches
 

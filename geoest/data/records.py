@@ -8,7 +8,8 @@ labels of the published meta files (S3_Label, S16_Label, S365_Label) are stored 
 so an MTN trains at any scene level without probabilities.
 
 Decoding (`parse_example`) turns serialized bytes into a dict of tensors keyed by the names
-below; parsing for one configuration (crops, labels, filters) lives in `geoest.data.pipeline`.
+below; parsing for one configuration (labels, filters) lives in `geoest.data.decoder`, crops in
+`geoest.data.crops`.
 """
 import numpy as np
 import tensorflow as tf

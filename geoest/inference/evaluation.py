@@ -252,10 +252,12 @@ def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_
     never opened; it is skipped and named in `skip_log`, like a missing file, and so is a symbolic
     link in images_dir to a file outside it unless `follow_links` (those followed are counted in
     `skip_log.links_followed`). A photo whose shorter side is below `min_side` px (default
-    `pipeline.default_min_side(image_size)`; 0 answers any size) is skipped and named too.
+    `geoest.data.photo_checks.default_min_side(image_size)`; 0 answers any size) is skipped and named too.
     """
     from geoest.data import pipeline
     from geoest.data.meta_csv import read_meta_csv
+    from geoest.data.photo_checks import default_min_side
+    from geoest.data.skip_log import SkipLog
 
     meta = read_meta_csv(meta_csv)
     probs3 = meta.probs3
@@ -264,7 +266,7 @@ def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_
     if probs3 is None:
         probs3 = np.full((len(meta), len(CONCEPTS)), np.nan, np.float32)
     labels = _meta_scene_labels(meta, probs3, scene_hierarchy)
-    skip_log = skip_log if skip_log is not None else pipeline.SkipLog()
+    skip_log = skip_log if skip_log is not None else SkipLog()
     paths, outside = meta.image_paths(images_dir, allow_absolute_paths)
     for k, reason in outside.items():
         skip_log.add(meta.ids[k], reason)
@@ -281,7 +283,7 @@ def image_batches(images_dir, meta_csv, batch_size: int, image_size: int, scene_
     if not row_of:
         return
     ids = np.array(meta.ids)
-    min_side = pipeline.default_min_side(image_size) if min_side is None else min_side
+    min_side = default_min_side(image_size) if min_side is None else min_side
     for batch in pipeline.image_dataset(list(row_of), batch_size, image_size=image_size, skip_log=skip_log,
                                         min_side=min_side).as_numpy_iterator():
         rows = np.array([row_of[p.decode()] for p in batch["id"]])
@@ -367,11 +369,11 @@ def skipped_photos(skip_log, yielded: int, expected: int | None = None) -> dict:
     """{reason: n} of the test photos that were not scored.
 
     Args:
-      skip_log: the `geoest.data.pipeline.SkipLog` of the test batches.
+      skip_log: the `geoest.data.skip_log.SkipLog` of the test batches.
       yielded: photos the batches held.
       expected: photos in the test set when known (meta CSV rows); else the records read.
     """
-    from geoest.data.pipeline import DAMAGED_SHARD
+    from geoest.data.skip_log import DAMAGED_SHARD
 
     counts = {reason: n for reason, n in skip_log.counts.items() if n}
     read = expected if expected is not None else skip_log.records_read

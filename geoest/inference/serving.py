@@ -46,7 +46,7 @@ def serving_function(model, locator: Locator, image_size: int, top_k: int = 5, c
     """
     import tensorflow as tf
 
-    from geoest.data.pipeline import three_crops
+    from geoest.data.crops import three_crops
     from geoest.inference.calibration import main_probabilities_tf
 
     from geoest.inference.calibration import RAW

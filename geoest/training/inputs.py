@@ -8,7 +8,7 @@ An input function is called as `fn(partitionings, batch_size, image_size, scene_
   count:      () -> int, the images of one pass (an epoch), counted without decoding a photo where it can.
   validation: (crops uint8 [B, 3, S, S, 3], the same labels plus "lat" and "lon" (float, degrees)):
               the three crops of evaluation (§3.4), labelled by the training parser; finite; or None.
-  position:   a `geoest.data.pipeline.DataPosition` tracking where `train` is (checkpointed, so a
+  position:   a `geoest.data.position.DataPosition` tracking where `train` is (checkpointed, so a
               resumed run continues there), or None (synthetic data restarts its stream).
   count_skips: filled by `count()`: {reason: records of one pass dropped before decoding}.
 A label -1 means "no class" (no cell of that partitioning holds the photo; scene unknown): it adds
@@ -22,6 +22,9 @@ import numpy as np
 import tensorflow as tf
 
 from geoest.data import pipeline
+from geoest.data.decoder import example_labels
+from geoest.data.position import DataPosition
+from geoest.data.skip_log import SkipLog
 from geoest.errors import InputError
 from geoest.geo import Partitioning
 from geoest.models import SCENE_CLASSES
@@ -59,8 +62,8 @@ def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train
     if scene_hierarchy is not None:
         matrices = load_scene_hierarchy(*scene_hierarchy)
 
-    position = pipeline.DataPosition()
-    counted = pipeline.SkipLog()
+    position = DataPosition()
+    counted = SkipLog()
 
     def training(repeat, count_only=False):
         return pipeline.train_dataset(train_files, partitionings, batch_size, image_size=image_size,
@@ -75,7 +78,7 @@ def tfrecord_inputs(partitionings, batch_size, image_size, scene_level, *, train
                                            scene_matrices=matrices)
         names = [p.name for p in partitionings]
         validation = evaluation.map(lambda example: (example["crops"], {
-            **pipeline.example_labels(example, names, scene_level), LAT: example["lat"], LON: example["lon"]}))
+            **example_labels(example, names, scene_level), LAT: example["lat"], LON: example["lon"]}))
     description = f"TFRecords {train_files!r} (ISN filter: train_dataset.concept / tau_s)"
     inputs = Inputs(training(repeat=True), training(repeat=False), validation, None, description, position)
 

@@ -20,12 +20,12 @@ import logging
 import keras
 
 from geoest import interrupt
-from geoest.data import pipeline
+from geoest.data.skip_log import NO_CELL, NO_SCENE, NOT_JPEG, TRUNCATED
 from geoest.errors import InputError
 
 # metrics.csv columns, by reason
-LOGGED = {"skipped_unreadable": (pipeline.NOT_JPEG, pipeline.TRUNCATED),
-          "skipped_no_cell": (pipeline.NO_CELL,), "skipped_no_scene": (pipeline.NO_SCENE,)}
+LOGGED = {"skipped_unreadable": (NOT_JPEG, TRUNCATED),
+          "skipped_no_cell": (NO_CELL,), "skipped_no_scene": (NO_SCENE,)}
 _MIN_SAMPLE = 2000   # photos read before the fraction is judged within an epoch
 
 

@@ -12,7 +12,7 @@ Files in model_dir:
   train.lock                 held while a run trains here (pid and host); a second run is refused
 
 A run stopped by SIGTERM or SIGINT finishes its step, writes a checkpoint there (with the data
-position of TFRecord inputs, `geoest.data.pipeline.DataPosition`) and raises
+position of TFRecord inputs, `geoest.data.position.DataPosition`) and raises
 `geoest.interrupt.Interrupted`; the same call resumes at that step and photo.
 """
 import functools

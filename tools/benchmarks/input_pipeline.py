@@ -119,6 +119,7 @@ def main(argv):
     import tensorflow as tf
 
     from geoest.data import pipeline
+    from geoest.data.crops import sample_crop_window
 
     work_dir = pathlib.Path(FLAGS.work_dir or tempfile.mkdtemp(prefix="geoest_bench_"))
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -158,8 +159,8 @@ def main(argv):
     def ceiling():
         def decode(position, serialized):
             jpeg = encoded(serialized)
-            window = pipeline.sample_crop_window(tf.io.extract_jpeg_shape(jpeg),
-                                                 tf.stack([tf.constant(0, tf.int64), position]))
+            window = sample_crop_window(tf.io.extract_jpeg_shape(jpeg),
+                                        tf.stack([tf.constant(0, tf.int64), position]))
             image = tf.image.resize(tf.io.decode_and_crop_jpeg(jpeg, window, channels=3), [224, 224])
             if train_spec.dtype == tf.uint8:
                 return tf.cast(image + 0.5, tf.uint8)

@@ -1,5 +1,5 @@
 """What checking a photo before reading it costs: the first-bytes and header check
-(`geoest.data.pipeline.photo_problem`, with --min_side) and the link check
+(`geoest.data.photo_checks.photo_problem`, with --min_side) and the link check
 (`geoest.files.link_leaves`), per file, against reading the file whole.
 
 python tools/benchmarks/photo_checks.py [--photos=2000 --side=480 --runs=5]
@@ -20,7 +20,7 @@ from absl import flags
 from PIL import Image
 
 from geoest import cli
-from geoest.data.pipeline import photo_problem
+from geoest.data.photo_checks import photo_problem
 from geoest.files import link_leaves
 
 flags.DEFINE_integer("photos", 2000, "Photos to check per run.")
