@@ -26,7 +26,10 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     from geoest.geo.confidence import check_masses
-    from geoest.inference import calibration, evaluation
+    from geoest.inference.batches import image_batches, record_batches
+    from geoest.inference.calibration import CALIBRATION_FILE
+    from geoest.inference.report import report_lines
+    from geoest.inference.temperature_fit import calibrate_model_dir
 
     masses = check_masses(FLAGS.region_mass)
     if FLAGS.images_dir and not FLAGS.meta_csv or FLAGS.meta_csv and not FLAGS.images_dir:
@@ -35,15 +38,15 @@ def main(argv):
         raise InputError("give --validation_records or --images_dir with --meta_csv, not both")
     batches = None
     if FLAGS.validation_records:
-        batches = lambda size: evaluation.record_batches(FLAGS.validation_records, FLAGS.batch_size, size)  # noqa: E731
+        batches = lambda size: record_batches(FLAGS.validation_records, FLAGS.batch_size, size)  # noqa: E731
     elif FLAGS.images_dir:
-        batches = lambda size: evaluation.image_batches(  # noqa: E731
+        batches = lambda size: image_batches(  # noqa: E731
             FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, size, follow_links=FLAGS.follow_links,
             min_side=FLAGS.min_side)
-    result = calibration.calibrate_model_dir(FLAGS.model_dir, batches, masses=masses, batch_size=FLAGS.batch_size,
-                                             partitioning_csvs=FLAGS.partitionings)
-    print("\n".join(calibration.report_lines(result.report)))
-    print(f"-> {FLAGS.model_dir}/{calibration.CALIBRATION_FILE}, {FLAGS.model_dir}/reliability.png")
+    result = calibrate_model_dir(FLAGS.model_dir, batches, masses=masses, batch_size=FLAGS.batch_size,
+                                 partitioning_csvs=FLAGS.partitionings)
+    print("\n".join(report_lines(result.report)))
+    print(f"-> {FLAGS.model_dir}/{CALIBRATION_FILE}, {FLAGS.model_dir}/reliability.png")
 
 
 if __name__ == "__main__":

@@ -301,7 +301,7 @@ def model_dirs_and_centers(specs, flag: str = "--model_dir") -> tuple:
 
 
 def methods_from_flags(values):
-    """The methods of evaluate or predict (`geoest.inference.evaluation.load_methods`) from the
+    """The methods of evaluate or predict (`geoest.inference.methods.load_methods`) from the
     flags of `define_model_flags` and `define_scene_flags`.
 
     Args:
@@ -309,14 +309,14 @@ def methods_from_flags(values):
     Returns:
       (list of Method, input image size S, the Places365 scene hierarchy of --places365_dir or None).
     """
-    from geoest.inference import evaluation
+    from geoest.inference.methods import load_methods, load_scene_hierarchy_dir
 
     model_dirs = values.model_dir
     if not isinstance(model_dirs, list):   # one --model_dir (predict), or none beside --isn_dirs
         model_dirs = [model_dirs] if model_dirs else []
-    hierarchy = evaluation.load_scene_hierarchy_dir(values.places365_dir)
+    hierarchy = load_scene_hierarchy_dir(values.places365_dir)
     model_dirs, model_centers = model_dirs_and_centers(model_dirs)
-    methods, image_size = evaluation.load_methods(
+    methods, image_size = load_methods(
         model_dirs, named_dirs(values.isn_dirs, "--isn_dirs"), model_centers=model_centers,
         scene_model=values.scene_model, scene_output=values.scene_output, scene_preprocess=values.scene_preprocess,
         scene_hierarchy=hierarchy, partitioning_csvs=values.partitionings, centers=values.centers,

@@ -60,6 +60,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     from geoest.inference import evaluation
+    from geoest.inference.batches import image_batches, record_batches, test_set_identity
 
     if bool(FLAGS.test_records) == bool(FLAGS.images_dir or FLAGS.meta_csv):
         raise InputError("give the test set as --test_records, or as --images_dir with --meta_csv")
@@ -74,14 +75,14 @@ def main(argv):
     skip_log = SkipLog()
     if FLAGS.test_records:
         total = None
-        batches = evaluation.record_batches(FLAGS.test_records, FLAGS.batch_size, image_size, hierarchy, skip_log)
+        batches = record_batches(FLAGS.test_records, FLAGS.batch_size, image_size, hierarchy, skip_log)
     else:
         from geoest.data.meta_csv import read_meta_csv
         total = len(read_meta_csv(FLAGS.meta_csv))
-        batches = evaluation.image_batches(FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, image_size,
-                                           hierarchy, skip_log, allow_absolute_paths=FLAGS.allow_absolute_paths,
-                                           follow_links=FLAGS.follow_links, min_side=FLAGS.min_side)
-    test_set = evaluation.test_set_identity(FLAGS.test_records, FLAGS.images_dir, FLAGS.meta_csv)
+        batches = image_batches(FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, image_size,
+                                hierarchy, skip_log, allow_absolute_paths=FLAGS.allow_absolute_paths,
+                                follow_links=FLAGS.follow_links, min_side=FLAGS.min_side)
+    test_set = test_set_identity(FLAGS.test_records, FLAGS.images_dir, FLAGS.meta_csv)
     if FLAGS.test_records and not FLAGS.allow_train_overlap:
         _refuse_training_photos(FLAGS.test_records, FLAGS.model_dir + FLAGS.isn_dirs)
     output_dir = pathlib.Path(FLAGS.output_dir)

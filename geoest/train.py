@@ -15,7 +15,8 @@ position) and the run exits with status 75; the same command resumes at that ste
 from absl import flags
 
 from geoest import cli
-from geoest.inference import calibration
+from geoest.inference.report import report_lines
+from geoest.inference.temperature_fit import calibrate_model_dir, validation_files
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "Gin files (path or name under gin/), applied in order.")
@@ -41,9 +42,9 @@ def main(argv):
     train(FLAGS.model_dir, strategy, variant=variant_name(FLAGS.gin_file))
     from geoest.training.distribute import is_chief
 
-    if FLAGS.calibrate and is_chief(strategy) and calibration.validation_files(FLAGS.model_dir):
-        fitted = calibration.calibrate_model_dir(FLAGS.model_dir)
-        print("\n".join(calibration.report_lines(fitted.report)))
+    if FLAGS.calibrate and is_chief(strategy) and validation_files(FLAGS.model_dir):
+        fitted = calibrate_model_dir(FLAGS.model_dir)
+        print("\n".join(report_lines(fitted.report)))
 
 
 if __name__ == "__main__":

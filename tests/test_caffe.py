@@ -160,7 +160,7 @@ def test_isns_are_routed_by_the_converted_model_by_name(small, tmp_path, places3
     """evaluate / predict --scene_model=places365: the converted model in the cache routes each photo
     to the ISN of the S3 concept that OpenCV's run of the Caffe files gives its crops (§3.4)."""
     import inference_helpers as helpers
-    from geoest.inference.evaluation import load_methods
+    from geoest.inference.methods import load_methods
 
     prototxt, caffemodel, _ = small
     monkeypatch.setenv("GEOEST_CACHE", str(tmp_path / "cache"))

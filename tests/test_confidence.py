@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from geoest.errors import InputError
-from geoest.geo import Hierarchy, great_circle_km, s2cell
+from geoest.geo import Hierarchy, s2cell
 from geoest.geo import confidence as conf
 from inference_helpers import partitionings
 

@@ -76,7 +76,8 @@ def test_capped_saved_model_never_answers_finer_than_the_cap(setup):
 def test_evaluate_reports_coverage_before_and_after_and_skips_nan(setup, tmp_path):
     from geoest.inference import Locator
     from geoest.inference.calibration import load_calibration
-    from geoest.inference.evaluation import Method, evaluate, model_method
+    from geoest.inference.evaluation import evaluate
+    from geoest.inference.methods import Method, model_method
     from geoest.inference.modeldir import load_geo_model
 
     geo_model = load_geo_model(setup["model_dir"])
@@ -156,7 +157,8 @@ def test_evaluate_reports_p_within_radius_cells_and_back_off(setup, tmp_path):
 
     from geoest.geo import within
     from geoest.inference.calibration import model_fingerprint
-    from geoest.inference.evaluation import evaluate, load_methods
+    from geoest.inference.evaluation import evaluate
+    from geoest.inference.methods import load_methods
 
     model_dir = tmp_path / "run"
     shutil.copytree(setup["model_dir"], model_dir)

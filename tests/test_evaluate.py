@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 import inference_helpers as helpers
-from geoest.errors import InputError
 from geoest.geo.scoring import read_results_csv
 from geoest.inference import HIERARCHY, crop_probabilities
 from geoest.inference.core import Locator
-from geoest.inference.evaluation import PARTIAL, evaluate, image_batches, load_methods, model_method, score_file
+from geoest.inference.batches import image_batches
+from geoest.inference.evaluation import PARTIAL, evaluate
+from geoest.inference.methods import load_methods, model_method
+from geoest.inference.scoring import score_file
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -229,14 +231,6 @@ def test_evaluate_reports_bad_input(tmp_path):
     result = _run("-m", "geoest.evaluate", f"--model_dir={tmp_path / 'nowhere'}",
                   f"--test_records={tmp_path / '*.tfrecord'}", f"--output_dir={tmp_path / 'out'}")
     assert result.returncode != 0 and "nowhere" in result.stderr and "Traceback" not in result.stderr
-
-
-@pytest.mark.parametrize("concepts", [("indoor", "natural"), ("indoor", "natural", "urban", "sky"),
-                                      ("isn_indoor", "natural", "urban")])
-def test_isn_dirs_must_name_exactly_the_three_concepts(concepts, tmp_path):
-    # Refused before any model is read (none of these dirs exists).
-    with pytest.raises(InputError, match=r"expected exactly \[.indoor., .natural., .urban.\]"):
-        load_methods(isn_dirs={c: tmp_path / c for c in concepts})
 
 
 def test_isn_ensemble_routes_by_an_mtn_scene_head(world, tmp_path):

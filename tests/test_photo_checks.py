@@ -1,7 +1,6 @@
 """How photos are let in: links out of --images_dir, files judged by their first bytes, photos too
 small to answer (build_tfrecords, evaluate, label_scenes, predict), strict JPEG decoding
 (geoest.data.photo_checks)."""
-import os
 import pathlib
 import subprocess
 import sys
@@ -95,7 +94,7 @@ def test_build_tfrecords_main_takes_follow_links(linked, tmp_path):
 
 def test_evaluation_batches_refuse_links_out_unless_followed(linked):
     from geoest.data.skip_log import SkipLog
-    from geoest.inference.evaluation import MISSING, image_batches
+    from geoest.inference.batches import MISSING, image_batches
 
     images, meta = linked
     log = SkipLog()
@@ -164,7 +163,7 @@ def test_photos_below_min_side_are_skipped_and_named(tmp_path):
     from geoest.data.photo_checks import default_min_side
     from geoest.data.pipeline import image_dataset
     from geoest.data.skip_log import SkipLog, small_reason
-    from geoest.inference.evaluation import image_batches
+    from geoest.inference.batches import image_batches
 
     sizes = {"tiny.jpg": (1, 1), "strip.jpg": (200, 7), "edge.jpg": (8, 40), "photo.jpg": (24, 32)}
     for name, (height, width) in sizes.items():

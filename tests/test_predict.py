@@ -90,7 +90,7 @@ def test_predict_csv_geojson_and_unreadable_files(setup, tmp_path):
 def test_predict_resumes(setup, tmp_path):
     """In-process (what the main runs): a second run adds only the photos not yet in the CSV."""
     from geoest.data.pipeline import image_dataset
-    from geoest.inference.evaluation import load_methods
+    from geoest.inference.methods import load_methods
     from geoest.inference.prediction import predict_images
 
     (method,), size = load_methods({"run": setup["model_dir"]})

@@ -151,7 +151,9 @@ def test_half_cut_shard_keeps_its_whole_records(world, tmp_path):
 # 2. Resuming an evaluation on another test set is refused, not mixed in.
 def test_evaluation_resume_on_another_test_set_is_refused(world, tmp_path):
     from geoest.data import pipeline
-    from geoest.inference.evaluation import PARTIAL, evaluate, load_methods, test_set_identity
+    from geoest.inference.batches import test_set_identity
+    from geoest.inference.evaluation import PARTIAL, evaluate
+    from geoest.inference.methods import load_methods
 
     methods, _ = load_methods({"base_M": world["model_dir"]})
     first = str(world["shards"] / "test-00000-of-00003.tfrecord")
@@ -234,7 +236,7 @@ def test_img_id_path_escapes_are_skipped_and_named(tmp_path):
     from geoest.data import build
     from geoest.data.skip_log import SkipLog
     from geoest.files import OUTSIDE_ABSOLUTE, OUTSIDE_PARENT
-    from geoest.inference.evaluation import image_batches
+    from geoest.inference.batches import image_batches
 
     images, outside = tmp_path / "images", tmp_path / "outside"
     (images / "sub").mkdir(parents=True)
@@ -293,7 +295,7 @@ def test_output_in_a_missing_folder_is_one_line(world, tmp_path):
 # 8. Quiet overwrites and mixes: predict's map and CSV, evaluate's table and results.
 def test_predict_never_replaces_a_users_map_nor_mixes_models(world, tmp_path):
     from geoest.data.pipeline import image_dataset
-    from geoest.inference.evaluation import load_methods
+    from geoest.inference.methods import load_methods
     from geoest.inference.prediction import predict_images
 
     photos = tmp_path / "photos"
@@ -323,7 +325,9 @@ def test_predict_never_replaces_a_users_map_nor_mixes_models(world, tmp_path):
 
 
 def test_evaluate_never_replaces_a_users_file(world, tmp_path):
-    from geoest.inference.evaluation import evaluate, load_methods, record_batches, test_set_identity
+    from geoest.inference.batches import record_batches, test_set_identity
+    from geoest.inference.evaluation import evaluate
+    from geoest.inference.methods import load_methods
 
     table, results = tmp_path / "table6.txt", tmp_path / "base_M" / "results_hierarchy.csv"
     results.parent.mkdir()

@@ -8,7 +8,7 @@ import pytest
 
 from geoest.errors import InputError
 from geoest.geo.scoring import read_results_csv, summarize, write_results_csv
-from geoest.inference.evaluation import score_file
+from geoest.inference.scoring import score_file
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 PUBLISHED = REPO.parent / "shared" / "data" / "published"

@@ -172,7 +172,7 @@ def _write_records(path, n, probs3):
 def test_trains_from_tfrecords_and_refuses_an_empty_isn_set(cells, tmp_path):
     _write_records(tmp_path / "train.tfrecord", 24, probs3=[0.8, 0.1, 0.1])
     _write_records(tmp_path / "val.tfrecord", 8, probs3=[0.8, 0.1, 0.1])
-    data = [f"train.inputs = @tfrecord_inputs", f"tfrecord_inputs.train_files = '{tmp_path / 'train.tfrecord'}'",
+    data = ["train.inputs = @tfrecord_inputs", f"tfrecord_inputs.train_files = '{tmp_path / 'train.tfrecord'}'",
             f"tfrecord_inputs.validation_files = '{tmp_path / 'val.tfrecord'}'", "train_dataset.shuffle_buffer = 8"]
     _configure(cells, *data, "train.steps_per_epoch = None", "train.scene_level = 'S3'")  # an MTN(M, S3)
     train(str(tmp_path / "run"))

@@ -3,9 +3,7 @@ never fed as pixels; losing more than --max_skipped stops the run with one line;
 one line and the re-run resumes. docs/guarantees.md cites these tests."""
 import csv
 import io
-import pathlib
 import subprocess
-import sys
 
 import numpy as np
 import pytest

@@ -142,7 +142,7 @@ def train_isns(output_dir, base_dir, patterns, partitionings_dir, parts, epochs:
 def trivial_method(parts):
     """The trivial predictor: every photo at the mean coordinate (Class2GPS) of the largest cell."""
     from geoest.inference.core import Locator
-    from geoest.inference.evaluation import Method
+    from geoest.inference.methods import Method
 
     largest = {p.name: np.eye(len(p))[np.argmax(p.counts)] for p in parts}   # one-hot [n_cells]
 
@@ -154,14 +154,16 @@ def trivial_method(parts):
 
 def calibrate(model_dir, validation_pattern) -> list:
     """Temperatures of base(M) fitted on the validation photos (kept when already fitted for this model)."""
-    from geoest.inference import calibration
-    from geoest.inference.evaluation import record_batches
+    from geoest.inference.batches import record_batches
+    from geoest.inference.calibration import load_calibration
     from geoest.inference.modeldir import load_geo_model
+    from geoest.inference.report import report_lines
+    from geoest.inference.temperature_fit import calibrate_model_dir
 
-    fitted = calibration.load_calibration(load_geo_model(model_dir))
+    fitted = load_calibration(load_geo_model(model_dir))
     if fitted is None:
-        fitted = calibration.calibrate_model_dir(model_dir, lambda size: record_batches(validation_pattern, 32, size))
-    return calibration.report_lines(fitted.report)
+        fitted = calibrate_model_dir(model_dir, lambda size: record_batches(validation_pattern, 32, size))
+    return report_lines(fitted.report)
 
 
 def how_sure(confidence: dict) -> list:
@@ -187,8 +189,9 @@ def how_sure_distance(model_dir, patterns: dict, train_meta_csv) -> dict:
     every validation photo, the figures measured on the test photos."""
     from geoest.data.meta_csv import read_meta_csv
     from geoest.geo import great_circle_km
+    from geoest.inference.batches import record_batches
     from geoest.inference.calibration import model_fingerprint
-    from geoest.inference.evaluation import load_methods, record_batches
+    from geoest.inference.methods import load_methods
     from geoest.inference.modeldir import model_file
 
     methods, image_size = load_methods({"base_M": model_dir})
@@ -227,7 +230,9 @@ def how_sure_distance(model_dir, patterns: dict, train_meta_csv) -> dict:
 
 def evaluate_models(output_dir, test_pattern, num_test: int, model_dir, isn_dirs=None, distance_dir=None):
     """Table 6 on the test split for base(M), the ISNs (when given) and the trivial predictor."""
-    from geoest.inference.evaluation import evaluate, load_methods, record_batches
+    from geoest.inference.batches import record_batches
+    from geoest.inference.evaluation import evaluate
+    from geoest.inference.methods import load_methods
 
     model_dirs = {"base_M": model_dir, **({DISTANCE: distance_dir} if distance_dir else {})}
     methods, image_size = load_methods(model_dirs, isn_dirs)
@@ -244,7 +249,7 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
     from geoest.data.pipeline import image_dataset
     from geoest.geo import great_circle_km
     from geoest.geo.confidence import Confidence
-    from geoest.inference.evaluation import load_methods
+    from geoest.inference.methods import load_methods
     from geoest.inference.prediction import predict_images, write_geojson
 
     meta = read_meta_csv(photos.meta_csv["test"], author=False, scene=False)

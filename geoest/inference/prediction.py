@@ -33,11 +33,14 @@ import csv
 import pathlib
 
 import numpy as np
+from tqdm import tqdm
 
 from geoest.errors import InputError
 from geoest.files import atomic_path, claim_outputs, manifest_path
 from geoest.geo import within as within_r
+from geoest.geo.confidence import finite_rows, mass_key
 from geoest.inference import geojson
+from geoest.inference.report import plot_map
 
 
 ANSWER_COLUMNS = ("level", "answer_lat", "answer_lon", "answer_cell", "answer_probability")
@@ -53,8 +56,6 @@ def _columns(outputs, confidence=None, weights=None, raw_probabilities: bool = F
             base += ["raw_probability", "raw_top_probabilities"] + [f"{o}_raw_probability" for o in outputs]
     if confidence is None:
         return base
-    from geoest.geo.confidence import mass_key
-
     region = ("region_cells", "radius_km") if weights is not None else ("region_cells",)
     within_columns = [within_r.within_key(r) for r in within_r.THRESHOLDS_KM] if weights is not None else []
     return base + [f"{c}_{mass_key(p)}" for p in confidence.masses for c in region] \
@@ -63,8 +64,6 @@ def _columns(outputs, confidence=None, weights=None, raw_probabilities: bool = F
 
 def _within_rows(rows, weights, probs_fine, predicted, confidence):
     """Adds P(error <= R) per paper threshold and the quantile radius R_p (radius_km_<p>)."""
-    from geoest.geo.confidence import mass_key
-
     cap = None if confidence.cap is None else float(confidence.cap.max_resolution_km)
     p_within = weights.within(probs_fine, predicted, within_r.THRESHOLDS_KM, max_resolution_km=cap)
     radii = weights.radius(probs_fine, predicted, confidence.masses, max_resolution_km=cap)
@@ -78,8 +77,6 @@ def _within_rows(rows, weights, probs_fine, predicted, confidence):
 
 def _confidence_rows(rows, answer, confidence):
     """Adds the confidence columns to rows (and, capped, replaces the answer by the capped one)."""
-    from geoest.geo.confidence import mass_key
-
     for i, row in enumerate(rows):
         if confidence.cap is not None:
             row = {"image": row["image"], "lat": f"{answer['lat'][i]:.6f}", "lon": f"{answer['lon'][i]:.6f}",
@@ -145,7 +142,7 @@ def _done(output_csv: pathlib.Path, columns) -> set:
 def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confidence=None,
                    geojson=None, overwrite: bool = False, within_weights=None,
                    distance_temperature: float | None = None, raw_probabilities: bool = False) -> dict:
-    """Run a method (`geoest.inference.evaluation.Method`) over images and write the CSV.
+    """Run a method (`geoest.inference.methods.Method`) over images and write the CSV.
 
     Args:
       method: the model (or ISNs routed by a scene model) with its Locator.
@@ -171,9 +168,6 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confid
     Raises:
       InputError: the CSV or map exists and this command does not own it for the same model.
     """
-    from geoest.geo.confidence import finite_rows
-    from tqdm import tqdm
-
     output_csv = pathlib.Path(output_csv)
     if within_weights is not None and confidence is None:
         raise InputError("P(error <= R) needs the confidence settings (masses, cap) beside the weights")
@@ -265,7 +259,6 @@ def write_geojson(output_csv, locator, path, png: bool = True) -> int:
         features += geojson.token_features([t for t, _ in regions], [props for _, props in regions])
     geojson.write(path, features)
     if png:
-        from geoest.inference.report import plot_map
         with atomic_path(pathlib.Path(path).with_suffix(".png")) as tmp:
             plot_map(features, tmp, title=f"{len(rows)} photos located")
     return len(rows)

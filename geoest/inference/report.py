@@ -1,8 +1,25 @@
-"""§4 reporting: a table laid out like Table 6 and an accuracy-versus-distance plot."""
-import numpy as np
+"""§4 reporting: what the scores of an evaluation or a calibration look like to people, as files and
+printed lines: the results files, a table laid out like Table 6, accuracy-versus-distance,
+reliability and accuracy-coverage plots, and maps of answers and cells. Nothing here measures:
+`geoest.inference.evaluation` and `geoest.inference.temperature_fit` hand it their figures.
+"""
+import dataclasses
+import json
+import pathlib
 
-from geoest.geo.distance import THRESHOLDS_KM  # 1, 25, 200, 750, 2500 km (Table 6)
-from geoest.geo.within import ranking_curves
+import numpy as np
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+
+from geoest.files import atomic_path, write_text
+from geoest.geo.distance import EARTH_RADIUS_KM, THRESHOLDS_KM  # 1, 25, 200, 750, 2500 km (Table 6)
+from geoest.geo.landmask import land_mask
+from geoest.geo.scoring import write_results_csv
+from geoest.geo.within import evaluation_lines, ranking_curves
+from geoest.inference.core import HIERARCHY
+from geoest.inference.geojson import cell_ring
+from geoest.scene.places365 import CONCEPTS
 
 SCALES = ("Street", "City", "Region", "Country", "Continent")
 
@@ -56,12 +73,9 @@ def plot_accuracy(curves, path, title: str = "") -> None:
       curves: dict method name -> float [N] great-circle errors in km.
       path: output PNG file.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     radii = np.logspace(-1, np.log10(20_040), 400)   # 100 m to half the Earth's circumference
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
     for name, dist_km in curves.items():
         dist_km = np.sort(np.asarray(dist_km, np.float64))
         ax.plot(radii, 100 * np.searchsorted(dist_km, radii, side="right") / max(len(dist_km), 1), label=name)
@@ -75,7 +89,6 @@ def plot_accuracy(curves, path, title: str = "") -> None:
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 MAX_CIRCLE_KM = 3000
@@ -84,10 +97,6 @@ MAX_CIRCLE_KM = 3000
 def draw_land(ax, step: int = 2) -> None:
     """Draws the land (`geoest.geo.landmask`, 1/8 degree, every `step`-th cell) on an equirectangular
     axes in [-180, 180] x [-90, 90], below everything else."""
-    from matplotlib.colors import ListedColormap
-
-    from geoest.geo.landmask import land_mask
-
     ax.imshow(land_mask()[::step, ::step], extent=(-180, 180, -90, 90), origin="upper", interpolation="nearest",
               cmap=ListedColormap(["#dfe9f2", "#c9c3b4"]), vmin=0, vmax=1, zorder=0)
 
@@ -101,13 +110,8 @@ def plot_map(features, path, title: str = "") -> None:
       features: list of GeoJSON Feature dicts (Point and Polygon geometries).
       path: output PNG file.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from geoest.geo.distance import EARTH_RADIUS_KM
-
-    fig, ax = plt.subplots(figsize=(12, 6.4))
+    fig = Figure(figsize=(12, 6.4))
+    ax = fig.subplots()
     draw_land(ax)
     for feature in features:
         geometry = feature["geometry"]
@@ -133,7 +137,6 @@ def plot_map(features, path, title: str = "") -> None:
     ax.set(xlim=(-180, 180), ylim=(-90, 90), aspect="equal", xlabel="longitude", ylabel="latitude", title=title)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
-    plt.close(fig)
 
 
 def plot_cells(partitioning, path, points_per_edge: int = 4) -> None:
@@ -144,13 +147,6 @@ def plot_cells(partitioning, path, points_per_edge: int = 4) -> None:
       path: output PNG file.
       points_per_edge: samples along each geodesic cell edge.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.collections import PolyCollection
-
-    from geoest.inference.geojson import cell_ring
-
     rings, counts = [], []
     for vertices, count in zip(partitioning.polygons(), partitioning.counts):
         ring = np.asarray(cell_ring(vertices, points_per_edge))
@@ -159,7 +155,8 @@ def plot_cells(partitioning, path, points_per_edge: int = 4) -> None:
             if shifted[:, 0].min() < 180 and shifted[:, 0].max() > -180:
                 rings.append(shifted)
                 counts.append(count)
-    fig, ax = plt.subplots(figsize=(12, 6.4))
+    fig = Figure(figsize=(12, 6.4))
+    ax = fig.subplots()
     draw_land(ax)
     cells = PolyCollection(rings, array=np.log10(np.asarray(counts, np.float64)), cmap="viridis",
                            edgecolors="k", linewidths=0.1, alpha=0.85, zorder=1)
@@ -169,7 +166,6 @@ def plot_cells(partitioning, path, points_per_edge: int = 4) -> None:
            title=f"{partitioning.name}: {len(partitioning):,} cells, {int(partitioning.counts.sum()):,} images")
     fig.tight_layout()
     fig.savefig(path, dpi=150)
-    plt.close(fig)
 
 
 def plot_ranking_curves(dist_km, p_within, radii_km, path, title: str = "", draws: int = 200) -> None:
@@ -181,11 +177,8 @@ def plot_ranking_curves(dist_km, p_within, radii_km, path, title: str = "", draw
       dist_km: float [N] errors in km; p_within: float [N, K] P(error <= R) per radius; radii_km: [K].
       path: output PNG file.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
     for k, radius in enumerate(radii_km):
         curves = ranking_curves(dist_km, np.asarray(p_within)[:, k], radius, draws=draws)
         x = 100 * curves["coverage"]
@@ -201,4 +194,135 @@ def plot_ranking_curves(dist_km, p_within, radii_km, path, title: str = "", draw
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+
+
+def plot_reliability(summaries: dict, path, title: str = "") -> None:
+    """PNG reliability diagram: accuracy of the top cell against its predicted probability per bin.
+
+    Args:
+      summaries: {label: `confidence_summary` dict} (e.g. "before", "after").
+    """
+    fig = Figure(figsize=(5.5, 5.5))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfectly calibrated")
+    for label, summary in summaries.items():
+        bins = summary["reliability"]
+        used = np.asarray(bins["count"]) > 0
+        ax.plot(np.asarray(bins["confidence"])[used], np.asarray(bins["accuracy"])[used], marker="o",
+                label=f"{label} (ECE {summary['ece']:.3f})")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted probability of the top cell",
+           ylabel="fraction whose top cell holds the true location", title=title)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def report_lines(report: dict) -> list:
+    """Readable lines of a calibration report (or of evaluate's confidence summary)."""
+    lines = []
+    if "temperatures" in report:
+        lines.append("temperatures: " + ", ".join(f"{k} {v:.3f}" for k, v in report["temperatures"].items()))
+    for key in ("before", "after"):
+        if key not in report:
+            continue
+        s = report[key]
+        cells = ", ".join(f"{float(k.replace('_', '.')) / 100:g} {v:.1%}" for k, v in s["cell_coverage"].items())
+        lines.append(f"{key + ' temperature scaling:':28s} true cell in the region's cells (mass {cells}); "
+                     f"ECE of the top cell's probability {s['ece']:.3f}")
+    return lines
+
+
+def output_label(output: str) -> str:
+    """How Table 3 writes an output: f* for the hierarchy, else the partitioning's name."""
+    return "f*" if output == HIERARCHY else output
+
+
+@dataclasses.dataclass
+class MethodReport:
+    """What an evaluation measured of one method (`geoest.inference.evaluation`) over N test photos.
+
+    name: the method's; main: its main output (f* or its only partitioning).
+    predicted: {output: (lat [N], lon [N]) degrees} its answers; dist_km: {output: float [N] km} their errors.
+    summary: its summary.json entry ({output: {"all": summarize(...), concept: ...}, ...}).
+    how_sure: its confidence.json entry ("before", "after", "skipped_nan", "within").
+    ranking: (float [N] error of the fine answer in km, float [N, K] P(error <= R) of the ranked variant).
+    """
+    name: str
+    main: str
+    predicted: dict
+    dist_km: dict
+    summary: dict
+    how_sure: dict
+    ranking: tuple
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({output_label(self.main)})"
+
+
+def write_evaluation(output_dir, ids, lat_deg, lon_deg, scene, reports, reference: str | None = None) -> tuple:
+    """Writes an evaluation's files (see `geoest.inference.evaluation`): per method results_<output>.csv
+    in the published layout, reliability.png and accuracy_coverage.png; table6.txt, summary.json,
+    confidence.json and accuracy.png. Each is written whole (temporary name, then renamed).
+
+    Args:
+      ids: [N] photo ids; lat_deg, lon_deg: float [N] true locations; scene: int [N] S3 concept (-1 unknown).
+      reports: list of `MethodReport`.
+      reference: "im2gps" / "im2gps3k": the paper's Table 6 rows listed below.
+    Returns:
+      (the table, the per-scene tables and scene accuracies) as `print_evaluation` prints them.
+    """
+    output_dir = pathlib.Path(output_dir)
+    for report in reports:
+        folder = output_dir / report.name
+        folder.mkdir(exist_ok=True)
+        for output, (pred_lat, pred_lon) in report.predicted.items():
+            with atomic_path(folder / f"results_{output}.csv") as tmp:
+                write_results_csv(tmp, ids, lat_deg, lon_deg, pred_lat, pred_lon)
+        title = f"{report.label}, {len(ids)} photos"
+        with atomic_path(folder / "reliability.png") as tmp:
+            plot_reliability({v: report.how_sure[v] for v in ("before", "after") if v in report.how_sure}, tmp,
+                             title=title)
+        within = report.how_sure["within"]
+        with atomic_path(folder / "accuracy_coverage.png") as tmp:
+            plot_ranking_curves(*report.ranking, THRESHOLDS_KM, tmp,
+                                title=f"{title}, ranked by P(error <= R) ({within['ranked']}; W_R from the "
+                                      f"{within['weights']})")
+    tables = evaluation_tables(reports, scene, reference)
+    write_text(output_dir / "table6.txt", tables[0] + "\n" + tables[1] + "\n")
+    write_text(output_dir / "summary.json", json.dumps({r.name: r.summary for r in reports}, indent=2) + "\n")
+    write_text(output_dir / "confidence.json", json.dumps({r.name: r.how_sure for r in reports}, indent=1) + "\n")
+    curves = {f"{r.name} ({output_label(o)})": dist for r in reports for o, dist in r.dist_km.items()}
+    with atomic_path(output_dir / "accuracy.png") as tmp:
+        plot_accuracy(curves, tmp, title=f"{len(ids)} test images")
+    return tables
+
+
+def evaluation_tables(reports, scene, reference: str | None = None) -> tuple:
+    """(Table 6 of every method and output, the tables per S3 concept (Table 4) with the MTNs' scene
+    top-1 accuracy after them) as text; `scene`: int [N] S3 concept of the photos (-1 unknown)."""
+    rows = [(f"{r.name} ({output_label(o)})", r.summary[o]["all"]) for r in reports for o in r.dist_km]
+    scene_tables = [f"\n{concept} ({int((scene == i).sum())} images):\n"
+                    + table6([(f"{r.name} ({output_label(o)})", r.summary[o][concept])
+                              for r in reports for o in r.dist_km])
+                    for i, concept in enumerate(CONCEPTS) if (scene == i).any()]
+    scene_tables += [f"\n{r.name} scene top-1 ({a['level']}, §3.3 MTN): "
+                     + (f"{100 * a['top1']:.1f} % of {a['count']} labelled images" if a["count"]
+                        else "no labelled images")
+                     for r in reports if "scene_accuracy" in r.summary for a in [r.summary["scene_accuracy"]]]
+    return table6(rows, reference), "".join(scene_tables)
+
+
+def print_evaluation(tables: tuple, reports, skipped_nan: list, closing: str) -> None:
+    """Prints an evaluation: its tables (`evaluation_tables`), how sure each method is, the photos
+    left out for NaN probabilities and the closing line (photos scored and skipped)."""
+    print(tables[0])
+    print(tables[1])
+    for report in reports:
+        print(f"{report.label}, how sure:")
+        print("\n".join("  " + line for line in report_lines(report.how_sure)))
+        print("\n".join("  " + line for line in evaluation_lines(report.how_sure["within"])))
+    if skipped_nan:
+        print(f"skipped {len(skipped_nan)} photo(s) whose probabilities hold NaN: {', '.join(skipped_nan[:20])}")
+    print(closing)

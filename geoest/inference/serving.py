@@ -29,6 +29,7 @@ import pathlib
 from geoest.errors import InputError
 from geoest.files import atomic_folder
 from geoest.geo.within import THRESHOLDS_KM, sharpen_tf
+from geoest.inference.calibration import RAW, main_probabilities_tf
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
 
 
@@ -47,9 +48,6 @@ def serving_function(model, locator: Locator, image_size: int, top_k: int = 5, c
     import tensorflow as tf
 
     from geoest.data.crops import three_crops
-    from geoest.inference.calibration import main_probabilities_tf
-
-    from geoest.inference.calibration import RAW
 
     classify = model if calibration is None else calibration.wrap(model, keep_raw=True)
 

@@ -20,9 +20,8 @@ import gin
 import keras
 
 from geoest.errors import InputError
-from geoest.heads import SCENE_HEAD, output_sizes
+from geoest.heads import SCENE_HEAD
 from geoest.models.backbones import BACKBONES
-from geoest.scene.places365 import LEVEL_CLASSES as SCENE_CLASSES   # §3.2 scene sets: S3, S16, S365
 
 
 def head_sizes(partitionings) -> dict[str, int]:

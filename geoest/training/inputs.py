@@ -27,7 +27,7 @@ from geoest.data.position import DataPosition
 from geoest.data.skip_log import SkipLog
 from geoest.errors import InputError
 from geoest.geo import Partitioning
-from geoest.models import SCENE_CLASSES
+from geoest.scene.places365 import LEVEL_CLASSES   # §3.2 scene sets: S3, S16, S365
 from geoest.scene.places365 import load_scene_hierarchy
 
 LAT, LON = "lat", "lon"
@@ -127,7 +127,7 @@ def synthetic_inputs(partitionings, batch_size, image_size, scene_level, *, num_
     lon = finest.centers[cells, 1].astype(np.float32)
     labels = {p.name: p.assign(lat, lon) for p in partitionings}
     if scene_level:
-        labels["scene"] = labels[finest.name] % SCENE_CLASSES[scene_level]
+        labels["scene"] = labels[finest.name] % LEVEL_CLASSES[scene_level]
 
     def make(index, shuffle, repeat=True):
         data = tf.data.Dataset.from_tensor_slices(({k: v[index] for k, v in labels.items()},

@@ -32,10 +32,10 @@ from geoest import interrupt
 from geoest.errors import InputError
 from geoest.files import hold_lock, write_text
 from geoest.geo import Hierarchy, Partitioning, read_partitionings
-from geoest.models import (SCENE_CLASSES, SCENE_HEAD, Top1Accuracy, add_weight_decay, build_model, make_losses,
-                           output_sizes)
+from geoest.models import SCENE_HEAD, Top1Accuracy, add_weight_decay, build_model, make_losses, output_sizes
 from geoest.models.backbones import imagenet_weights
 from geoest.releases import check_release
+from geoest.scene.places365 import LEVEL_CLASSES   # §3.2 scene sets: S3, S16, S365
 from geoest.training.callbacks import GeoValidation, PeriodicCheckpoint
 from geoest.training.distribute import is_chief, scratch_dir
 from geoest.training.inputs import require_images
@@ -172,8 +172,8 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
         raise InputError(f"train.batch_size={batch_size!r}; expected a positive whole number")
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
         raise InputError(f"train.epochs={epochs!r}; expected a whole number >= 0")
-    if scene_level is not None and scene_level not in SCENE_CLASSES:
-        raise InputError(f"train.scene_level={scene_level!r}; expected None or one of {sorted(SCENE_CLASSES)}")
+    if scene_level is not None and scene_level not in LEVEL_CLASSES:
+        raise InputError(f"train.scene_level={scene_level!r}; expected None or one of {sorted(LEVEL_CLASSES)}")
     try:
         parts = read_partitionings(partitionings, partitionings_dir)
     except InputError as err:
@@ -189,7 +189,7 @@ def train(model_dir: str, strategy: tf.distribute.Strategy | None = None, *, var
     try:
         with strategy.scope():
             model = build_model(parts, image_size=image_size,
-                                scene_classes=SCENE_CLASSES[scene_level] if scene_level else None)
+                                scene_classes=LEVEL_CLASSES[scene_level] if scene_level else None)
             check_variant(run_dir, {"gin_files": list(variant), "heads": output_sizes(model)})
             add_weight_decay(model)
             losses, loss_weights = make_losses(model.output_names, partitionings=parts)

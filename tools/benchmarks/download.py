@@ -23,7 +23,6 @@ import os
 import pathlib
 import shutil
 import statistics
-import sys
 import tempfile
 import threading
 import time
