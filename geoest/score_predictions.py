@@ -10,7 +10,7 @@ import json
 from absl import flags
 
 from geoest import cli
-from geoest.inference.scoring import score_file
+from geoest.inference.scene_scores import score_file
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("predictions_csv", None, "Results CSV to score.")

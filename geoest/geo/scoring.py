@@ -7,7 +7,7 @@ images within 1 / 25 / 200 / 750 / 2500 km and the mean distance in km. The publ
 CRLF and LF line endings; coordinates carry 6 decimals, distances 2, the summary's fractions 6 and
 its mean 2. `write_results_csv` writes that layout, `read_results_csv` reads it (and the same rows
 without a summary block) and checks the summary against the rows. Scores per scene concept (Table 4)
-are `geoest.inference.scoring.score_file`.
+are `geoest.inference.scene_scores.score_file`.
 """
 import csv
 import dataclasses

@@ -52,7 +52,7 @@ from geoest.geo.scoring import errors_km
 from geoest.inference.methods import Method
 from geoest.inference.confidence_scores import CONFIDENCE_FIELDS, confidence_scores, confidence_summary
 from geoest.inference.report import MethodReport, print_evaluation, write_evaluation
-from geoest.inference.scoring import scene_accuracy, scene_scores
+from geoest.inference.scene_scores import scene_accuracy, scene_scores
 from geoest.scene.places365 import CONCEPTS, scene_label
 
 PARTIAL = "evaluate_partial.npz"

@@ -22,13 +22,13 @@ def training_files(model_dir) -> list:
     for k, line in enumerate(lines):
         match = _TRAIN_FILES.match(line)
         if match:
-            text = match.group(1)
-            for more in lines[k + 1:]:           # gin continues a long value on indented lines
+            text = match.group(1).rstrip("\\").strip()   # a long value: a backslash, then
+            for more in lines[k + 1:]:           # indented lines (as gin writes it)
                 if not more.startswith(" "):
                     break
                 text += more.strip()
             try:
-                value = ast.literal_eval(text.rstrip("\\"))
+                value = ast.literal_eval(text)
             except (ValueError, SyntaxError):
                 return []
             return [value] if isinstance(value, str) else [str(v) for v in value]

@@ -16,7 +16,7 @@ from geoest.inference.core import Locator
 from geoest.inference.batches import image_batches
 from geoest.inference.evaluation import PARTIAL, evaluate
 from geoest.inference.methods import load_methods, model_method
-from geoest.inference.scoring import score_file
+from geoest.inference.scene_scores import score_file
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZE = 32

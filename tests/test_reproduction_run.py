@@ -1,6 +1,5 @@
-"""python -m geoest.reproduce: the printed sequence is the whole recipe and docs/reproduce.md holds it;
-stages are skipped when done, re-run when interrupted, refused when their inputs changed; and the
-real formats end to end: real rows of the published Im2GPS3k meta -> records -> every training and
+"""python -m geoest.reproduce (geoest.reproduction.run): stages are skipped when done, re-run when
+interrupted, refused when their inputs changed; and the real formats end to end: real rows of the published Im2GPS3k meta -> records -> every training and
 fine-tuning stage (tiny backbone, a few steps) -> both halves of Table 6, which score_predictions
 reproduces from the results files."""
 import importlib.util
@@ -13,67 +12,15 @@ import sys
 import pytest
 
 from data_helpers import jpeg_bytes
+from reproduction_helpers import reproduce
 from geoest.errors import InputError
 from geoest.reproduction import Settings, Stage, recipe, run
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PUBLISHED_META = REPO.parent / "shared" / "data" / "published" / "meta" / "im2gps3k_places365.csv"
 MP16_DIR = REPO.parent / "shared" / "data" / "mp16_partitions"
-DOC = REPO / "docs" / "reproduce.md"
 # The URL route (python -m geoest.download, img2dataset) where it is installed, else the photos route.
 DOWNLOAD = all(importlib.util.find_spec(m) is not None for m in ("geoest.download", "img2dataset"))
-
-
-def _reproduce(*args, cwd=REPO, timeout=2400):
-    return subprocess.run([sys.executable, "-m", "geoest.reproduce", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def _commands(text: str) -> list:
-    """The commands of a printed sequence, continuation lines joined."""
-    return [c for c in text.replace(" \\\n    ", " ").splitlines() if c.startswith("python ")]
-
-
-def test_dry_run_prints_every_stage_of_the_recipe(tmp_path):
-    done = _reproduce("--data_dir=data", "--work_dir=work", "--dry_run", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    commands = _commands(done.stdout)
-    downloads = [c for c in commands if c.startswith("python -m geoest.download")]
-    assert [re.search(r"--urls_csv=data/(\w+)_urls.csv", c)[1] for c in downloads] == [
-        "mp16", "yfcc25600", "im2gps", "im2gps3k"]
-    trains = [re.search(r"--model_dir=work/models/(\w+)", c)[1] for c in commands if "geoest.train" in c]
-    assert trains == ["base_L_c", "base_L_c_ft", "base_L_m", "base_L_m_ft", "base_L_f", "base_L_f_ft", "base_M",
-                      "base_M_ft", "base_vgg_L_m", "base_vgg_L_m_ft", "isn_indoor", "isn_natural", "isn_urban"]
-    for command in commands:
-        if "--model_dir=work/models/isn_" in command:     # §3.3: from base(M)'s 15-epoch model
-            assert "--gin_param=\"BASE_M_DIR='work/models/base_M'\"" in command
-        tuned = re.search(r"geoest.train .*--model_dir=work/models/(\w+)_ft ", command)
-        if tuned:
-            variant = tuned[1]
-            assert f"--gin_file={variant}.gin --gin_file=finetune.gin" in command
-            assert f"FINETUNE_FROM='work/models/{variant}'" in command
-    evaluations = [c for c in commands if "geoest.evaluate" in c]
-    assert [re.search(r"--reference=(\w+)", c)[1] for c in evaluations] == ["im2gps", "im2gps3k"]
-    for command in evaluations:      # base-vgg_c(L, m) as its own row of the same run
-        assert "--model_dir=base_vgg_c=work/models/base_vgg_L_m_ft:geometric" in command
-        assert "--model_dir=base_vgg=work/models/base_vgg_L_m_ft " in command
-        assert ("--isn_dirs=indoor=work/models/isn_indoor,natural=work/models/isn_natural,"
-                "urban=work/models/isn_urban") in command
-    assert "data/mp16_partitions/{cells_50_5000,cells_50_2000,cells_50_1000}.csv, used as published" in done.stdout
-    assert "create_partitioning" not in done.stdout
-    regenerated = _reproduce("--data_dir=data", "--work_dir=work", "--dry_run", "--regenerate_partitionings",
-                             cwd=tmp_path)
-    assert len([c for c in _commands(regenerated.stdout) if "geoest.create_partitioning" in c]) == 3
-    assert not (tmp_path / "work").exists()
-
-
-def test_docs_hold_the_printed_sequence(tmp_path):
-    done = _reproduce("--data_dir=data", "--work_dir=work", "--dry_run", cwd=tmp_path)
-    doc = DOC.read_text(encoding="utf-8")
-    block = re.search(r"<!-- needs: real data \(the sequence of python -m geoest.reproduce --data_dir=data --work_dir=work --dry_run\) -->\n"
-                      r"```bash\n(.*?)```", doc, re.S)
-    assert block, f"{DOC} has no marked block of the sequence"
-    assert block[1] == done.stdout
 
 
 def _python_stage(tmp_path, name, source, inputs=()):
@@ -112,7 +59,7 @@ def test_stages_are_skipped_when_done_and_refused_when_their_inputs_changed(tmp_
 
 
 def test_a_missing_input_is_named_before_anything_runs(tmp_path):
-    done = _reproduce(f"--data_dir={tmp_path / 'data'}", f"--work_dir={tmp_path / 'work'}")
+    done = reproduce(f"--data_dir={tmp_path / 'data'}", f"--work_dir={tmp_path / 'work'}")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'data' / 'mp16_urls.csv'} does not exist (an input of stage download_mp16; "
@@ -153,13 +100,13 @@ def test_published_meta_to_both_halves_of_table6(tmp_path):
             for name in SPLITS:
                 (data / f"{name}_urls.csv").write_text("IMG_ID,url\n" + "".join(
                     f"{i},{server.url(f'/{n}/{i}')}\n" for n, i in photos if n == name))
-            done = _reproduce(*args)
+            done = reproduce(*args)
         assert server.requests == len(cases)          # each photo asked for once
     else:            # the folders of photos a download gives: photos -> geoest.build_tfrecords -> records
         for (name, image_id), jpeg in photos.items():
             (data / name).mkdir(exist_ok=True)
             (data / name / image_id).write_bytes(jpeg)
-        done = _reproduce(*args)
+        done = reproduce(*args)
     assert done.returncode == 0, done.stderr[-4000:]
     report = (work / "table6.txt").read_text()
     assert done.stdout.endswith(report)          # printed last, after the stages' own output
@@ -190,11 +137,11 @@ def test_published_meta_to_both_halves_of_table6(tmp_path):
                   for m in ("base_vgg", "base_vgg_c"))
     assert vgg["count"] == vgg_c["count"] and vgg["mean_km"] != vgg_c["mean_km"]   # one model, other centres
     # every stage done: a re-run only reports; another setting is refused with one line
-    again = _reproduce(*args)
+    again = reproduce(*args)
     assert again.returncode == 0 and again.stdout == report
     stage_lines = [x for x in again.stderr.splitlines() if "] stage " in x]
     assert len(stage_lines) == len(recipe.paper_recipe(Settings(str(data), str(work))))
     assert all(x.endswith("done, skipped") for x in stage_lines)
-    refused = _reproduce(*args[:-1], "--evaluate_flag=--batch_size=8")
+    refused = reproduce(*args[:-1], "--evaluate_flag=--batch_size=8")
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1].startswith("error: stage evaluate_im2gps: its command changed")
