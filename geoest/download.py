@@ -15,6 +15,7 @@ from absl import flags
 from geoest import cli
 from geoest.data import download as download_lib
 from geoest.data.build import SHORTER_SIDE
+from geoest.data.url_list import FLICKR_HOSTS, FLICKR_SIZE
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("urls_csv", None, "URL list: a CSV with IMG_ID and URL columns (or headerless IMG_ID,URL rows).")
@@ -33,8 +34,8 @@ flags.DEFINE_integer("photos_per_shard", download_lib.PHOTOS_PER_SHARD, "URL-lis
 flags.DEFINE_float("timeout_s", 10.0, "Seconds per request.")
 flags.DEFINE_integer("retries", 3, "Later passes over throttled (429/503), timed-out and unreachable photos.")
 flags.DEFINE_float("retry_wait_s", 60.0, "Wait before the first retry pass (s), doubled for each further pass.")
-flags.DEFINE_string("flickr_size", "z", "Flickr size suffix to ask for (z: 640 px); empty: URLs as given.")
-flags.DEFINE_string("flickr_hosts", download_lib.FLICKR_HOSTS, "Regex of the hosts whose URLs are Flickr "
+flags.DEFINE_string("flickr_size", FLICKR_SIZE, "Flickr size suffix to ask for (z: 640 px); empty: URLs as given.")
+flags.DEFINE_string("flickr_hosts", FLICKR_HOSTS, "Regex of the hosts whose URLs are Flickr "
                     "photo URLs (asked for --flickr_size).")
 flags.DEFINE_string("prefix", None, "Record shard name prefix; default the meta CSV's stem.")
 flags.DEFINE_string("write_meta", None, "Write the meta CSV rows of the photos written to this CSV.")

@@ -19,6 +19,8 @@ from PIL import Image
 
 from download_helpers import EXPECTED, PhotoServer, flickr_rows
 from geoest.data import download, pipeline, records
+from geoest.data.download_reasons import NO_URL, NOT_HTTP, NOT_IN_META
+from geoest.data.url_list import read_url_list
 from geoest.errors import InputError
 from geoest.geo import Partitioning
 
@@ -98,9 +100,9 @@ def _expected(rows):
 
 def test_counts_match_what_the_server_served_case_by_case(downloaded):
     written, missing = _expected(downloaded["rows"])
-    missing[download.NOT_HTTP].add("ftp_only.jpg")
-    missing[download.NOT_IN_META].add("not_in_meta.jpg")
-    missing[download.NO_URL].add("no_url.jpg")
+    missing[NOT_HTTP].add("ftp_only.jpg")
+    missing[NOT_IN_META].add("not_in_meta.jpg")
+    missing[NO_URL].add("no_url.jpg")
     counts = json.loads((downloaded["out"] / "download.json").read_text())
     assert counts["photos_written"] == len(written) and counts["complete"]
     assert counts["missing"] == {reason: len(ids) for reason, ids in missing.items()}
@@ -264,8 +266,8 @@ def test_url_list_without_its_columns_is_one_line(tmp_path):
     urls = tmp_path / "urls.csv"
     urls.write_text("photo,link\na.jpg,http://127.0.0.1/a.jpg\n")
     with pytest.raises(InputError, match=r"urls.csv: no column 'IMG_ID', 'url'; the header has photo, link"):
-        download.read_url_list(urls)
-    assert download.read_url_list(urls, "photo", "link").ids == ["a.jpg"]
+        read_url_list(urls)
+    assert read_url_list(urls, "photo", "link").ids == ["a.jpg"]
     meta = tmp_path / "meta.csv"
     meta.write_text("IMG_ID,LAT,LON\na.jpg,1,2\n")
     result = subprocess.run([sys.executable, "-m", "geoest.download", f"--urls_csv={urls}", f"--meta_csv={meta}",
@@ -273,16 +275,6 @@ def test_url_list_without_its_columns_is_one_line(tmp_path):
                             timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "no column 'IMG_ID'" in result.stderr
-
-
-def test_url_list_rows_counted_duplicates_and_non_http_headerless(tmp_path):
-    urls = tmp_path / "urls.csv"
-    urls.write_text("a.jpg,http://farm1.staticflickr.com/12/34_ab12.jpg\nb.jpg,file:///etc/passwd\n"
-                    "a.jpg,http://127.0.0.1/other.jpg\nc.jpg,https://live.staticflickr.com/1/2_ff_b.jpg\n")
-    listed = download.read_url_list(urls)      # the authors' headerless IMG_ID,URL layout
-    assert listed.ids == ["a.jpg", "c.jpg"] and listed.rows == 4
-    assert listed.urls == ["http://farm1.staticflickr.com/12/34_ab12_z.jpg", "https://live.staticflickr.com/1/2_ff_z.jpg"]
-    assert listed.skipped == {download.NOT_HTTP: ["b.jpg"], download.DUPLICATE: ["a.jpg"]}
 
 
 def test_nothing_to_download_and_missing_ray_are_one_line(tmp_path):
@@ -294,18 +286,6 @@ def test_nothing_to_download_and_missing_ray_are_one_line(tmp_path):
     if importlib.util.find_spec("ray") is None:
         with pytest.raises(InputError, match=r"--distributor=ray needs ray"):
             download.download(urls, meta, tmp_path / "out", distributor="ray")
-
-
-def test_flickr_urls_ask_for_640_px_and_reasons_are_named():
-    assert download.flickr_sized("http://farm3.staticflickr.com/2005/2073224451_0cbcdcc98e.jpg") == \
-        "http://farm3.staticflickr.com/2005/2073224451_0cbcdcc98e_z.jpg"
-    assert download.flickr_sized("https://live.staticflickr.com/65535/1_0c_b.jpg").endswith("/1_0c_z.jpg")
-    assert download.flickr_sized("http://farm3.staticflickr.com/1/2_0c_o.jpg").endswith("_o.jpg")   # own secret
-    assert download.flickr_sized("http://example.org/1/2_0c.jpg") == "http://example.org/1/2_0c.jpg"
-    assert download.reason_of("HTTP Error 429: Too Many Requests") == download.THROTTLED
-    assert download.reason_of("HTTP Error 308: The HTTP server returned a redirect error that would lead to an "
-                              "infinite loop.") == download.REDIRECT_LOOP
-    assert download.reason_of("<urlopen error timed out>") == download.TIMED_OUT
 
 
 def test_changed_rows_are_refused_not_mixed_in(downloaded, tmp_path):

@@ -9,7 +9,7 @@ manifest (`<prefix>-build.json`, `<prefix>-build.jsonl`) as `geoest.data.build.b
 every pipeline reads them unchanged. No photo is decoded or encoded a second time.
 
 What geoest adds to img2dataset:
-  * Flickr URLs ask for the 640-px size (`_z`), never the original.
+  * Flickr URLs ask for the 640-px size (`_z`), never the original (`geoest.data.url_list`).
   * A JPEG that ends before its end marker is refused (`CheckedResizer`); OpenCV would fill the
     missing part with grey and img2dataset would keep it.
   * Resume: a shard counts only once img2dataset wrote its `_stats.json` (before that its parquet
@@ -20,7 +20,7 @@ What geoest adds to img2dataset:
     passes after a back-off (`retry_wait_s`, doubling each pass): img2dataset's own `retries`
     re-ask at once and never retry inside a finished shard. img2dataset reports only the status
     line of a failure, so a Retry-After header cannot be read; the back-off stands for it.
-  * Everything not written is counted by reason: `DIR/download.json` (counts, photos written) and
+  * Everything not written is counted by reason (`geoest.data.download_reasons`): `DIR/download.json` (counts, photos written) and
     `DIR/missing.csv` (IMG_ID, reason), including rows of the URL list without a meta row, meta rows
     without a URL, URLs that are not http(s) and repeated IMG_IDs.
 
@@ -55,71 +55,20 @@ import pyarrow.parquet as pq                              # noqa: E402
 from img2dataset.resizer import Resizer                   # noqa: E402
 
 from geoest.data import build                             # noqa: E402
+from geoest.data.download_reasons import (DUPLICATE, NO_URL, NOT_IN_META, RETRIED, TRUNCATED_JPEG,  # noqa: E402
+                                          UNFINISHED, reason_of)
 from geoest.data.meta_csv import read_meta_csv           # noqa: E402
+from geoest.data.url_list import FLICKR_HOSTS, FLICKR_SIZE, read_url_list  # noqa: E402
 from geoest.errors import InputError                      # noqa: E402
-from geoest.files import ENCODING, atomic_path, decode_error, digest, write_text  # noqa: E402
+from geoest.files import ENCODING, atomic_path, digest, write_text  # noqa: E402
 
 # img2dataset/__init__.py binds the name `main` to the function: the module is taken from importlib.
 img2dataset_main = importlib.import_module("img2dataset.main")
 DISTRIBUTORS = ("multiprocessing", "pyspark", "ray")
 PHOTOS_PER_SHARD = 10_000       # img2dataset's default; ~300 MB of 320 px JPEGs per parquet
 USER_AGENT_TOKEN = "geoest"
-FLICKR_SIZE = "z"               # 640 px on the longer side: enough for a 320 px shorter side
-
-# Reasons a row is not written (keys of DownloadSummary.missing, the reason column of missing.csv).
-NOT_IN_META = "no meta row"
-NO_URL = "no URL"
-NOT_HTTP = "not an http(s) URL"
-DUPLICATE = "IMG_ID repeated in the URL list"
-HTTP_404 = "not found (HTTP 404)"
-HTTP_410 = "gone (HTTP 410)"
-THROTTLED = "throttled (HTTP 429/503)"
-TIMED_OUT = "timed out"
-CONNECTION = "connection failed"
-REDIRECT_LOOP = "redirect loop"
-TRUNCATED_BODY = "truncated body"
-NOT_AN_IMAGE = "not an image"
-TRUNCATED_JPEG = "truncated JPEG"
-OPT_OUT = "opt-out (X-Robots-Tag)"
-UNFINISHED = "shard unfinished (re-run to resume)"
-RETRIED = (THROTTLED, TIMED_OUT, CONNECTION)     # tried again in a later pass
-
-FLICKR_HOSTS = r"(?:[a-z0-9-]+\.)*staticflickr\.com"      # hosts of Flickr photo URLs (a regex)
-_FLICKR_PATH = r"(?P<photo>/(?:[^/]+/)*\d+_[0-9a-f]+)(?P<size>_[a-z0-9])?(?P<ext>\.jpe?g)"
 _JPEG_START, _JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
 _IMG2DATASET_DIR = "img2dataset"
-
-
-def flickr_sized(url: str, size: str = FLICKR_SIZE, hosts: str = FLICKR_HOSTS) -> str:
-    """A Flickr photo URL asking for the size `size` ("z": 640 px); other URLs as given.
-
-    On a host matching `hosts`, `.../{id}_{secret}.jpg` and `.../{id}_{secret}_{s}.jpg` become
-    `.../{id}_{secret}_{size}.jpg`; an original (`_o`) has a secret of its own and is left as it is.
-    """
-    match = re.fullmatch(rf"(?P<host>https?://(?:{hosts})(?::\d+)?){_FLICKR_PATH}", url, re.I)
-    if not match or (match["size"] or "").lower() == "_o":
-        return url
-    return f"{match['host']}{match['photo']}_{size}{match['ext']}"
-
-
-def reason_of(error_message: str) -> str:
-    """The reason (one of the constants above) for an img2dataset or geoest error message."""
-    message = str(error_message)
-    status = re.search(r"HTTP Error (\d{3})", message)
-    if status:
-        code = int(status.group(1))
-        if "infinite loop" in message:
-            return REDIRECT_LOOP
-        return {404: HTTP_404, 410: HTTP_410, 429: THROTTLED, 503: THROTTLED}.get(code, f"HTTP {code}")
-    lower = message.lower()
-    for needle, reason in (("timed out", TIMED_OUT), ("incompleteread", TRUNCATED_BODY),
-                           ("incomplete read", TRUNCATED_BODY), ("x-robots-tag", OPT_OUT),
-                           ("image decoding error", NOT_AN_IMAGE), (TRUNCATED_JPEG.lower(), TRUNCATED_JPEG),
-                           ("urlopen error", CONNECTION), ("remote end closed", CONNECTION),
-                           ("connection reset", CONNECTION), ("connection refused", CONNECTION)):
-        if needle in lower:
-            return reason
-    return "other: " + " ".join(message.split())[:80]
 
 
 class CheckedResizer(Resizer):
@@ -134,76 +83,6 @@ class CheckedResizer(Resizer):
             return None, None, None, None, None, f"{TRUNCATED_JPEG} (no end marker, {len(data)} bytes)"
         img_stream.seek(0)
         return super().__call__(img_stream, blurring_bbox_list)
-
-
-@dataclasses.dataclass
-class UrlList:
-    """The rows of a URL list to download.
-
-    Attributes:
-      ids, urls: list[str] [n], one row per IMG_ID, in file order, URLs as requested.
-      skipped: {reason: [IMG_ID, ...]} rows of the file left out (NOT_HTTP, DUPLICATE).
-      rows: rows in the file.
-    """
-    ids: list
-    urls: list
-    skipped: dict
-    rows: int
-
-
-def read_url_list(path, id_column: str = "IMG_ID", url_column: str = "url", *,
-                  flickr_size: str | None = FLICKR_SIZE, flickr_hosts: str = FLICKR_HOSTS) -> UrlList:
-    """Reads a URL list: a CSV with an IMG_ID and a URL column (UTF-8).
-
-    A file whose first row is IMG_ID,URL data rather than a header (the authors' `mp16_urls.csv`)
-    is read as two columns, IMG_ID then URL. A URL that is not http(s) and the second and later
-    rows of an IMG_ID are left out and counted; Flickr URLs (on `flickr_hosts`) ask for
-    `flickr_size` (None: as given).
-
-    Raises:
-      InputError: a missing or empty file, no IMG_ID or URL column (the header is listed), an
-        empty IMG_ID (its line named).
-    """
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise InputError(f"URL list {path} does not exist")
-    try:
-        with open(path, newline="", encoding=ENCODING) as f:
-            rows = list(csv.reader(f))
-    except UnicodeDecodeError:
-        raise decode_error(path) from None
-    header = [name.strip().lstrip("\ufeff") for name in rows[0]] if rows else []
-    if not header:
-        raise InputError(f"{path}: empty file; expected a header with {id_column},{url_column}")
-    if len(header) >= 2 and re.match(r"^[a-z][a-z0-9+.-]*://", header[1], re.I):
-        first_line, id_index, url_index = 1, 0, 1                      # no header: IMG_ID,URL rows
-    else:
-        missing = [c for c in (id_column, url_column) if c not in header]
-        if missing:
-            raise InputError(f"{path}: no column {', '.join(map(repr, missing))}; the header has "
-                             f"{', '.join(header[:12])} (name the columns with --id_column, --url_column)")
-        first_line, id_index, url_index = 2, header.index(id_column), header.index(url_column)
-        rows = rows[1:]
-    ids, urls, skipped, seen = [], [], collections.defaultdict(list), set()
-    width = max(id_index, url_index) + 1
-    for line, row in enumerate(rows, start=first_line):
-        if not any(field.strip() for field in row):
-            continue
-        if len(row) < width:
-            raise InputError(f"{path}: line {line} has {len(row)} fields; expected an IMG_ID and a URL")
-        image_id, url = row[id_index].strip().lstrip("\ufeff"), row[url_index].strip()
-        if not image_id:
-            raise InputError(f"{path}: line {line}: empty IMG_ID")
-        if image_id in seen:
-            skipped[DUPLICATE].append(image_id)
-            continue
-        seen.add(image_id)
-        if not re.match(r"^https?://", url, re.I):
-            skipped[NOT_HTTP].append(image_id)
-            continue
-        ids.append(image_id)
-        urls.append(flickr_sized(url, flickr_size, flickr_hosts) if flickr_size else url)
-    return UrlList(ids, urls, dict(skipped), len(rows))
 
 
 @dataclasses.dataclass

@@ -35,6 +35,7 @@ from PIL import Image
 from geoest import cli
 from geoest.data import build, download
 from geoest.data import meta_csv as meta_lib
+from geoest.data.url_list import read_url_list
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_photos", 2000, "Photos served and downloaded per run.")
@@ -109,7 +110,7 @@ def _runnable(distributor: str) -> str | None:
 def _conversion_cost(work: pathlib.Path, urls, meta_csv, processes: int):
     """(ms CPU per photo wrapping parquet JPEGs into records, ms CPU per photo a decode + encode would add)."""
 
-    listed = download.read_url_list(urls, flickr_size=None)
+    listed = read_url_list(urls, flickr_size=None)
     pass_dir, parquet = work / "convert" / "pass0", work / "convert" / "input.parquet"
     pass_dir.parent.mkdir(parents=True)
     download._write_input(parquet, listed.ids, listed.urls)                         # noqa: SLF001
