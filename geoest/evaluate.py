@@ -29,8 +29,8 @@ from absl import flags
 
 from geoest import cli
 from geoest.errors import InputError
-from geoest.files import hold_lock
 from geoest.inference.overlap import record_ids, training_overlap
+from geoest.locks import hold_lock
 
 LOCK = "evaluate.lock"     # held while an evaluation writes into --output_dir
 

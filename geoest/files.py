@@ -5,26 +5,21 @@
 * Outputs never replace inputs (`check_output`), and an existing output is replaced only when the
   command owns it: `claim_outputs` keeps a small manifest of what a command wrote and from which
   inputs; a file it did not write for the same inputs is refused unless the user says --overwrite.
-* Paths read from a CSV stay inside their folder (`path_inside`), links out of it included
-  (`link_leaves`), unless the user allows them.
-* Text files are UTF-8; a byte that is not is named by line (`utf8_error`).
-* A folder one run writes into is held with a lock file (`hold_lock`) naming the process and host;
-  a lock whose process has died is taken over, so a crash never leaves it stuck.
+
+Paths read from a CSV stay inside their folder (`geoest.photo_paths`); text files are UTF-8, a
+byte that is not is named by line (`geoest.text_input`); a folder one run writes into is held with
+a lock file (`geoest.locks`).
 * An OS error while writing (a full disk, a quota, a read-only folder) is reported in one line
   naming the file and what was being written (`writing` names them on the error; `geoest.cli.run`
   prints it); the temporary file is removed, so nothing half-written is trusted later.
 """
 import contextlib
 import filecmp
-import functools
 import hashlib
 import json
-import logging
 import os
 import pathlib
 import shutil
-import socket
-import time
 
 from geoest.errors import InputError
 
@@ -190,148 +185,3 @@ def claim_outputs(manifest, inputs: dict, outputs, *, overwrite: bool = False,
     write_text(manifest, json.dumps({"inputs": inputs, "files": sorted(owned | set(names.values()))},
                                     indent=1) + "\n")
     return same
-
-
-OUTSIDE_ABSOLUTE = "absolute path (allow with --allow_absolute_paths)"
-OUTSIDE_PARENT = "path leaves --images_dir"
-OUTSIDE_LINK = "link to a file outside --images_dir (follow with --follow_links)"
-
-
-def path_inside(folder, relative: str, allow_absolute: bool = False):
-    """`folder / relative` when that stays inside `folder`, judged on the path's text alone.
-
-    Returns:
-      (path, None), or (None, reason) for an absolute path (unless `allow_absolute`, then the
-      path itself) or one whose ".." parts climb out of `folder`. Nothing is opened.
-    """
-    if os.path.isabs(relative) or (os.name == "nt" and os.path.splitdrive(relative)[0]):
-        if allow_absolute:
-            return pathlib.Path(relative), None
-        return None, OUTSIDE_ABSOLUTE
-    normal = os.path.normpath(relative)
-    if normal == os.pardir or normal.startswith(os.pardir + os.sep):
-        return None, OUTSIDE_PARENT
-    return pathlib.Path(folder) / normal, None
-
-
-def link_leaves(folder, path) -> bool:
-    """Whether `path`, inside `folder` by its text (`path_inside`), leads out of it through a
-    symbolic link (of the file or of a folder on the way): its real path, every link resolved, is
-    not under the folder's real path (the folder may itself be a link). A missing file is judged
-    by the links that exist; nothing is opened.
-    """
-    root = _real_folder(str(folder))
-    real = os.path.realpath(path)
-    return real != root and not real.startswith(root.rstrip(os.sep) + os.sep)
-
-
-@functools.lru_cache(maxsize=8)
-def _real_folder(folder: str) -> str:
-    return os.path.realpath(folder)
-
-
-def utf8_error(path) -> str | None:
-    """Where `path` stops being UTF-8: "line L, byte B: 0xXX is not UTF-8", or None.
-
-    Reads line by line: meant for the error path, after a fast reader has failed.
-    """
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, 1):
-            try:
-                line.decode(ENCODING)
-            except UnicodeDecodeError as err:
-                return f"line {number}, byte {err.start + 1}: 0x{line[err.start]:02x} is not {ENCODING}"
-    return None
-
-
-def refuse_repeated_columns(path, header) -> None:
-    """InputError naming a column that a CSV's header (list of names) has twice: which of the two a
-    reader would take is arbitrary."""
-    for k, name in enumerate(header):
-        if name in header[:k]:
-            raise InputError(f"{path}: line 1: the column {name!r} appears twice (columns "
-                             f"{header.index(name) + 1} and {k + 1}); keep one")
-
-
-def decode_error(path) -> InputError:
-    """The InputError for a text file that is not UTF-8, naming the line of the first bad byte."""
-    where = utf8_error(path) or "a byte that is not " + ENCODING
-    return InputError(f"{path}: {where}; save the file as {ENCODING}")
-
-
-def _process_start(pid: int):
-    """The start time of a process (clock ticks since boot, Linux), to tell a reused pid; else None."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _running(holder: dict) -> bool:
-    """Whether the process a lock names still runs (assumed so on another host: it cannot be checked)."""
-    if holder.get("host") != socket.gethostname():
-        return True
-    pid = holder.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass                     # another user's process
-    start = holder.get("process_start")
-    return start is None or _process_start(pid) in (None, start)
-
-
-@contextlib.contextmanager
-def hold_lock(path, what: str = "this folder", flag: str = "--model_dir"):
-    """Holds the lock file `path` for the block: {"pid", "host", "process_start", "since"}.
-
-    A lock held by a running process is refused; one whose process is gone (same host, pid not
-    running or reused) is stale and taken over with a warning. The lock is removed at the end.
-
-    Raises:
-      InputError: naming the process and host that hold the lock.
-    """
-    path = pathlib.Path(path)
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "process_start": _process_start(os.getpid()),
-          "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                holder = json.loads(path.read_text(encoding=ENCODING))
-            except (OSError, ValueError):
-                time.sleep(0.2)  # being written by its holder right now, or removed meanwhile
-                try:
-                    holder = json.loads(path.read_text(encoding=ENCODING))
-                except FileNotFoundError:
-                    continue
-                except (OSError, ValueError):
-                    holder = {}
-            if holder and _running(holder):      # an unreadable lock is a run that died writing it
-                elsewhere = holder.get("host") != me["host"]
-                raise InputError(
-                    f"{what} is in use by another run: process {holder.get('pid')} on {holder.get('host')} "
-                    f"since {holder.get('since')} holds {path}; wait for it to end or use another {flag}"
-                    + (f" (if that run is gone, delete {path})" if elsewhere else ""))
-            logging.warning("taking over the stale lock %s of process %s on %s, which no longer runs",
-                            path, holder.get("pid"), holder.get("host"))
-            path.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w", encoding=ENCODING) as f:
-            json.dump(me, f)
-        break
-    else:
-        raise InputError(f"cannot take the lock {path}; another run keeps taking it")
-    try:
-        yield path
-    finally:
-        try:
-            if json.loads(path.read_text(encoding=ENCODING)).get("pid") == me["pid"]:
-                path.unlink()
-        except (OSError, ValueError):
-            pass

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data_helpers import coordinate_image, encode_jpeg, jpeg_bytes, png_bytes
-from geoest.files import OUTSIDE_LINK, link_leaves
+from geoest.photo_paths import OUTSIDE_LINK, link_leaves
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZE = 32

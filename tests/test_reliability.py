@@ -220,7 +220,7 @@ def test_build_resume_after_a_meta_change_is_refused_or_rebuilt(tmp_path):
 
 # 5. A second training into a model dir held by a running one is refused; a crashed run's lock is not stuck.
 def test_second_training_into_a_held_model_dir_is_refused(tmp_path):
-    from geoest.files import hold_lock
+    from geoest.locks import hold_lock
     from geoest.training.trainer import LOCK
 
     model_dir = tmp_path / "run"
@@ -235,7 +235,7 @@ def test_second_training_into_a_held_model_dir_is_refused(tmp_path):
 def test_img_id_path_escapes_are_skipped_and_named(tmp_path):
     from geoest.data import build
     from geoest.data.skip_log import SkipLog
-    from geoest.files import OUTSIDE_ABSOLUTE, OUTSIDE_PARENT
+    from geoest.photo_paths import OUTSIDE_ABSOLUTE, OUTSIDE_PARENT
     from geoest.inference.batches import image_batches
 
     images, outside = tmp_path / "images", tmp_path / "outside"

@@ -35,7 +35,8 @@ from tqdm import tqdm
 from geoest import interrupt
 from geoest.data.meta_csv import read_meta_csv
 from geoest.errors import InputError
-from geoest.files import OUTSIDE_LINK, digest, link_leaves, write_text, writing
+from geoest.files import digest, write_text, writing
+from geoest.photo_paths import OUTSIDE_LINK, link_leaves
 
 SHORTER_SIDE = 320
 JPEG_QUALITY = 90

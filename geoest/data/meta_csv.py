@@ -23,10 +23,12 @@ import pyarrow.compute as pc
 from pyarrow import csv as pacsv
 
 from geoest.errors import InputError
-from geoest.files import ENCODING, decode_error, path_inside, refuse_repeated_columns
+from geoest.files import ENCODING
+from geoest.photo_paths import path_inside
 from geoest.scene.columns import (AUTHOR_COLUMN, ID_COLUMN, LABEL_COLUMNS, LAT_COLUMN, LON_COLUMN, PROB_COLUMNS,
                                   PROBS365_COLUMNS)
 from geoest.scene.places365 import LEVEL_CLASSES, LEVELS
+from geoest.text_input import decode_error, refuse_repeated_columns
 
 
 @dataclasses.dataclass(eq=False)
@@ -73,7 +75,7 @@ class Meta:
         Returns:
           (paths, outside): {row: path str} of the rows whose IMG_ID stays inside images_dir
           (or is absolute, with `allow_absolute_paths`), and {row: reason} of the others, whose
-          files must not be opened (`geoest.files.path_inside`).
+          files must not be opened (`geoest.photo_paths.path_inside`).
         """
         paths, outside = {}, {}
         for row, image_id in enumerate(self.ids):

@@ -8,7 +8,8 @@ import re
 
 from geoest.data.download_reasons import DUPLICATE, NOT_HTTP
 from geoest.errors import InputError
-from geoest.files import ENCODING, decode_error
+from geoest.files import ENCODING
+from geoest.text_input import decode_error
 
 FLICKR_SIZE = "z"               # 640 px on the longer side: enough for a 320 px shorter side
 FLICKR_HOSTS = r"(?:[a-z0-9-]+\.)*staticflickr\.com"      # hosts of Flickr photo URLs (a regex)

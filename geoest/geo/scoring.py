@@ -17,8 +17,8 @@ import pathlib
 import numpy as np
 
 from geoest.errors import InputError
-from geoest.files import refuse_repeated_columns
 from geoest.geo.distance import THRESHOLDS_KM, accuracy_at, great_circle_km
+from geoest.text_input import refuse_repeated_columns
 
 RESULTS_COLUMNS = ("img_id", "gt_lat", "predicted_lat", "gt_long", "predicted_long",
                    "great_circle_distance")

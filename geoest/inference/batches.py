@@ -12,7 +12,8 @@ import pathlib
 import numpy as np
 
 from geoest.data.meta_csv import read_meta_csv
-from geoest.files import OUTSIDE_LINK, digest, file_identity, link_leaves
+from geoest.files import digest, file_identity
+from geoest.photo_paths import OUTSIDE_LINK, link_leaves
 from geoest.scene.places365 import CONCEPTS, LEVELS, scene_label
 
 MISSING = "missing file"

@@ -15,9 +15,10 @@ import subprocess
 import sys
 
 from geoest.errors import InputError
-from geoest.files import ENCODING, digest, hold_lock, write_text
+from geoest.files import ENCODING, digest, write_text
 from geoest.geo.distance import THRESHOLDS_KM
 from geoest.inference.report import PAPER_TABLE6, SCALES
+from geoest.locks import hold_lock
 from geoest.reproduction import recipe
 from geoest.scene.places365 import CONCEPTS
 

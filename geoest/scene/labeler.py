@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from geoest import interrupt
 from geoest.errors import InputError
-from geoest.files import (ENCODING, OUTSIDE_LINK, check_output, claim_outputs, digest, link_leaves, manifest_path,
-                          path_inside, writing)
+from geoest.files import ENCODING, check_output, claim_outputs, digest, manifest_path, writing
+from geoest.photo_paths import OUTSIDE_LINK, link_leaves, path_inside
 from geoest.scene import columns
 from geoest.scene.caffe import CAFFE_IMAGENET, weights_digest
 from geoest.scene.places365 import SceneHierarchy, default_cache_dir

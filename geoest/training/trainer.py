@@ -30,8 +30,9 @@ import tensorflow as tf
 
 from geoest import interrupt
 from geoest.errors import InputError
-from geoest.files import hold_lock, write_text
+from geoest.files import write_text
 from geoest.geo import Hierarchy, Partitioning, read_partitionings
+from geoest.locks import hold_lock
 from geoest.models import SCENE_HEAD, Top1Accuracy, add_weight_decay, build_model, make_losses, output_sizes
 from geoest.models.backbones import imagenet_weights
 from geoest.releases import check_release

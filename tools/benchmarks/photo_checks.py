@@ -1,6 +1,6 @@
 """What checking a photo before reading it costs: the first-bytes and header check
 (`geoest.data.photo_checks.photo_problem`, with --min_side) and the link check
-(`geoest.files.link_leaves`), per file, against reading the file whole.
+(`geoest.photo_paths.link_leaves`), per file, against reading the file whole.
 
 python tools/benchmarks/photo_checks.py [--photos=2000 --side=480 --runs=5]
 
@@ -21,7 +21,7 @@ from PIL import Image
 
 from geoest import cli
 from geoest.data.photo_checks import photo_problem
-from geoest.files import link_leaves
+from geoest.photo_paths import link_leaves
 
 flags.DEFINE_integer("photos", 2000, "Photos to check per run.")
 flags.DEFINE_integer("side", 480, "Their shorter side (px).")
