@@ -332,30 +332,29 @@ def temperatures_file(value):
     return False if value == "none" else value
 
 
+def _flag_value(check, flag: str, value):
+    """`check(value)`, a refusal naming `flag` where the geo core names the value's symbol (p, q, K)."""
+    try:
+        return check(value)
+    except RefusedValue as err:
+        raise InputError(err.named(flag)) from None
+
+
 def region_mass_flag(masses) -> tuple:
     """--region_mass as region masses p (`geoest.geo.checks.check_masses`), refused naming the flag."""
-    try:
-        return check_masses(masses)
-    except RefusedValue as err:
-        raise InputError(err.named("--region_mass")) from None
+    return _flag_value(check_masses, "--region_mass", masses)
 
 
 def min_confidence_flag(q) -> float:
     """--min_confidence as the back-off threshold q (`geoest.geo.checks.check_min_confidence`), refused
     naming the flag."""
-    try:
-        return check_min_confidence(q)
-    except RefusedValue as err:
-        raise InputError(err.named("--min_confidence")) from None
+    return _flag_value(check_min_confidence, "--min_confidence", q)
 
 
 def max_resolution_flag(km) -> float:
     """--max_resolution_km as the resolution cap K (`geoest.geo.checks.check_max_resolution`), refused
     naming the flag."""
-    try:
-        return check_max_resolution(km)
-    except RefusedValue as err:
-        raise InputError(err.named("--max_resolution_km")) from None
+    return _flag_value(check_max_resolution, "--max_resolution_km", km)
 
 
 def confidence_settings(values) -> dict:
