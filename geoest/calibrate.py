@@ -25,13 +25,12 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from geoest.geo.confidence import check_masses
     from geoest.inference.batches import image_batches, record_batches
     from geoest.inference.calibration import CALIBRATION_FILE
     from geoest.inference.report import report_lines
     from geoest.inference.temperature_fit import calibrate_model_dir
 
-    masses = check_masses(FLAGS.region_mass)
+    masses = cli.region_mass_flag(FLAGS.region_mass)
     if FLAGS.images_dir and not FLAGS.meta_csv or FLAGS.meta_csv and not FLAGS.images_dir:
         raise InputError("--images_dir and --meta_csv go together")
     if FLAGS.validation_records and FLAGS.images_dir:

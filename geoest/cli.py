@@ -10,7 +10,8 @@
   --min_confidence, --max_resolution_km).
 - Flag strings to the data the library takes: `named_dirs` ("NAME=DIR" -> {name: dir}),
   `model_dirs_and_centers` ("NAME=DIR:geometric"),
-  `methods_from_flags`, `confidence_settings`.
+  `methods_from_flags`, `confidence_settings` (and the flags it checks: `region_mass_flag`,
+  `min_confidence_flag`, `max_resolution_flag`).
 
 - Quiet by default: TensorFlow's C++ start-up lines (CPU features, oneDNN, CUDA drivers, cuInit)
   are hidden, so the first line a command prints is geoest's own (`quiet_native_logs`); pass
@@ -34,7 +35,8 @@ from typing import NoReturn
 from absl import app, flags
 
 from geoest import interrupt
-from geoest.errors import InputError
+from geoest.errors import InputError, RefusedValue
+from geoest.geo.checks import check_masses, check_max_resolution, check_min_confidence
 from geoest.geo.partitioning import CENTERS
 
 EXIT_BAD_INPUT = 2
@@ -330,13 +332,36 @@ def temperatures_file(value):
     return False if value == "none" else value
 
 
+def _flag_value(check, flag: str, value):
+    """`check(value)`, a refusal naming `flag` where the geo core names the value's symbol (p, q, K)."""
+    try:
+        return check(value)
+    except RefusedValue as err:
+        raise InputError(err.named(flag)) from None
+
+
+def region_mass_flag(masses) -> tuple:
+    """--region_mass as region masses p (`geoest.geo.checks.check_masses`), refused naming the flag."""
+    return _flag_value(check_masses, "--region_mass", masses)
+
+
+def min_confidence_flag(q) -> float:
+    """--min_confidence as the back-off threshold q (`geoest.geo.checks.check_min_confidence`), refused
+    naming the flag."""
+    return _flag_value(check_min_confidence, "--min_confidence", q)
+
+
+def max_resolution_flag(km) -> float:
+    """--max_resolution_km as the resolution cap K (`geoest.geo.checks.check_max_resolution`), refused
+    naming the flag."""
+    return _flag_value(check_max_resolution, "--max_resolution_km", km)
+
+
 def confidence_settings(values) -> dict:
     """The checked flags of `define_confidence_flags(answers=True)` and --centers, as keyword
     arguments of `geoest.geo.confidence.Confidence` (checked before any model is loaded)."""
-    from geoest.geo import confidence as conf
-
     cap_km = values.max_resolution_km
-    return dict(masses=conf.check_masses(values.region_mass),
-                min_confidence=conf.check_min_confidence(values.min_confidence),
-                max_resolution_km=None if cap_km is None else conf.check_max_resolution(cap_km),
+    return dict(masses=region_mass_flag(values.region_mass),
+                min_confidence=min_confidence_flag(values.min_confidence),
+                max_resolution_km=None if cap_km is None else max_resolution_flag(cap_km),
                 centers=values.centers)

@@ -66,10 +66,8 @@ def main(argv):
         raise InputError("give the test set as --test_records, or as --images_dir with --meta_csv")
     if FLAGS.images_dir and not FLAGS.meta_csv:
         raise InputError("--images_dir needs --meta_csv (the ground-truth coordinates)")
-    from geoest.geo.confidence import check_masses, check_min_confidence
-
-    masses = check_masses(FLAGS.region_mass)
-    min_confidence = check_min_confidence(FLAGS.min_confidence)
+    masses = cli.region_mass_flag(FLAGS.region_mass)
+    min_confidence = cli.min_confidence_flag(FLAGS.min_confidence)
     methods, image_size, hierarchy = cli.methods_from_flags(FLAGS)
     from geoest.data.skip_log import SkipLog
     skip_log = SkipLog()

@@ -21,7 +21,8 @@ import sys
 from absl import flags
 
 from geoest import cli
-from geoest.geo import within
+from geoest.geo.confidence import Confidence
+from geoest.geo.distance_weights import WithinWeights
 
 cli.define_model_flags(required=True)
 cli.define_confidence_flags(answers=True)
@@ -37,7 +38,6 @@ def main(argv):
     del argv
     settings = cli.confidence_settings(FLAGS)
     from geoest.geo import Hierarchy
-    from geoest.geo.confidence import Confidence
     from geoest.inference.calibration import load_calibration, load_distance_events
     from geoest.inference.modeldir import load_geo_model
     from geoest.inference.serving import export_saved_model
@@ -48,7 +48,7 @@ def main(argv):
     calibration = load_calibration(geo_model, cli.temperatures_file(FLAGS.temperatures))
     weights, distance_temperature = load_distance_events(FLAGS.model_dir, parts[-1])
     if weights is None:
-        weights = within.WithinWeights.from_means(parts[-1], FLAGS.centers)
+        weights = WithinWeights.from_means(parts[-1], FLAGS.centers)
         print(f"no distance weights W_R in {FLAGS.model_dir}: P(error <= R) and R_p take each cell's photos to lie "
               "at its mean (the cell-mean approximation; python -m geoest.within_weights writes W_R)", file=sys.stderr)
     path = export_saved_model(geo_model, FLAGS.export_dir, top_k=FLAGS.top_k, centers=FLAGS.centers,

@@ -31,7 +31,8 @@ from absl import flags
 from geoest import cli
 from geoest.errors import InputError
 from geoest.files import check_output
-from geoest.geo import within
+from geoest.geo.confidence import Confidence
+from geoest.geo.distance_weights import WithinWeights
 from geoest.scene import labeler
 
 cli.define_model_flags()
@@ -87,7 +88,6 @@ def main(argv):
     from geoest.data.photo_checks import default_min_side
     from geoest.data.pipeline import image_dataset
     from geoest.data.skip_log import SkipLog
-    from geoest.geo.confidence import Confidence
     from geoest.inference import prediction
 
     locator = method.locator
@@ -95,7 +95,7 @@ def main(argv):
                             **settings)
     weights, distance_temperature = method.within_weights, method.distance_temperature   # the model dir's W_R
     if weights is None:
-        weights = within.WithinWeights.from_means(locator.partitioning(locator.main), locator.centers)
+        weights = WithinWeights.from_means(locator.partitioning(locator.main), locator.centers)
         print(f"no distance weights W_R in {FLAGS.model_dir or 'the ISN dirs'}: P(error <= R) and R_p take each "
               "cell's photos to lie at its mean (the cell-mean approximation; python -m geoest.within_weights "
               "writes W_R from the training coordinates into the model dir)", file=sys.stderr)

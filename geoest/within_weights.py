@@ -4,7 +4,7 @@
         --partitioning=cells_50_1000.csv --output=DIR [--centers=mean]
 
 W_R[a, c] is the share of cell c's training photos within R km of cell a's Class2GPS point
-(`geoest.geo.within`); P(error <= R) of a photo is sum_c p(c) W_R[predicted, c]. Writes
+(`geoest.geo.distance_weights`); P(error <= R) of a photo is sum_c p(c) W_R[predicted, c]. Writes
 DIR/within_weights.npz (DIR: the model dir, or the folder of the partitionings), whole or not at all,
 and prints the stored radii and non-zeros. Give the finest partitioning of the hierarchy.
 """
@@ -16,7 +16,7 @@ from geoest import cli
 from geoest.data.meta_csv import read_meta_csv
 from geoest.errors import InputError
 from geoest.geo import Partitioning
-from geoest.geo.within import WithinWeights
+from geoest.geo.distance_weights import WithinWeights
 
 flags.DEFINE_string("meta_csv", None, "Training meta CSV (IMG_ID,LAT,LON): the photos the cells were built from.")
 flags.DEFINE_string("partitioning", None, "The finest partitioning CSV.")

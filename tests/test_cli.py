@@ -84,3 +84,32 @@ def test_every_main_goes_through_cli_run():
         assert source.rstrip().endswith("    cli.run(main)") and 'if __name__ == "__main__":' in source, path
         for ad_hoc in ("app.run(", "sys.exit(", "exit(1)", "SystemExit"):
             assert ad_hoc not in source, f"{path}: {ad_hoc}"
+
+
+@pytest.mark.parametrize("check,value,message", [
+    (cli.region_mass_flag, ["0.0"], "--region_mass='0.0': a region's probability mass must lie strictly between 0 and 1"),
+    (cli.region_mass_flag, [1.0], "--region_mass=1.0: a region's probability mass must lie strictly between 0 and 1"),
+    (cli.region_mass_flag, ["x"], "--region_mass='x': expected numbers strictly between 0 and 1"),
+    (cli.region_mass_flag, [], "--region_mass: give at least one probability mass, e.g. 0.5,0.9"),
+    (cli.min_confidence_flag, -0.1, "--min_confidence=-0.1: expected a probability in [0, 1]"),
+    (cli.min_confidence_flag, 1.5, "--min_confidence=1.5: expected a probability in [0, 1]"),
+    (cli.max_resolution_flag, 0, "--max_resolution_km=0: expected a distance in km above 0 and at most 12,173 "
+                                 "(an S2 face, the coarsest area there is)"),
+    (cli.max_resolution_flag, -3.0, "--max_resolution_km=-3.0: expected a distance in km above 0 and at most 12,173 "
+                                    "(an S2 face, the coarsest area there is)"),
+])
+def test_bad_confidence_flags_name_the_flag(check, value, message):
+    """The geo core names p, q and K; the mains name the flag they took the value from."""
+    with pytest.raises(InputError) as raised:
+        check(value)
+    assert str(raised.value) == message
+
+
+def test_confidence_settings_are_the_checked_flags():
+    class Values:
+        region_mass, min_confidence, max_resolution_km, centers = ["0.5", "0.9"], 0.3, None, "mean"
+
+    assert cli.confidence_settings(Values) == dict(masses=(0.5, 0.9), min_confidence=0.3, max_resolution_km=None,
+                                                  centers="mean")
+    Values.max_resolution_km = 200.0
+    assert cli.confidence_settings(Values)["max_resolution_km"] == 200.0

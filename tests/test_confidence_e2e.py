@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 import inference_helpers as helpers
-from geoest.geo import confidence as conf
+from geoest.geo import s2cell
+from geoest.geo.cell_outlines import cell_centers, cell_outlines, extents_km
+from geoest.geo.distance_temperature import save_distance_temperature
+from geoest.geo.distance_weights import WithinWeights
+from geoest.geo.how_sure import evaluation_figures, photo_scores
+from geoest.geo.resolution_cap import ResolutionCap
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -57,12 +62,11 @@ def test_capped_saved_model_never_answers_finer_than_the_cap(setup):
     assert not [k for k in served if k.startswith(("coarse", "middle", "fine", "hierarchy"))]
     tokens = set(served["cell"]) | set(served["answer_cell"]) - {""}
     tokens |= {t for key in ("region_cells_50", "region_cells_90") for row in served[key] for t in row if t}
-    from geoest.geo import s2cell
     ids = np.array([s2cell.token_to_id(t) for t in sorted(tokens)], np.uint64)
-    extent = dict(zip(sorted(tokens), conf.extents_km(conf.cell_outlines(ids))))
+    extent = dict(zip(sorted(tokens), extents_km(cell_outlines(ids))))
     assert min(extent.values()) >= CAP_KM
-    centers = dict(zip(sorted(tokens), conf.cell_centers(ids)))
-    cap = conf.ResolutionCap(setup["parts"], CAP_KM)
+    centers = dict(zip(sorted(tokens), cell_centers(ids)))
+    cap = ResolutionCap(setup["parts"], CAP_KM)
     node = dict(zip(cap.tokens, cap.node_centers))
     for i in range(len(setup["photos"])):
         # the point is the capped area's own point (a partitioning cell's mean or the S2 centre)
@@ -155,7 +159,6 @@ def test_evaluate_reports_p_within_radius_cells_and_back_off(setup, tmp_path):
     reported apart, and accuracy_coverage.png ranked by P(error <= R)."""
     import shutil
 
-    from geoest.geo import within
     from geoest.inference.calibration import model_fingerprint
     from geoest.inference.evaluation import evaluate
     from geoest.inference.methods import load_methods
@@ -164,9 +167,9 @@ def test_evaluate_reports_p_within_radius_cells_and_back_off(setup, tmp_path):
     shutil.copytree(setup["model_dir"], model_dir)
     fine = setup["parts"][-1]
     lat, lon = helpers.clustered_points(1500, seed=3)
-    weights = within.WithinWeights.build(fine, lat, lon)
+    weights = WithinWeights.build(fine, lat, lon)
     weights.save(model_dir)
-    within.save_distance_temperature(model_dir, 1.5, weights, model_fingerprint(model_dir / "best.keras"))
+    save_distance_temperature(model_dir, 1.5, weights, model_fingerprint(model_dir / "best.keras"))
     (method,), _ = load_methods({"tiny": model_dir})
     assert method.within_weights.digest == weights.digest and method.distance_temperature == 1.5
     rng = np.random.default_rng(4)
@@ -183,9 +186,9 @@ def test_evaluate_reports_p_within_radius_cells_and_back_off(setup, tmp_path):
     assert set(cells) == {"before", "after", "distance"}
     predicted = np.argmax(cells["before"], axis=-1)
     truth_class = fine.assign(truth[:, 0], truth[:, 1])
-    expected = {v: within.photo_scores(weights, c, predicted, truth_class, truth[:, 0], truth[:, 1], (0.5, 0.9))
+    expected = {v: photo_scores(weights, c, predicted, truth_class, truth[:, 0], truth[:, 1], (0.5, 0.9))
                 for v, c in cells.items()}
-    want = within.evaluation_figures(expected, (0.5, 0.9), min_confidence=0.3)
+    want = evaluation_figures(expected, (0.5, 0.9), min_confidence=0.3)
     assert got["in_no_cell"] == pytest.approx(np.mean(truth_class < 0)) and got["in_no_cell"] >= 3 / 16
     assert got["ranked"] == "distance"
     for radius in ("1", "25", "200", "750", "2500"):

@@ -8,7 +8,9 @@ import pytest
 
 from geoest.demo import run
 from geoest.errors import InputError
-from geoest.geo import within
+from geoest.geo import s2cell
+from geoest.geo.cell_outlines import cell_outlines, extents_km
+from geoest.geo.how_sure import how_sure_lines
 from geoest.geo.scoring import read_results_csv
 from geoest.inference.core import HIERARCHY
 
@@ -76,15 +78,13 @@ def test_predictions_geojson(demo):
         assert -90 <= lat <= 90 and -180 <= lon <= 180
     text = run.closing_summary(demo)
     assert "predictions (CSV) and their map (GeoJSON" in text
-    sure = within.how_sure_lines(json.loads((demo.output_dir / "summary.json").read_text())["how_sure"])
+    sure = how_sure_lines(json.loads((demo.output_dir / "summary.json").read_text())["how_sure"])
     assert len(demo.findings) == 9 + len(sure) and all(line in text for line in demo.findings)
 
 
 def test_how_sure_calibration_and_capped_prediction(demo):
     """Beyond the paper: temperatures fitted on validation, coverage before and after, the
     reliability and accuracy-coverage plots, distance-aware targets and one capped answer."""
-    from geoest.geo import confidence, s2cell
-
     out = demo.output_dir
     calibration = json.loads((out / "model" / "calibration.json").read_text())
     assert set(calibration["temperatures"]) == {p.stem for p in (out / "model" / "partitionings").glob("*.csv")} | {
@@ -99,7 +99,7 @@ def test_how_sure_calibration_and_capped_prediction(demo):
     assert any("coverage of R_0.5 / R_0.9 after temperature scaling" in line for line in demo.findings)
     capped = pd.read_csv(out / "predictions" / "capped.csv", dtype=str).iloc[0]
     tokens = [capped["cell"], *capped["region_cells_90"].split()]
-    extents = confidence.extents_km(confidence.cell_outlines([s2cell.token_to_id(t) for t in tokens]))
+    extents = extents_km(cell_outlines([s2cell.token_to_id(t) for t in tokens]))
     assert extents.min() >= run.CAP_KM
     assert (out / "predictions" / "predictions.png").stat().st_size > 0
     sure = json.loads((out / "summary.json").read_text())["how_sure"]     # P(error <= R) of base(M, f*)

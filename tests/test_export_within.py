@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 import inference_helpers as helpers
-from geoest.geo import within
+from geoest.geo.distance import THRESHOLDS_KM
+from geoest.geo.distance_temperature import save_distance_temperature
+from geoest.geo.distance_weights import WithinWeights, within_key
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -41,9 +43,9 @@ def runs(tmp_path_factory):
     model_dir = root / "run"
     fingerprint = helpers.calibrated_model_dir(parts, model_dir, SIZE)
     lat, lon = helpers.clustered_points(1500, seed=3)           # "training photos" of the cells
-    weights = within.WithinWeights.build(parts[-1], lat, lon)
+    weights = WithinWeights.build(parts[-1], lat, lon)
     weights.save(model_dir)
-    within.save_distance_temperature(model_dir, 1.4, weights, fingerprint)
+    save_distance_temperature(model_dir, 1.4, weights, fingerprint)
     photos = []
     for i in range(10):
         photos.append(root / f"p{i}.jpg")
@@ -82,8 +84,8 @@ def runs(tmp_path_factory):
 def test_saved_model_p_within_and_radius_equal_predict(runs, name):
     rows, served = runs[name]["rows"], runs[name]["served"]
     cap = CAP_KM if name == "capped" else 0.0
-    for r in within.THRESHOLDS_KM:
-        key = within.within_key(r)
+    for r in THRESHOLDS_KM:
+        key = within_key(r)
         got = np.array(served[key], np.float64)
         if r < cap:       # not stated below the cap, by either
             assert np.isnan(got).all() and all(row[key] == "" for row in rows)
@@ -98,7 +100,7 @@ def test_saved_model_p_within_and_radius_equal_predict(runs, name):
         assert (got >= cap).all()
     assert (np.array(served["radius_km_90"]) >= np.array(served["radius_km_50"])).all()
     # the photos differ in how sure the model is of them
-    assert len({round(v, 6) for v in served[within.within_key(750.0)]}) > 1
+    assert len({round(v, 6) for v in served[within_key(750.0)]}) > 1
     # the rest of the answer is predict's too
     assert served["cell"] == [row["cell"] for row in rows]
     np.testing.assert_allclose(served["probability"], [float(row["probability"]) for row in rows], rtol=1e-4)
@@ -108,9 +110,9 @@ def test_capped_saved_model_states_nothing_finer_than_the_cap(runs):
     served = runs["capped"]["served"]
     assert not [k for k in served if k.startswith(("coarse", "middle", "fine", "hierarchy"))]
     stated = [k for k in served if k.startswith("p_within_")]
-    assert sorted(stated) == sorted(within.within_key(r) for r in within.THRESHOLDS_KM)
-    for r in within.THRESHOLDS_KM:
-        values = np.array(served[within.within_key(r)], np.float64)
+    assert sorted(stated) == sorted(within_key(r) for r in THRESHOLDS_KM)
+    for r in THRESHOLDS_KM:
+        values = np.array(served[within_key(r)], np.float64)
         assert np.isnan(values).all() if r < CAP_KM else np.isfinite(values).all()
     for p in MASSES:
         assert min(served[f"radius_km_{p}"]) >= CAP_KM

@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 import inference_helpers as helpers
+from geoest.geo.distance import THRESHOLDS_KM
+from geoest.geo.distance_temperature import save_distance_temperature, sharpen
+from geoest.geo.distance_weights import WithinWeights, within_key
 from geoest.inference import HIERARCHY, Locator, crop_probabilities
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -133,7 +136,6 @@ def test_predict_with_distance_weights_gives_p_within_and_the_quantile_radius(se
     import shutil
 
     from geoest.data.pipeline import image_dataset
-    from geoest.geo import within
     from geoest.inference.modeldir import load_geo_model
 
     model_dir = tmp_path / "run"
@@ -155,14 +157,14 @@ def test_predict_with_distance_weights_gives_p_within_and_the_quantile_radius(se
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no distance weights" not in result.stderr
     rows = _rows(output)
-    keys = [within.within_key(r) for r in within.THRESHOLDS_KM]
-    weights = within.WithinWeights.load(model_dir, fine)
+    keys = [within_key(r) for r in THRESHOLDS_KM]
+    weights = WithinWeights.load(model_dir, fine)
     geo_model = load_geo_model(model_dir)
     (batch,) = list(image_dataset([r["image"] for r in rows], 8, image_size=SIZE).as_numpy_iterator())
     probs = {k: v.numpy() for k, v in crop_probabilities(geo_model.model, batch["crops"]).items()}
     f_star = Locator(setup["parts"]).cell_probabilities(probs)[HIERARCHY]
     predicted = np.argmax(f_star, axis=1)
-    expected = weights.within(f_star, predicted, within.THRESHOLDS_KM)
+    expected = weights.within(f_star, predicted, THRESHOLDS_KM)
     radii = weights.radius(f_star, predicted, (0.5, 0.9))
     for i, row in enumerate(rows):
         got = [float(row[k]) for k in keys]
@@ -171,16 +173,16 @@ def test_predict_with_distance_weights_gives_p_within_and_the_quantile_radius(se
         np.testing.assert_allclose([float(row["radius_km_50"]), float(row["radius_km_90"])], radii[i], rtol=1e-3)
 
     model = helpers_model_fingerprint(model_dir)               # the distance temperature: applied before W_R
-    within.save_distance_temperature(model_dir, 2.0, weights, model)
+    save_distance_temperature(model_dir, 2.0, weights, model)
     tempered_csv = tmp_path / "tempered.csv"
     result = subprocess.run([sys.executable, "-m", "geoest.predict", f"--model_dir={model_dir}",
                              f"--images={setup['photos']}/*", f"--output={tempered_csv}"],
                             capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    expected = weights.within(within.sharpen(f_star, 2.0), predicted, within.THRESHOLDS_KM)
+    expected = weights.within(sharpen(f_star, 2.0), predicted, THRESHOLDS_KM)
     for i, row in enumerate(_rows(tempered_csv)):
         np.testing.assert_allclose([float(row[k]) for k in keys], expected[i], atol=1e-4)
-    within.save_distance_temperature(model_dir, 2.0, weights, "0" * 64)     # fitted for another model file
+    save_distance_temperature(model_dir, 2.0, weights, "0" * 64)     # fitted for another model file
     refused = subprocess.run([sys.executable, "-m", "geoest.predict", f"--model_dir={model_dir}",
                               f"--images={setup['photos']}/*", f"--output={tmp_path / 'refused.csv'}"],
                              capture_output=True, text=True, cwd=REPO, timeout=300)
@@ -190,12 +192,12 @@ def test_predict_with_distance_weights_gives_p_within_and_the_quantile_radius(se
     plain = _predict(setup, tmp_path / "plain.csv")           # no weights: one clear line, the cell-mean approximation
     assert plain.returncode == 0 and "no distance weights W_R in" in plain.stderr
     assert "the cell-mean approximation" in plain.stderr
-    means = within.WithinWeights.from_means(fine)
+    means = WithinWeights.from_means(fine)
     plain_rows = _rows(tmp_path / "plain.csv")
     probs = {k: v.numpy() for k, v in crop_probabilities(
         geo_model.model, next(image_dataset([r["image"] for r in plain_rows], 8, image_size=SIZE)
                               .as_numpy_iterator())["crops"]).items()}
     f_star = Locator(setup["parts"]).cell_probabilities(probs)[HIERARCHY]
-    expected = means.within(f_star, f_star.argmax(axis=1), within.THRESHOLDS_KM)
+    expected = means.within(f_star, f_star.argmax(axis=1), THRESHOLDS_KM)
     for i, row in enumerate(plain_rows):
         np.testing.assert_allclose([float(row[k]) for k in keys], expected[i], atol=1e-4)

@@ -27,7 +27,10 @@ import numpy as np
 from geoest.demo import cities
 from geoest.demo import data as demo_data
 from geoest.errors import InputError
-from geoest.geo import within
+from geoest.geo.confidence import Confidence
+from geoest.geo.distance_temperature import save_distance_temperature
+from geoest.geo.distance_weights import WITHIN_WEIGHTS_FILE, WithinWeights
+from geoest.geo.how_sure import how_sure_figures, how_sure_lines
 from geoest.scene.places365 import CONCEPTS
 
 DEFAULT_NUM_IMAGES = 4000
@@ -184,7 +187,7 @@ def how_sure(confidence: dict) -> list:
 
 
 def how_sure_distance(model_dir, patterns: dict, train_meta_csv) -> dict:
-    """How sure base(M, f*) is as P(error <= R) (`geoest.geo.within.how_sure_figures`): W_R of the fine
+    """How sure base(M, f*) is as P(error <= R) (`geoest.geo.how_sure.how_sure_figures`): W_R of the fine
     cells from the training coordinates (written into model_dir), the distance temperature fitted on
     every validation photo, the figures measured on the test photos."""
     from geoest.data.meta_csv import read_meta_csv
@@ -197,12 +200,12 @@ def how_sure_distance(model_dir, patterns: dict, train_meta_csv) -> dict:
     methods, image_size = load_methods({"base_M": model_dir})
     method = methods[0]
     fine = method.locator.partitionings[-1]
-    path = pathlib.Path(model_dir) / within.FILE_NAME
+    path = pathlib.Path(model_dir) / WITHIN_WEIGHTS_FILE
     if path.exists():
-        weights = within.WithinWeights.load(path, fine)
+        weights = WithinWeights.load(path, fine)
     else:
         meta = read_meta_csv(train_meta_csv, author=False, scene=False)
-        weights = within.WithinWeights.build(fine, meta.lat_deg, meta.lon_deg)
+        weights = WithinWeights.build(fine, meta.lat_deg, meta.lon_deg)
         weights.save(path)
 
     def photos(pattern) -> dict:
@@ -222,9 +225,9 @@ def how_sure_distance(model_dir, patterns: dict, train_meta_csv) -> dict:
                 "dist_km": great_circle_km(points[:, 0], points[:, 1], lat[keep], lon[keep]),
                 "in_cell": fine.assign(lat[keep], lon[keep]) >= 0}
 
-    figures = within.how_sure_figures(weights, photos(patterns["test"]), photos(patterns["val"]))
-    within.save_distance_temperature(model_dir, figures["distance_temperature"], weights,
-                                     model_fingerprint(model_file(model_dir)))
+    figures = how_sure_figures(weights, photos(patterns["test"]), photos(patterns["val"]))
+    save_distance_temperature(model_dir, figures["distance_temperature"], weights,
+                              model_fingerprint(model_file(model_dir)))
     return figures
 
 
@@ -248,7 +251,6 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
     from geoest.data.meta_csv import read_meta_csv
     from geoest.data.pipeline import image_dataset
     from geoest.geo import great_circle_km
-    from geoest.geo.confidence import Confidence
     from geoest.inference.methods import load_methods
     from geoest.inference.prediction import predict_images, write_geojson
 
@@ -269,7 +271,7 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
     sure = Confidence(parts, method.locator.hierarchy.parents)
     weights, temperature = method.within_weights, method.distance_temperature    # written by how_sure_distance
     if weights is None:
-        weights = within.WithinWeights.from_means(parts[-1])
+        weights = WithinWeights.from_means(parts[-1])
     predict_images(method, paths, csv_path, batches, confidence=sure, geojson=geojson_path, within_weights=weights,
                    distance_temperature=temperature)
     write_geojson(csv_path, method.locator, geojson_path)
@@ -438,7 +440,7 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
                               model_dir, isn_dirs, distance_dir)
     sure = how_sure(json.loads((output_dir / "evaluation" / "confidence.json").read_text())["base_M"])
     print("base(M, f*), how sure (beyond the paper):\n" + "\n".join(f"  {line}" for line in sure))
-    within_lines = within.how_sure_lines(within_figures)
+    within_lines = how_sure_lines(within_figures)
     print("base(M, f*), how sure as P(error <= R) (beyond the paper):\n"
           + "\n".join(f"  {line}" for line in within_lines), flush=True)
     done("evaluate")

@@ -5,7 +5,7 @@ logits before the softmax; the hierarchy f* gets one more, p*(c)^(1/T) renormali
 (`geoest.inference.temperature`; fitted by `geoest.inference.temperature_fit`). They are stored in
 the model dir (`calibration.json`) with the SHA-256 of the model file they were fitted for, and used
 by evaluate, predict and export; the model dir's distance weights W_R and distance temperature
-(`geoest.geo.within`) are loaded beside them.
+(`geoest.geo.distance_weights`, `geoest.geo.distance_temperature`) are loaded beside them.
 
     calibration = load_calibration(geo_model)                   # None when the model dir has none
     model = calibration.wrap(geo_model.model)                   # logits / T per head
@@ -18,7 +18,8 @@ import pathlib
 import numpy as np
 
 from geoest.errors import InputError
-from geoest.geo import within
+from geoest.geo.distance_temperature import load_distance_temperature
+from geoest.geo.distance_weights import WITHIN_WEIGHTS_FILE, WithinWeights
 from geoest.heads import output_sizes
 from geoest.inference.core import HIERARCHY, Locator, model_outputs
 from geoest.inference.modeldir import model_file
@@ -145,7 +146,7 @@ def load_calibration(geo_model, path=None):
 
 
 def load_distance_events(model_dir, fine_partitioning):
-    """The distance weights W_R of a model dir and its distance temperature (`geoest.geo.within`).
+    """The distance weights W_R of a model dir and its distance temperature (`geoest.geo.distance_weights`, `geoest.geo.distance_temperature`).
 
     Args:
       model_dir: the model dir (or None: no weights); fine_partitioning: the cells f* is over.
@@ -154,11 +155,11 @@ def load_distance_events(model_dir, fine_partitioning):
     Raises:
       InputError naming the file: weights of other cells, a temperature fitted for another model.
     """
-    path = pathlib.Path(model_dir) / within.FILE_NAME if model_dir else None
+    path = pathlib.Path(model_dir) / WITHIN_WEIGHTS_FILE if model_dir else None
     if path is None or not path.is_file():
         return None, None
-    weights = within.WithinWeights.load(path, fine_partitioning)
-    return weights, within.load_distance_temperature(model_dir, weights, model_fingerprint(model_file(model_dir)))
+    weights = WithinWeights.load(path, fine_partitioning)
+    return weights, load_distance_temperature(model_dir, weights, model_fingerprint(model_file(model_dir)))
 
 
 __all__ = ["CALIBRATION_FILE", "RAW", "Calibration", "TemperedModel", "load_calibration", "load_distance_events",

@@ -5,13 +5,15 @@ reliability bins, the accuracy-coverage curve). Used by the calibration report a
 """
 import numpy as np
 
-from geoest.geo import confidence as conf
+from geoest.geo.calibration_metrics import accuracy_coverage, calibration_bins, expected_calibration_error
+from geoest.geo.confidence import Confidence
 from geoest.geo.distance import THRESHOLDS_KM, great_circle_km
+from geoest.geo.regions import in_region, mass_key, region_sizes
 
 CONFIDENCE_FIELDS = ("probability", "correct", "dist_km")
 
 
-def confidence_scores(probs_fine, lat_deg, lon_deg, confidence: conf.Confidence, predicted=None) -> dict:
+def confidence_scores(probs_fine, lat_deg, lon_deg, confidence: Confidence, predicted=None) -> dict:
     """Per photo: the predicted cell's probability, whether it holds the true location, the error
     of its point (km) and, per mass, whether the true cell is among the region's cells; every array [B].
 
@@ -29,16 +31,16 @@ def confidence_scores(probs_fine, lat_deg, lon_deg, confidence: conf.Confidence,
     out = {"probability": answer["probability"], "correct": truth == best,
            "dist_km": great_circle_km(lat_deg, lon_deg, answer["lat"], answer["lon"])}
     for p in confidence.masses:
-        key = conf.mass_key(p)
-        order, sizes = conf.region_sizes(probs_fine, p)
-        inside = conf.in_region(order, sizes)[np.arange(len(truth)), np.maximum(truth, 0)] & (truth >= 0)
+        key = mass_key(p)
+        order, sizes = region_sizes(probs_fine, p)
+        inside = in_region(order, sizes)[np.arange(len(truth)), np.maximum(truth, 0)] & (truth >= 0)
         out[f"in_cells_{key}"] = inside
     return out
 
 
 def confidence_summary(scores: dict, masses) -> dict:
     """Cell-set coverage of each region, ECE, reliability bins and the accuracy-coverage curve of many photos
-    (coverage of the radius R_p: `geoest.geo.within.evaluation_figures`).
+    (coverage of the radius R_p: `geoest.geo.how_sure.evaluation_figures`).
 
     Args:
       scores: `confidence_scores` arrays concatenated over photos ([N] each).
@@ -48,14 +50,14 @@ def confidence_summary(scores: dict, masses) -> dict:
        "reliability": {...lists}, "accuracy_coverage_area": {"1": f, ...},
        "most_confident_half": {"1": f, ...}, "all": {"1": f, ...}}.
     """
-    keys = {p: conf.mass_key(p) for p in masses}
-    curve = conf.accuracy_coverage(scores["dist_km"], scores["probability"])
+    keys = {p: mass_key(p) for p in masses}
+    curve = accuracy_coverage(scores["dist_km"], scores["probability"])
     half = max(1, int(round(len(scores["dist_km"]) / 2))) - 1
-    bins = conf.calibration_bins(scores["probability"], scores["correct"])
+    bins = calibration_bins(scores["probability"], scores["correct"])
     return {
         "images": int(len(scores["dist_km"])),
         "cell_coverage": {keys[p]: float(np.mean(scores[f"in_cells_{keys[p]}"])) for p in masses},
-        "ece": conf.expected_calibration_error(scores["probability"], scores["correct"]),
+        "ece": expected_calibration_error(scores["probability"], scores["correct"]),
         "mean_probability": float(np.mean(scores["probability"])),
         "top_cell_accuracy": float(np.mean(scores["correct"])),
         "reliability": {k: np.asarray(v).tolist() for k, v in bins.items()},

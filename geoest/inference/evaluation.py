@@ -20,7 +20,7 @@ scores over the test set are then reported (`geoest.inference.report`), per meth
                                                accuracy of the most confident half, before and (with
                                                temperatures) after calibration (`geoest.inference.confidence_scores.confidence_summary`)
                                                of the top cell's probability; and "within"
-                                               (`geoest.geo.within.evaluation_figures`, W_R from the model
+                                               (`geoest.geo.how_sure.evaluation_figures`, W_R from the model
                                                dir, else the cell-mean approximation: "weights"): ECE of
                                                P(error <= R) per R, R_p radius and cell-set coverage, the
                                                share of photos in no cell, ranking curves against random
@@ -46,8 +46,11 @@ from tqdm import tqdm
 from geoest import interrupt
 from geoest.errors import InputError
 from geoest.files import atomic_path, claim_outputs, writing
-from geoest.geo import confidence as conf
-from geoest.geo import within
+from geoest.geo.checks import check_masses, check_min_confidence
+from geoest.geo.confidence import Confidence, finite_rows
+from geoest.geo.distance_weights import WithinWeights
+from geoest.geo.how_sure import evaluation_figures, photo_scores
+from geoest.geo.regions import DEFAULT_MASSES, mass_key
 from geoest.geo.scoring import errors_km
 from geoest.inference.methods import Method
 from geoest.inference.confidence_scores import CONFIDENCE_FIELDS, confidence_scores, confidence_summary
@@ -60,7 +63,7 @@ MANIFEST = "evaluate.json"
 UNDECODABLE = "JPEG data that cannot be decoded"
 NAN_PROBABILITIES = "probabilities holding NaN"
 MAX_SKIPPED = 0.01     # the largest fraction of a test set evaluate skips without failing
-WITHIN_FIELDS = ("p_within", "radius_km", "in_cells")    # per photo and variant, `within.photo_scores`
+WITHIN_FIELDS = ("p_within", "radius_km", "in_cells")    # per photo and variant, `how_sure.photo_scores`
 PHOTO_KEYS = ("id", "lat", "lon", "scene", "scene_labels")   # per photo, beside the methods' scores
 
 
@@ -86,7 +89,7 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
         `max_skipped` of the test set (a fraction) fails the run before anything but the
         partial results is written.
       min_confidence: q of the back-off measured for methods with distance weights (each photo
-        answered at the finest level whose P(error <= R_level) >= q, `geoest.geo.within.back_off`).
+        answered at the finest level whose P(error <= R_level) >= q, `geoest.geo.back_off.finest_level_reaching`).
     Returns:
       the summary dict written to summary.json.
     Raises:
@@ -95,9 +98,9 @@ def evaluate(methods, batches, output_dir, *, total: int | None = None, referenc
     """
     output_dir = _output_folder(methods, output_dir)
     resume = _claim(output_dir, methods, test_set, overwrite)
-    masses = conf.check_masses(masses or conf.DEFAULT_MASSES)
+    masses = check_masses(masses or DEFAULT_MASSES)
     plans = [_Plan.of(method, masses) for method in methods]
-    min_confidence = conf.check_min_confidence(min_confidence)
+    min_confidence = check_min_confidence(min_confidence)
     store = _Store(output_dir / PARTIAL, [key for plan in plans for key in plan.keys()], resume)
     yielded, skipped_nan = _score_batches(plans, batches, store, total, save_every)
     data = store.arrays()
@@ -155,15 +158,15 @@ class _Plan:
                             "photos to lie at its mean (the cell-mean approximation; python -m "
                             "geoest.within_weights writes W_R)", method.name)
         weights = (method.within_weights if method.within_weights is not None
-                   else within.WithinWeights.from_means(main, method.locator.centers))
+                   else WithinWeights.from_means(main, method.locator.centers))
         variants = ["before"] + (["after"] if method.calibration else [])
-        return cls(method, conf.Confidence([main], masses=masses), variants,
+        return cls(method, Confidence([main], masses=masses), variants,
                    variants + (["distance"] if method.distance_temperature is not None else []), weights, masses)
 
     @property
     def fields(self) -> list:
         """The per-photo confidence fields of each variant."""
-        return list(CONFIDENCE_FIELDS) + [f"in_cells_{conf.mass_key(p)}" for p in self.masses]
+        return list(CONFIDENCE_FIELDS) + [f"in_cells_{mass_key(p)}" for p in self.masses]
 
     def keys(self) -> list:
         """The method's per-photo arrays in the store: "<name>/<what>"."""
@@ -181,7 +184,7 @@ class _Plan:
         method, name = self.method, self.method.name
         routed = method.concepts(batch) if method.concepts else None
         probs = method.probabilities(batch, routed) if routed is not None else method.probabilities(batch)
-        finite = np.all([conf.finite_rows(v) for v in probs.values()], axis=0)
+        finite = np.all([finite_rows(v) for v in probs.values()], axis=0)
         probs = {k: np.nan_to_num(v) for k, v in probs.items()}
         if routed is not None:
             row[f"{name}/routed"] = routed
@@ -199,7 +202,7 @@ class _Plan:
         fine = method.locator.partitioning(method.locator.main)
         truth = fine.assign(np.clip(row["lat"], -90, 90), np.clip(row["lon"], -180, 180))
         for variant in self.within_variants:
-            scores = within.photo_scores(self.weights, distributions[variant], predicted, truth,
+            scores = photo_scores(self.weights, distributions[variant], predicted, truth,
                                          row["lat"], row["lon"], self.masses)
             row.update({f"{name}/within/{variant}/{f}": scores[f] for f in WITHIN_FIELDS})
         row.update({f"{name}/within/{f}": scores[f] for f in ("in_cell", "dist_km")})
@@ -282,7 +285,7 @@ def _report(plan: _Plan, data: dict, min_confidence: float, skipped_nan: list) -
     for v in scores.values():
         v.update({f: data[f"{name}/within/{f}"] for f in ("in_cell", "dist_km")})
     how_sure["within"] = {"weights": plan.weights.source,
-                          **within.evaluation_figures(scores, plan.masses, min_confidence=min_confidence)}
+                          **evaluation_figures(scores, plan.masses, min_confidence=min_confidence)}
     ranked = how_sure["within"]["ranked"]
     return MethodReport(name, method.locator.main, predicted, dist_km, summary, how_sure,
                         ranking=(data[f"{name}/within/dist_km"], scores[ranked]["p_within"]))

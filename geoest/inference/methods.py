@@ -6,7 +6,7 @@ from typing import Callable
 
 from geoest.errors import InputError
 from geoest.files import digest, file_identity
-from geoest.geo import within
+from geoest.geo.distance_temperature import sharpen
 from geoest.heads import SCENE_HEAD, output_sizes
 from geoest.inference.calibration import RAW, load_calibration, load_distance_events
 from geoest.inference.core import Locator, crop_probabilities
@@ -30,7 +30,7 @@ class Method:
       `probabilities` gives the calibrated outputs and the raw ones under "raw/<output>". The
       answers (cells, coordinates: Table 6) always come from the raw ones, the paper's method;
       temperatures change how sure an answer is, never the answer.
-    within_weights: W_R of its fine cells (`geoest.geo.within.WithinWeights`) or None; with them
+    within_weights: W_R of its fine cells (`geoest.geo.distance_weights.WithinWeights`) or None; with them
       evaluate reports P(error <= R) and R_p; distance_temperature: their extra temperature on f*.
     """
     name: str
@@ -56,7 +56,7 @@ class Method:
         if self.calibration is not None:
             out["after"] = self.calibration.cell_probabilities(self.locator, probs)[self.locator.main]
         if distance and self.distance_temperature is not None:
-            out["distance"] = within.sharpen(out.get("after", out["before"]), self.distance_temperature)
+            out["distance"] = sharpen(out.get("after", out["before"]), self.distance_temperature)
         return out
 
 

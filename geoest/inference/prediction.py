@@ -20,7 +20,7 @@ also holds
                                        the probability (S2 tokens)
   level, answer_lat, answer_lon,       back-off: the finest level (fine, middle, coarse) whose
   answer_cell, answer_probability      predicted cell holds at least --min_confidence, or "none"
-With distance weights W_R of the fine cells (`geoest.geo.within.WithinWeights`: the model dir's
+With distance weights W_R of the fine cells (`geoest.geo.distance_weights.WithinWeights`: the model dir's
 within_weights.npz, or the cell-mean approximation), every row also holds
   radius_km_<p>                        R_p, the smallest radius around the fine answer with
                                        P(error <= R_p) >= p (never below the cap)
@@ -37,8 +37,11 @@ from tqdm import tqdm
 
 from geoest.errors import InputError
 from geoest.files import atomic_path, claim_outputs, manifest_path
-from geoest.geo import within as within_r
-from geoest.geo.confidence import finite_rows, mass_key
+from geoest.geo.confidence import finite_rows
+from geoest.geo.distance import THRESHOLDS_KM
+from geoest.geo.distance_temperature import sharpen
+from geoest.geo.distance_weights import within_key
+from geoest.geo.regions import mass_key
 from geoest.inference import geojson
 from geoest.inference.report import plot_map
 
@@ -57,7 +60,7 @@ def _columns(outputs, confidence=None, weights=None, raw_probabilities: bool = F
     if confidence is None:
         return base
     region = ("region_cells", "radius_km") if weights is not None else ("region_cells",)
-    within_columns = [within_r.within_key(r) for r in within_r.THRESHOLDS_KM] if weights is not None else []
+    within_columns = [within_key(r) for r in THRESHOLDS_KM] if weights is not None else []
     return base + [f"{c}_{mass_key(p)}" for p in confidence.masses for c in region] \
         + within_columns + list(ANSWER_COLUMNS)
 
@@ -65,11 +68,11 @@ def _columns(outputs, confidence=None, weights=None, raw_probabilities: bool = F
 def _within_rows(rows, weights, probs_fine, predicted, confidence):
     """Adds P(error <= R) per paper threshold and the quantile radius R_p (radius_km_<p>)."""
     cap = None if confidence.cap is None else float(confidence.cap.max_resolution_km)
-    p_within = weights.within(probs_fine, predicted, within_r.THRESHOLDS_KM, max_resolution_km=cap)
+    p_within = weights.within(probs_fine, predicted, THRESHOLDS_KM, max_resolution_km=cap)
     radii = weights.radius(probs_fine, predicted, confidence.masses, max_resolution_km=cap)
     for i, row in enumerate(rows):
-        for k, r in enumerate(within_r.THRESHOLDS_KM):
-            row[within_r.within_key(r)] = f"{p_within[i, k]:.6g}" if np.isfinite(p_within[i, k]) else ""
+        for k, r in enumerate(THRESHOLDS_KM):
+            row[within_key(r)] = f"{p_within[i, k]:.6g}" if np.isfinite(p_within[i, k]) else ""
         for j, p in enumerate(confidence.masses):
             row[f"radius_km_{mass_key(p)}"] = f"{radii[i, j]:.3f}"
         yield row
@@ -155,10 +158,10 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confid
         and the cap (computed on the calibrated distribution when the method has temperatures).
       geojson: the map this run will draw with `write_geojson` (and its PNG), claimed with the CSV.
       overwrite: replace a CSV (and map) written for another model or options, or not by predict.
-      within_weights: `geoest.geo.within.WithinWeights` of the fine cells (with `confidence`):
+      within_weights: `geoest.geo.distance_weights.WithinWeights` of the fine cells (with `confidence`):
         P(error <= R) columns and the quantile R_p.
       distance_temperature: the extra temperature on f* of the distance events
-        (`geoest.geo.within.load_distance_temperature`), applied before P(error <= R) and R_p.
+        (`geoest.geo.distance_temperature.load_distance_temperature`), applied before P(error <= R) and R_p.
       raw_probabilities: also list the model's uncalibrated probabilities (raw_probability,
         raw_top_probabilities, <output>_raw_probability); otherwise every probability in a row is the
         calibrated one (the model's own when it has no temperatures).
@@ -215,7 +218,7 @@ def predict_images(method, paths, output_csv, batches, *, top_k: int = 5, confid
                     rows = _confidence_rows(rows, answer, confidence)
                     if within_weights is not None:
                         if distance_temperature is not None:
-                            calibrated = within_r.sharpen(calibrated, distance_temperature)
+                            calibrated = sharpen(calibrated, distance_temperature)
                         rows = _within_rows(list(rows), within_weights, calibrated, predicted, confidence)
                 writer.writerows(rows)
                 f.flush()

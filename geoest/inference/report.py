@@ -13,10 +13,11 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from geoest.files import atomic_path, write_text
+from geoest.geo.calibration_metrics import ranking_curves
 from geoest.geo.distance import EARTH_RADIUS_KM, THRESHOLDS_KM  # 1, 25, 200, 750, 2500 km (Table 6)
+from geoest.geo.how_sure import evaluation_lines
 from geoest.geo.landmask import land_mask
 from geoest.geo.scoring import write_results_csv
-from geoest.geo.within import evaluation_lines, ranking_curves
 from geoest.inference.core import HIERARCHY
 from geoest.inference.geojson import cell_ring
 from geoest.scene.places365 import CONCEPTS
@@ -171,7 +172,7 @@ def plot_cells(partitioning, path, points_per_edge: int = 4) -> None:
 def plot_ranking_curves(dist_km, p_within, radii_km, path, title: str = "", draws: int = 200) -> None:
     """PNG of the accuracy within each R against the fraction of photos answered, ranked by P(error <= R)
     (most confident first), beside the band of random orders (2.5-97.5 %) and the oracle (ranked by
-    the true error); `geoest.geo.within.ranking_curves`.
+    the true error); `geoest.geo.calibration_metrics.ranking_curves`.
 
     Args:
       dist_km: float [N] errors in km; p_within: float [N, K] P(error <= R) per radius; radii_km: [K].

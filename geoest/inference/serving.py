@@ -16,7 +16,7 @@ plus `lat`, `lon` of the main output (f*, else the only partitioning). With a
   cell, probability        the predicted cell of the main output and its (calibrated) probability
   region_size_<p>, radius_km_<p>, region_cells_<p>    the confidence region of mass p
   level, answer_lat, answer_lon, answer_cell, answer_probability    the back-off answer
-and, with distance weights W_R (`geoest.geo.within.WithinWeights.outputs_tf`, W_R as constants),
+and, with distance weights W_R (`geoest.geo.distance_weights.WithinWeights.outputs_tf`, W_R as constants),
   p_within_<R>km           float64 [batch]   P(error <= R), R = 1 / 25 / 200 / 750 / 2500 km (NaN below the cap)
   radius_km_<p>            float64 [batch]   R_p, the quantile radius (never below the cap)
 and, when it has a resolution cap, ONLY those (lat, lon, cell and regions of the capped areas):
@@ -28,7 +28,8 @@ import pathlib
 
 from geoest.errors import InputError
 from geoest.files import atomic_folder
-from geoest.geo.within import THRESHOLDS_KM, sharpen_tf
+from geoest.geo.distance import THRESHOLDS_KM
+from geoest.geo.distance_temperature import sharpen_tf
 from geoest.inference.calibration import RAW, main_probabilities_tf
 from geoest.inference.core import HIERARCHY, Locator, crop_probabilities
 
@@ -39,7 +40,7 @@ def serving_function(model, locator: Locator, image_size: int, top_k: int = 5, c
 
     `calibration` (`geoest.inference.calibration.Calibration`) divides the heads' logits by their
     temperatures and tempers f*; `confidence` adds regions, back-off and the cap; `within_weights`
-    (`geoest.geo.within.WithinWeights` of the fine cells, with `confidence`) adds P(error <= R) and
+    (`geoest.geo.distance_weights.WithinWeights` of the fine cells, with `confidence`) adds P(error <= R) and
     makes radius_km_<p> the quantile R_p, on the calibrated f* tempered by `distance_temperature`.
     With `calibration`, O_probability and O_top_probabilities are the calibrated ones (the classes stay
     the model's answer); `raw_probabilities` adds the model's own as O_raw_probability and
@@ -102,9 +103,9 @@ def export_saved_model(geo_model, export_dir, *, image_size: int | None = None, 
       confidence: `geoest.geo.confidence.Confidence` of the model's partitionings (regions,
         back-off, the resolution cap baked into the graph), or None.
       calibration: the model's temperatures (`geoest.inference.calibration.Calibration`) or None.
-      within_weights: W_R of the fine cells (`geoest.geo.within.WithinWeights`, with `confidence`): adds
+      within_weights: W_R of the fine cells (`geoest.geo.distance_weights.WithinWeights`, with `confidence`): adds
         p_within_<R>km and makes radius_km_<p> the quantile R_p; distance_temperature: its extra
-        temperature on f* (`geoest.geo.within.load_distance_temperature`) or None.
+        temperature on f* (`geoest.geo.distance_temperature.load_distance_temperature`) or None.
       raw_probabilities: with `calibration`, also return the uncalibrated O_raw_probability and
         O_raw_top_probabilities (otherwise every probability returned is the calibrated one).
     Returns:

@@ -11,7 +11,8 @@ import re
 import numpy as np
 
 from geoest.errors import InputError
-from geoest.geo import confidence as conf
+from geoest.geo.confidence import Confidence
+from geoest.geo.regions import DEFAULT_MASSES
 from geoest.heads import output_sizes
 from geoest.inference.batches import record_batches
 from geoest.inference.calibration import RAW, Calibration, model_fingerprint
@@ -22,7 +23,7 @@ from geoest.inference.report import plot_reliability
 from geoest.inference.temperature import GRID, TINY, best_temperature, nll_grid
 
 
-def fit_calibration(geo_model, batches, masses=conf.DEFAULT_MASSES, centers: str = "mean") -> Calibration:
+def fit_calibration(geo_model, batches, masses=DEFAULT_MASSES, centers: str = "mean") -> Calibration:
     """Fits the temperatures of a model on validation data by NLL and reports their effect.
 
     Args:
@@ -58,7 +59,7 @@ def fit_calibration(geo_model, batches, masses=conf.DEFAULT_MASSES, centers: str
             log_p = np.log(np.maximum(np.asarray(probs[HIERARCHY], np.float64), TINY))
             curve += nll_grid(log_p, _labels(fine, batch))
         calibration.temperatures[HIERARCHY] = best_temperature(curve)
-    confidence = conf.Confidence([fine], masses=masses, centers=centers)
+    confidence = Confidence([fine], masses=masses, centers=centers)
     scores = {"before": [], "after": []}                            # 3. what it changes
     wrapped = calibration.wrap(geo_model.model, keep_raw=True)
     for batch in batches():
@@ -85,7 +86,7 @@ def validation_files(model_dir) -> str | None:
     return None
 
 
-def calibrate_model_dir(model_dir, batches=None, *, masses=conf.DEFAULT_MASSES, batch_size: int = 16,
+def calibrate_model_dir(model_dir, batches=None, *, masses=DEFAULT_MASSES, batch_size: int = 16,
                         partitioning_csvs=(), centers: str = "mean") -> Calibration:
     """Fits, saves and reports the temperatures of a trained model dir.
 

@@ -1,4 +1,4 @@
-"""Benchmark of the distance weights W_R (geoest.geo.within) at MP-16 scale.
+"""Benchmark of the distance weights W_R (geoest.geo.distance_weights) at MP-16 scale.
 
 python tools/benchmarks/within_weights.py [--points_csv=/tmp/mp16_points.csv] [--runs=3]
     [--partitionings=cells_50_1000,cells_50_2000,cells_50_5000] [--fraction=1.0]
@@ -25,7 +25,7 @@ import mp16_points
 from geoest import cli
 from geoest.data.meta_csv import read_meta_csv
 from geoest.geo import Partitioning
-from geoest.geo.within import WithinWeights
+from geoest.geo.distance_weights import WithinWeights
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
