@@ -12,6 +12,10 @@ from absl import flags
 
 from geoest import cli
 from geoest.errors import InputError
+from geoest.inference.batches import image_batches, record_batches
+from geoest.inference.calibration import CALIBRATION_FILE
+from geoest.inference.report import report_lines
+from geoest.inference.temperature_fit import calibrate_model_dir
 
 cli.define_model_flags(required=True, located=False)
 cli.define_confidence_flags()
@@ -25,11 +29,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from geoest.inference.batches import image_batches, record_batches
-    from geoest.inference.calibration import CALIBRATION_FILE
-    from geoest.inference.report import report_lines
-    from geoest.inference.temperature_fit import calibrate_model_dir
-
     masses = cli.region_mass_flag(FLAGS.region_mass)
     if FLAGS.images_dir and not FLAGS.meta_csv or FLAGS.meta_csv and not FLAGS.images_dir:
         raise InputError("--images_dir and --meta_csv go together")

@@ -28,7 +28,10 @@ import sys
 from absl import flags
 
 from geoest import cli
+from geoest.data.meta_csv import read_meta_csv
 from geoest.errors import InputError
+from geoest.inference import evaluation
+from geoest.inference.batches import image_batches, record_batches, test_set_identity
 from geoest.inference.overlap import record_ids, training_overlap
 from geoest.locks import hold_lock
 
@@ -59,9 +62,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from geoest.inference import evaluation
-    from geoest.inference.batches import image_batches, record_batches, test_set_identity
-
     if bool(FLAGS.test_records) == bool(FLAGS.images_dir or FLAGS.meta_csv):
         raise InputError("give the test set as --test_records, or as --images_dir with --meta_csv")
     if FLAGS.images_dir and not FLAGS.meta_csv:
@@ -75,7 +75,6 @@ def main(argv):
         total = None
         batches = record_batches(FLAGS.test_records, FLAGS.batch_size, image_size, hierarchy, skip_log)
     else:
-        from geoest.data.meta_csv import read_meta_csv
         total = len(read_meta_csv(FLAGS.meta_csv))
         batches = image_batches(FLAGS.images_dir, FLAGS.meta_csv, FLAGS.batch_size, image_size,
                                 hierarchy, skip_log, allow_absolute_paths=FLAGS.allow_absolute_paths,

@@ -21,8 +21,12 @@ import sys
 from absl import flags
 
 from geoest import cli
+from geoest.geo import Hierarchy
 from geoest.geo.confidence import Confidence
 from geoest.geo.distance_weights import WithinWeights
+from geoest.inference.calibration import load_calibration, load_distance_events
+from geoest.inference.modeldir import load_geo_model
+from geoest.inference.serving import export_saved_model
 
 cli.define_model_flags(required=True)
 cli.define_confidence_flags(answers=True)
@@ -37,10 +41,6 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     settings = cli.confidence_settings(FLAGS)
-    from geoest.geo import Hierarchy
-    from geoest.inference.calibration import load_calibration, load_distance_events
-    from geoest.inference.modeldir import load_geo_model
-    from geoest.inference.serving import export_saved_model
 
     geo_model = load_geo_model(FLAGS.model_dir, FLAGS.partitionings)
     parts = sorted(geo_model.partitionings, key=len)

@@ -33,6 +33,7 @@ from geoest.errors import InputError
 from geoest.files import check_output
 from geoest.geo.confidence import Confidence
 from geoest.geo.distance_weights import WithinWeights
+from geoest.inference import prediction
 from geoest.scene import labeler
 
 cli.define_model_flags()
@@ -88,7 +89,6 @@ def main(argv):
     from geoest.data.photo_checks import default_min_side
     from geoest.data.pipeline import image_dataset
     from geoest.data.skip_log import SkipLog
-    from geoest.inference import prediction
 
     locator = method.locator
     confidence = Confidence(locator.partitionings, locator.hierarchy.parents if locator.hierarchy else None,

@@ -27,26 +27,6 @@ PROMISED_TF_FREE = ("geoest", "geoest.geo", "geoest.scene", "geoest.data.meta_cs
                     "geoest.train", "geoest.evaluate", "geoest.predict", "geoest.export", "geoest.calibrate",
                     "geoest.create_partitioning", "geoest.build_tfrecords", "geoest.label_scenes",
                     "geoest.scene_stats", "geoest.score_predictions", "geoest.draw_cells", "geoest.demo")
-# Imports still inside functions that the rule above does not allow: {file: {imported module}}.
-# Each is to move to the top of its file (or the file to split, where the import breaks a circle);
-# an entry that is no longer needed fails the test, so the list only shrinks.
-PENDING = {
-    "geoest/calibrate.py": {"geoest.inference.batches", "geoest.inference.calibration",
-                            "geoest.inference.report", "geoest.inference.temperature_fit"},
-    "geoest/cli.py": {"geoest.inference.methods"},
-    "geoest/demo/run.py": {"geoest.data.meta_csv", "geoest.geo", "geoest.data.build", "gin", "geoest.inference.core",
-                           "geoest.inference.batches", "geoest.inference.evaluation", "geoest.inference.calibration",
-                           "geoest.inference.methods", "geoest.inference.modeldir", "pandas",
-                           "geoest.inference.prediction", "geoest.inference.report",
-                           "geoest.inference.temperature_fit"},
-    "geoest/evaluate.py": {"geoest.inference.batches", "geoest.inference.evaluation",
-                           "geoest.data.meta_csv"},
-    "geoest/export.py": {"geoest.geo", "geoest.inference.calibration",
-                         "geoest.inference.modeldir", "geoest.inference.serving"},
-    "geoest/predict.py": {"geoest.inference.prediction"},
-}
-# Circles among geoest modules (through imports at any depth) still to be cut by splitting a file.
-PENDING_CIRCLES = []
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -117,10 +97,7 @@ def test_imports_are_at_the_top_but_lazy_tensorflow_ones():
                     not loads_tf(module) and any(loads_tf(m) for m in modules)):
                 continue                                   # a lazy import that keeps a promise
             found.setdefault(str(path.relative_to(REPO)), set()).update(modules)
-    unexpected = {f: sorted(m - PENDING.get(f, set())) for f, m in found.items() if m - PENDING.get(f, set())}
-    assert not unexpected, f"imports inside functions that belong at the top: {unexpected}"
-    stale = {f: sorted(m - found.get(f, set())) for f, m in PENDING.items() if m - found.get(f, set())}
-    assert not stale, f"PENDING lists imports that are at the top now (remove them): {stale}"
+    assert not found, f"imports inside functions that belong at the top: { {f: sorted(m) for f, m in found.items()} }"
 
 
 def test_the_modules_promised_tf_free_load_neither_tensorflow_nor_keras():
@@ -166,9 +143,7 @@ def _circles() -> list:
 
 
 def test_no_import_circle():
-    circles = _circles()
-    assert [c for c in circles if c not in PENDING_CIRCLES] == []
-    assert [c for c in PENDING_CIRCLES if c not in circles] == [], "a pending circle is cut: remove it"
+    assert _circles() == []
 
 
 def test_the_rule_sees_a_misplaced_import(tmp_path, monkeypatch):

@@ -22,15 +22,28 @@ import os
 import pathlib
 import time
 
+import gin
 import numpy as np
+import pandas as pd
 
-from geoest.demo import cities
-from geoest.demo import data as demo_data
+from geoest.data.build import build_tfrecords
+from geoest.data.meta_csv import read_meta_csv
+from geoest.demo import cities, data as demo_data
 from geoest.errors import InputError
+from geoest.geo import Partitioning, great_circle_km, read_partitionings
 from geoest.geo.confidence import Confidence
 from geoest.geo.distance_temperature import save_distance_temperature
 from geoest.geo.distance_weights import WITHIN_WEIGHTS_FILE, WithinWeights
 from geoest.geo.how_sure import how_sure_figures, how_sure_lines
+from geoest.inference.batches import record_batches
+from geoest.inference.calibration import load_calibration, model_fingerprint
+from geoest.inference.core import HIERARCHY, Locator
+from geoest.inference.evaluation import evaluate
+from geoest.inference.methods import Method, load_methods
+from geoest.inference.modeldir import load_geo_model, model_file
+from geoest.inference.prediction import predict_images, write_geojson
+from geoest.inference.report import plot_cells, report_lines
+from geoest.inference.temperature_fit import calibrate_model_dir
 from geoest.scene.places365 import CONCEPTS
 
 DEFAULT_NUM_IMAGES = 4000
@@ -71,8 +84,6 @@ def partition_thresholds(num_train: int) -> tuple:
 
 def build_partitionings(meta_csv, output_dir) -> list:
     """Builds the coarse, middle and fine partitionings (§3.1) of the photos in `meta_csv`."""
-    from geoest.data.meta_csv import read_meta_csv
-    from geoest.geo import Partitioning, read_partitionings
 
     meta = read_meta_csv(meta_csv, author=False, scene=False)   # a partitioning needs the coordinates only
     tau_min, tau_max = partition_thresholds(len(meta))
@@ -87,7 +98,6 @@ def build_partitionings(meta_csv, output_dir) -> list:
 
 def build_records(photos: demo_data.DemoDataset, output_dir, image_size: int) -> dict:
     """Writes each split of the demo photos as TFRecords; returns split -> file pattern."""
-    from geoest.data.build import build_tfrecords
 
     patterns = {}
     for split in demo_data.SPLITS:
@@ -103,7 +113,6 @@ def train_model(model_dir, patterns: dict, partitionings_dir, parts, gin_params=
                 gin_file: str = GIN_FILE):
     """Trains base(M, f*) with gin/demo.gin (or `gin_file`, which includes it) on the demo's records
     (resumes in model_dir)."""
-    import gin
     import keras
 
     from geoest.training import train
@@ -144,8 +153,6 @@ def train_isns(output_dir, base_dir, patterns, partitionings_dir, parts, epochs:
 
 def trivial_method(parts):
     """The trivial predictor: every photo at the mean coordinate (Class2GPS) of the largest cell."""
-    from geoest.inference.core import Locator
-    from geoest.inference.methods import Method
 
     largest = {p.name: np.eye(len(p))[np.argmax(p.counts)] for p in parts}   # one-hot [n_cells]
 
@@ -157,11 +164,6 @@ def trivial_method(parts):
 
 def calibrate(model_dir, validation_pattern) -> list:
     """Temperatures of base(M) fitted on the validation photos (kept when already fitted for this model)."""
-    from geoest.inference.batches import record_batches
-    from geoest.inference.calibration import load_calibration
-    from geoest.inference.modeldir import load_geo_model
-    from geoest.inference.report import report_lines
-    from geoest.inference.temperature_fit import calibrate_model_dir
 
     fitted = load_calibration(load_geo_model(model_dir))
     if fitted is None:
@@ -190,13 +192,6 @@ def how_sure_distance(model_dir, patterns: dict, train_meta_csv) -> dict:
     """How sure base(M, f*) is as P(error <= R) (`geoest.geo.how_sure.how_sure_figures`): W_R of the fine
     cells from the training coordinates (written into model_dir), the distance temperature fitted on
     every validation photo, the figures measured on the test photos."""
-    from geoest.data.meta_csv import read_meta_csv
-    from geoest.geo import great_circle_km
-    from geoest.inference.batches import record_batches
-    from geoest.inference.calibration import model_fingerprint
-    from geoest.inference.methods import load_methods
-    from geoest.inference.modeldir import model_file
-
     methods, image_size = load_methods({"base_M": model_dir})
     method = methods[0]
     fine = method.locator.partitionings[-1]
@@ -233,9 +228,6 @@ def how_sure_distance(model_dir, patterns: dict, train_meta_csv) -> dict:
 
 def evaluate_models(output_dir, test_pattern, num_test: int, model_dir, isn_dirs=None, distance_dir=None):
     """Table 6 on the test split for base(M), the ISNs (when given) and the trivial predictor."""
-    from geoest.inference.batches import record_batches
-    from geoest.inference.evaluation import evaluate
-    from geoest.inference.methods import load_methods
 
     model_dirs = {"base_M": model_dir, **({DISTANCE: distance_dir} if distance_dir else {})}
     methods, image_size = load_methods(model_dirs, isn_dirs)
@@ -246,13 +238,8 @@ def evaluate_models(output_dir, test_pattern, num_test: int, model_dir, isn_dirs
 
 def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: int = NUM_PREDICTED) -> dict:
     """Locates a few test photos, one per continent first; writes predictions.csv and .geojson."""
-    import pandas as pd
 
-    from geoest.data.meta_csv import read_meta_csv
     from geoest.data.pipeline import image_dataset
-    from geoest.geo import great_circle_km
-    from geoest.inference.methods import load_methods
-    from geoest.inference.prediction import predict_images, write_geojson
 
     meta = read_meta_csv(photos.meta_csv["test"], author=False, scene=False)
     truth = photos.photos["test"]
@@ -306,8 +293,6 @@ def predict_photos(output_dir, photos: demo_data.DemoDataset, model_dir, count: 
 def check_claims(summary: dict, fine: str) -> dict:
     """The demo's acceptance checks: base(M, f*) beats the trivial predictor clearly at 25 and 750 km,
     and f* is at least as good as the finest partitioning alone at 25 km (§3.4, Table 3)."""
-    from geoest.inference.core import HIERARCHY
-
     def acc(method, output, km):
         return summary[method][output]["all"]["accuracy"][str(km)]
 
@@ -324,7 +309,6 @@ def check_claims(summary: dict, fine: str) -> dict:
 
 def findings(summary: dict, parts) -> list:
     """The paper's observations as they show in the demo's figures (Table 3, Table 6, §3.3-3.4)."""
-    from geoest.inference.core import HIERARCHY
 
     def acc(method, output, km):
         return f"{summary[method][output]['all']['accuracy'][str(km)]:.1%}"
@@ -407,7 +391,6 @@ def run_demo(output_dir, *, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0,
         print(f"  {label:6s} {p.name}: {len(p)} cells")
     cells_png = output_dir / "partitionings" / "cells.png"
     if not cells_png.exists():
-        from geoest.inference.report import plot_cells
         plot_cells(parts[-1], cells_png)
     done("partitionings")
 
