@@ -224,22 +224,27 @@ def _back_off_line(back_off: dict, levels: dict) -> str:
         for label, f in levels.items()) + f"; no answer {back_off['no_answer']:.1%}")
 
 
+def _figure_lines(first: str, figures: dict, level_label) -> list:
+    """The events, radii, ranking and back-off of `figures` as lines, after `first`; a back-off level
+    is labelled `level_label(name, figures of the level)`."""
+    b = figures["back_off"]
+    return [first, *_event_lines(figures["events"]), *_radius_lines(figures["radius"]),
+            *_ranking_lines(figures["ranking"]),
+            _back_off_line(b, {level_label(name, f): f for name, f in b["levels"].items()})]
+
+
 def evaluation_lines(figures: dict) -> list:
     """The figures of `evaluation_figures` as lines a person reads."""
-    lines = [f"{figures['photos']} photos, {figures['in_no_cell']:.1%} of them in no cell (counted as misses of "
-             f"every cell set); ranked, backed off: {figures['ranked']}"]
-    lines += _event_lines(figures["events"]) + _radius_lines(figures["radius"]) + _ranking_lines(figures["ranking"])
-    b = figures["back_off"]
-    return lines + [_back_off_line(b, {f"{name} (within {f['radius_km']:g} km)": f for name, f in b["levels"].items()})]
+    first = (f"{figures['photos']} photos, {figures['in_no_cell']:.1%} of them in no cell (counted as misses of "
+             f"every cell set); ranked, backed off: {figures['ranked']}")
+    return _figure_lines(first, figures, lambda name, f: f"{name} (within {f['radius_km']:g} km)")
 
 
 def how_sure_lines(figures: dict) -> list:
     """The figures of `how_sure_figures` as lines a person reads."""
-    lines = [f"distance temperature fitted on {figures['validation_photos']} validation photos (all, in a cell "
-             f"or not): T = {figures['distance_temperature']:.2f}; weights W_R from the {figures['weights']}"]
-    lines += _event_lines(figures["events"]) + _radius_lines(figures["radius"]) + _ranking_lines(figures["ranking"])
-    b = figures["back_off"]
-    return lines + [_back_off_line(b, {f"within {radius} km": f for radius, f in b["levels"].items()})]
+    first = (f"distance temperature fitted on {figures['validation_photos']} validation photos (all, in a cell "
+             f"or not): T = {figures['distance_temperature']:.2f}; weights W_R from the {figures['weights']}")
+    return _figure_lines(first, figures, lambda radius, f: f"within {radius} km")
 
 
 __all__ = ["BACK_OFF_RADII_KM", "apply_monotone", "evaluation_figures", "evaluation_lines", "event_figures",
