@@ -38,7 +38,6 @@ from geoest import interrupt
 from geoest.errors import InputError, RefusedValue
 from geoest.geo.checks import check_masses, check_max_resolution, check_min_confidence
 from geoest.geo.partitioning import CENTERS
-from geoest.inference.methods import load_methods, load_scene_hierarchy_dir
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = interrupt.EXIT_INTERRUPTED
@@ -312,6 +311,10 @@ def methods_from_flags(values):
     Returns:
       (list of Method, input image size S, the Places365 scene hierarchy of --places365_dir or None).
     """
+    # Imported here: tools/benchmarks/model_step.py imports geoest.cli where only Keras, numpy, gin and
+    # absl are installed (tests/test_model_step.py); the inference code needs more (PIL, scipy).
+    from geoest.inference.methods import load_methods, load_scene_hierarchy_dir
+
     model_dirs = values.model_dir
     if not isinstance(model_dirs, list):   # one --model_dir (predict), or none beside --isn_dirs
         model_dirs = [model_dirs] if model_dirs else []
