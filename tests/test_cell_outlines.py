@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from geoest.geo import great_circle_km, s2cell
-from geoest.geo.cell_outlines import (FACE_EXTENT_KM, POINTS_PER_EDGE, cell_centers, cell_outlines, extents_km,
-                                      unit_vectors)
+from geoest.geo.cell_outlines import (FACE_EXTENT_KM, POINTS_PER_EDGE, cell_centers, cell_outlines, cell_vertices,
+                                      extents_km, unit_vectors)
 from geoest.geo.distance import EARTH_RADIUS_KM
 
 FACES = np.array([(2 * k + 1) << 60 for k in range(6)], np.uint64)
@@ -52,3 +52,15 @@ def test_centers_lie_inside_their_cells():
         assert centers.shape == (3, 2)
         again = s2cell.parent_ids(s2cell.leaf_ids(centers[:, 0], centers[:, 1]), level)
         np.testing.assert_array_equal(again, cells)
+
+
+def test_vertices_are_the_corners_of_the_cell_counter_clockwise():
+    cells = s2cell.parent_ids(s2cell.leaf_ids(np.array([48.86, -33.87]), np.array([2.35, 151.21])), 9)
+    corners = cell_vertices(cells)
+    assert corners.shape == (2, 4, 2)
+    np.testing.assert_allclose(unit_vectors(corners[..., 0], corners[..., 1]), cell_outlines(cells)[:, ::POINTS_PER_EDGE],
+                               atol=1e-12)
+    xyz = unit_vectors(corners[..., 0], corners[..., 1])
+    center = unit_vectors(*cell_centers(cells).T)
+    for k in range(4):     # counter-clockwise seen from outside: each edge turns left around the centre
+        assert (np.einsum("ij,ij->i", np.cross(xyz[:, k], xyz[:, (k + 1) % 4]), center) > 0).all()

@@ -18,6 +18,20 @@ def unit_vectors(lat_deg, lon_deg) -> np.ndarray:
     return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
 
 
+def cell_vertices(cell_ids) -> np.ndarray:
+    """float64 [n, 4, 2] [lat, lon] in degrees of the 4 vertices of S2 cells, counter-clockwise."""
+    import s2geometry as s2
+
+    ids = np.asarray(cell_ids, np.uint64).ravel()
+    vertices = np.empty((len(ids), 4, 2))
+    for k, cell_id in enumerate(ids.tolist()):
+        cell = s2.S2Cell(s2.S2CellId(cell_id))
+        for v in range(4):
+            ll = s2.S2LatLng(cell.GetVertex(v))
+            vertices[k, v] = ll.lat().degrees(), ll.lng().degrees()
+    return vertices
+
+
 def cell_outlines(cell_ids, points_per_edge: int = POINTS_PER_EDGE) -> np.ndarray:
     """Points along the edges of S2 cells, as unit vectors.
 
@@ -27,19 +41,12 @@ def cell_outlines(cell_ids, points_per_edge: int = POINTS_PER_EDGE) -> np.ndarra
     Returns:
       float64 [n, 4 * points_per_edge, 3]; the 4 vertices are among the points.
     """
-    import s2geometry as s2
-
-    ids = np.asarray(cell_ids, np.uint64).ravel()
-    vertices = np.empty((len(ids), 4, 3))
-    for k, cell_id in enumerate(ids.tolist()):
-        cell = s2.S2Cell(s2.S2CellId(cell_id))
-        for v in range(4):
-            ll = s2.S2LatLng(cell.GetVertex(v))
-            vertices[k, v] = unit_vectors(ll.lat().degrees(), ll.lng().degrees())
+    lat_lon = cell_vertices(cell_ids)
+    vertices = unit_vectors(lat_lon[..., 0], lat_lon[..., 1])
     t = np.arange(points_per_edge)[None, None, :, None] / points_per_edge
     edge = (1 - t) * vertices[:, :, None] + t * np.roll(vertices, -1, axis=1)[:, :, None]
     edge /= np.linalg.norm(edge, axis=-1, keepdims=True)   # back onto the great-circle arc
-    return edge.reshape(len(ids), -1, 3)
+    return edge.reshape(len(lat_lon), -1, 3)
 
 
 def cell_centers(cell_ids) -> np.ndarray:

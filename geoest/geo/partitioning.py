@@ -15,6 +15,7 @@ import numpy as np
 
 from geoest.errors import InputError
 from geoest.geo import s2cell
+from geoest.geo.cell_outlines import cell_centers, cell_vertices
 
 log = logging.getLogger(__name__)
 
@@ -179,24 +180,11 @@ class Partitioning:
 
     def geometric_centers(self) -> np.ndarray:
         """[lat, lon] of each S2 cell's centre, np.float64 [n, 2] in degrees (base-vgg_c, Table 6)."""
-        import s2geometry as s2
-
-        out = np.empty((len(self), 2))
-        for k, cell_id in enumerate(self.cell_ids.tolist()):
-            ll = s2.S2CellId(cell_id).ToLatLng()
-            out[k] = ll.lat().degrees(), ll.lng().degrees()
-        return out
+        return cell_centers(self.cell_ids)
 
     def polygons(self) -> list:
         """The 4 vertices of each cell as np.float64 [4, 2] ([lat, lon] degrees, counter-clockwise)."""
-        import s2geometry as s2
-
-        polys = []
-        for cell_id in self.cell_ids.tolist():
-            cell = s2.S2Cell(s2.S2CellId(cell_id))
-            verts = [s2.S2LatLng(cell.GetVertex(k)) for k in range(4)]
-            polys.append(np.array([[v.lat().degrees(), v.lng().degrees()] for v in verts]))
-        return polys
+        return list(cell_vertices(self.cell_ids))
 
     # -- building (§3.1) ----------------------------------------------------------------------
     @classmethod

@@ -10,11 +10,7 @@ import numpy as np
 
 from geoest.files import atomic_path
 from geoest.geo import s2cell
-
-
-def _unit(lat_deg, lon_deg):
-    lat, lon = np.radians(lat_deg), np.radians(lon_deg)
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
+from geoest.geo.cell_outlines import cell_vertices, unit_vectors
 
 
 def cell_ring(vertices, points_per_edge: int = 8) -> list:
@@ -26,7 +22,7 @@ def cell_ring(vertices, points_per_edge: int = 8) -> list:
       points_per_edge: samples per edge (1 keeps the corners only).
     """
     vertices = np.asarray(vertices, np.float64)
-    xyz = _unit(vertices[:, 0], vertices[:, 1])
+    xyz = unit_vectors(vertices[:, 0], vertices[:, 1])
     t = np.arange(points_per_edge) / points_per_edge
     points = []
     for a, b in zip(xyz, np.roll(xyz, -1, axis=0)):
@@ -88,13 +84,10 @@ def token_features(tokens, properties=None, points_per_edge: int = 8) -> list:
       tokens: K S2 cell tokens.
       properties: optional list of K dicts, each feature's properties (the token is added as "cell").
     """
-    import s2geometry as s2
-
+    corners = cell_vertices([s2cell.token_to_id(token) for token in tokens])
     features = []
     for i, token in enumerate(tokens):
-        cell = s2.S2Cell(s2.S2CellId(s2cell.token_to_id(token)))
-        vertices = [s2.S2LatLng(cell.GetVertex(k)) for k in range(4)]
-        ring = cell_ring(np.array([[v.lat().degrees(), v.lng().degrees()] for v in vertices]), points_per_edge)
+        ring = cell_ring(corners[i], points_per_edge)
         props = {"cell": token, **(properties[i] if properties is not None else {})}
         features.append({"type": "Feature", "properties": props,
                          "geometry": {"type": "Polygon", "coordinates": [ring]}})
