@@ -58,9 +58,8 @@ def test_vertices_are_the_corners_of_the_cell_counter_clockwise():
     cells = s2cell.parent_ids(s2cell.leaf_ids(np.array([48.86, -33.87]), np.array([2.35, 151.21])), 9)
     corners = cell_vertices(cells)
     assert corners.shape == (2, 4, 2)
-    np.testing.assert_allclose(unit_vectors(corners[..., 0], corners[..., 1]), cell_outlines(cells)[:, ::POINTS_PER_EDGE],
-                               atol=1e-12)
     xyz = unit_vectors(corners[..., 0], corners[..., 1])
+    np.testing.assert_allclose(xyz, cell_outlines(cells)[:, ::POINTS_PER_EDGE], atol=1e-12)
     center = unit_vectors(*cell_centers(cells).T)
     for k in range(4):     # counter-clockwise seen from outside: each edge turns left around the centre
         assert (np.einsum("ij,ij->i", np.cross(xyz[:, k], xyz[:, (k + 1) % 4]), center) > 0).all()
