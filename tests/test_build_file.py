@@ -9,13 +9,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # Modules with logic whose tests are not (yet) in a file of their name, and the file that holds
 # them. It only shrinks: a module leaves it when its tests move into tests/test_<module>.py.
 TESTED_ELSEWHERE = {
-    "geoest/demo/backbone.py": "test_core.py (the demo CNN's predictions on uint8 and float images)",
-    "geoest/inference/batches.py": "test_reliability.py, test_evaluation.py (image and record batches)",
     "geoest/inference/confidence_scores.py": "test_confidence_e2e.py (through python -m geoest.calibrate)",
-    "geoest/inference/modeldir.py": "test_prediction.py, test_serving.py (loading model dirs)",
     "geoest/inference/report.py": "test_evaluation.py (the written files and the printed table)",
     "geoest/inference/temperature_fit.py": "test_confidence_e2e.py (through python -m geoest.calibrate)",
-    "geoest/scene/columns.py": "test_meta_csv.py (the prob365_* columns read back)",
 }
 
 
