@@ -10,7 +10,6 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # them. It only shrinks: a module leaves it when its tests move into tests/test_<module>.py.
 TESTED_ELSEWHERE = {
     "geoest/inference/confidence_scores.py": "test_confidence_e2e.py (through python -m geoest.calibrate)",
-    "geoest/inference/report.py": "test_evaluation.py (the written files and the printed table)",
     "geoest/inference/temperature_fit.py": "test_confidence_e2e.py (through python -m geoest.calibrate)",
 }
 
