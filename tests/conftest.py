@@ -24,6 +24,14 @@ def mp16_dir():
 
 
 @pytest.fixture
+def im2gps3k_meta_rows():
+    """(header, rows) of the authors' Im2GPS3k meta CSV as bytes, each line's CRLF kept."""
+    lines = _require(SHARED / "data" / "published" / "meta" / "im2gps3k_places365.csv").read_bytes()
+    lines = lines.splitlines(keepends=True)
+    return lines[0], lines[1:]
+
+
+@pytest.fixture
 def places365_dir():
     return _require(PLACES365_DIR)
 

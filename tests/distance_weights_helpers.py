@@ -35,6 +35,14 @@ def distributions(rng, batch, n):
     return probs / probs.sum(axis=1, keepdims=True)
 
 
+def distributions_over_photos(rng, batch, classes, n):
+    """`distributions` with zero on every cell no training photo falls in (`classes` [photos], -1 in
+    none), renormalised: the truth `sample_truth` draws always has a photo to draw."""
+    probs = distributions(rng, batch, n)
+    probs[:, np.bincount(classes[classes >= 0], minlength=n) == 0] = 0.0
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
 def sample_truth(rng, probs, classes, lat, lon):
     """True cell from each row of probs, then one training photo of that cell: ([B] lat, [B] lon)."""
     cum = np.cumsum(probs, axis=1)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from distance_weights_helpers import distributions, sample_truth, training, weights  # noqa: F401 (fixtures)
+from distance_weights_helpers import distributions_over_photos, sample_truth, training, weights  # noqa: F401 (fixtures)
 from geoest.geo import great_circle_km
 from geoest.geo.calibration_metrics import (accuracy_coverage, accuracy_of_most_confident, expected_calibration_error,
                                             ranking_curves)
@@ -22,9 +22,7 @@ def test_scores():
 def test_ranking_by_p_within_beats_random_on_sampled_truth(training, weights):
     fine, lat, lon, classes = training
     rng = np.random.default_rng(6)
-    probs = distributions(rng, 1500, len(fine))
-    probs[:, np.bincount(classes[classes >= 0], minlength=len(fine)) == 0] = 0.0
-    probs /= probs.sum(axis=1, keepdims=True)
+    probs = distributions_over_photos(rng, 1500, classes, len(fine))
     predicted = probs.argmax(axis=1)
     true_lat, true_lon = sample_truth(rng, probs, classes, lat, lon)
     points = fine.class2gps("mean")[predicted]

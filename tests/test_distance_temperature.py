@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from distance_weights_helpers import distributions, sample_truth, training, weights  # noqa: F401 (fixtures)
+from distance_weights_helpers import (  # noqa: F401 (fixtures)
+    distributions, distributions_over_photos, sample_truth, training, weights)
 from geoest.errors import InputError
 from geoest.geo import great_circle_km
 from geoest.geo.distance_temperature import (DISTANCE_TEMPERATURE_FILE, DISTANCE_TEMPERATURES, fit_distance_temperature,
@@ -42,9 +43,7 @@ def test_fit_flattens_an_overconfident_model(training, weights):
     """Truth drawn from p, the model states p^2: the temperature of lowest summed Brier score is near 2."""
     fine, lat, lon, classes = training
     rng = np.random.default_rng(8)
-    true = distributions(rng, 1000, len(fine))
-    true[:, np.bincount(classes[classes >= 0], minlength=len(fine)) == 0] = 0.0
-    true /= true.sum(axis=1, keepdims=True)
+    true = distributions_over_photos(rng, 1000, classes, len(fine))
     stated = sharpen(true, 0.5)
     predicted = stated.argmax(axis=1)
     t_lat, t_lon = sample_truth(rng, true, classes, lat, lon)

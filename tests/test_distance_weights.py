@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from distance_weights_helpers import distributions, ece_noise_floor, sample_truth, training, weights  # noqa: F401
+from distance_weights_helpers import (  # noqa: F401
+    distributions, distributions_over_photos, ece_noise_floor, sample_truth, training, weights)
 from geoest.errors import InputError
 from geoest.geo import great_circle_km
 from geoest.geo.calibration_metrics import expected_calibration_error
@@ -23,9 +24,7 @@ PHOTOS = 4000
 def test_sampled_truth_calibrated_and_radius_covers(training, weights):
     fine, lat, lon, classes = training
     rng = np.random.default_rng(1)
-    probs = distributions(rng, PHOTOS, len(fine))
-    probs[:, np.bincount(classes[classes >= 0], minlength=len(fine)) == 0] = 0.0   # cells with photos only
-    probs /= probs.sum(axis=1, keepdims=True)
+    probs = distributions_over_photos(rng, PHOTOS, classes, len(fine))
     predicted = probs.argmax(axis=1)
     true_lat, true_lon = sample_truth(rng, probs, classes, lat, lon)
     points = fine.class2gps("mean")[predicted]

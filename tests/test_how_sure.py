@@ -3,7 +3,8 @@ truth (`how_sure_figures`, `photo_scores`, `evaluation_figures`), their lines, a
 import numpy as np
 import pytest
 
-from distance_weights_helpers import distributions, sample_truth, training, weights  # noqa: F401 (fixtures)
+from distance_weights_helpers import (  # noqa: F401 (fixtures)
+    distributions, distributions_over_photos, sample_truth, training, weights)
 from geoest.geo import great_circle_km
 from geoest.geo.back_off import finest_level_reaching
 from geoest.geo.distance_temperature import sharpen
@@ -66,9 +67,7 @@ def test_evaluation_figures_on_sampled_truth(training, weights):
     fine, lat, lon, classes = training
     rng = np.random.default_rng(21)
     n = 3000
-    probs = distributions(rng, n, len(fine))
-    probs[:, np.bincount(classes[classes >= 0], minlength=len(fine)) == 0] = 0.0
-    probs /= probs.sum(axis=1, keepdims=True)
+    probs = distributions_over_photos(rng, n, classes, len(fine))
     predicted = probs.argmax(axis=1)
     true_lat, true_lon = sample_truth(rng, probs, classes, lat, lon)
     lost = rng.uniform(size=n) < 0.1

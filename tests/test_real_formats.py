@@ -14,8 +14,6 @@ import pytest
 from data_helpers import jpeg_bytes
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-PUBLISHED_META = REPO.parent / "shared" / "data" / "published" / "meta" / "im2gps3k_places365.csv"
-MP16_DIR = REPO.parent / "shared" / "data" / "mp16_partitions"
 SPLITS = {"train": (0, 200), "val": (200, 240), "test": (240, 300)}   # rows of the published meta
 
 
@@ -33,11 +31,8 @@ def _train(model_dir, *gin_files, params=()):
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-def test_published_meta_to_table6_end_to_end(tmp_path):
-    if not PUBLISHED_META.exists() or not MP16_DIR.exists():
-        pytest.skip("../shared/data is absent (read in place, never copied)")
-    lines = PUBLISHED_META.read_bytes().splitlines(keepends=True)    # the authors' bytes, CRLF kept
-    header, rows = lines[0], lines[1:]
+def test_published_meta_to_table6_end_to_end(tmp_path, im2gps3k_meta_rows, mp16_dir):
+    header, rows = im2gps3k_meta_rows    # the authors' bytes, CRLF kept
     images = tmp_path / "images"
     images.mkdir()
     for k, row in enumerate(rows[:SPLITS["test"][1]]):
@@ -50,7 +45,7 @@ def test_published_meta_to_table6_end_to_end(tmp_path):
         _run(REPO / "tools" / "build_tfrecords.py", f"--images_dir={images}", f"--meta_csv={metas[split]}",
              f"--output_dir={tmp_path / 'records'}", "--workers=1", "--shorter_side=64")
 
-    data = [f"PARTITIONINGS_DIR='{MP16_DIR}'", f"TRAIN_FILES='{tmp_path / 'records' / 'train-*.tfrecord'}'",
+    data = [f"PARTITIONINGS_DIR='{mp16_dir}'", f"TRAIN_FILES='{tmp_path / 'records' / 'train-*.tfrecord'}'",
             f"VALIDATION_FILES='{tmp_path / 'records' / 'val-*.tfrecord'}'", "IMAGENET_WEIGHTS=None",
             "build_model.backbone='tiny'", "IMAGE_SIZE=32", "train.batch_size=16", "train_dataset.shuffle_buffer=64"]
     _train(tmp_path / "base_M", "base_M.gin", params=[*data, "train.epochs=1"])

@@ -17,8 +17,6 @@ from geoest.errors import InputError
 from geoest.reproduction import Settings, Stage, recipe, run
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-PUBLISHED_META = REPO.parent / "shared" / "data" / "published" / "meta" / "im2gps3k_places365.csv"
-MP16_DIR = REPO.parent / "shared" / "data" / "mp16_partitions"
 # The URL route (python -m geoest.download, img2dataset) where it is installed, else the photos route.
 DOWNLOAD = all(importlib.util.find_spec(m) is not None for m in ("geoest.download", "img2dataset"))
 
@@ -74,14 +72,11 @@ TINY = ["IMAGENET_WEIGHTS=None", "build_model.backbone='tiny'", "IMAGE_SIZE=32",
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-def test_published_meta_to_both_halves_of_table6(tmp_path):
-    if not PUBLISHED_META.exists() or not MP16_DIR.exists():
-        pytest.skip("../shared/data is absent (read in place, never copied)")
-    lines = PUBLISHED_META.read_bytes().splitlines(keepends=True)    # the authors' bytes, CRLF kept
-    header, rows = lines[0], lines[1:]
+def test_published_meta_to_both_halves_of_table6(tmp_path, im2gps3k_meta_rows, mp16_dir):
+    header, rows = im2gps3k_meta_rows    # the authors' bytes, CRLF kept
     data = tmp_path / "data"
     data.mkdir()
-    (data / recipe.PARTITIONINGS_FOLDER).symlink_to(MP16_DIR)
+    (data / recipe.PARTITIONINGS_FOLDER).symlink_to(mp16_dir)
     photos = {}
     for name, (start, stop) in SPLITS.items():
         (data / f"{name}_places365.csv").write_bytes(header + b"".join(rows[start:stop]))
